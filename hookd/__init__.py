@@ -1,0 +1,3 @@
+"""hookd: the webhook delivery daemon between the scheduler's RabbitMQ events and account webhooks."""
+
+__version__ = "0.1.0"

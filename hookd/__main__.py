@@ -1,0 +1,7 @@
+"""`python -m hookd` is the `hookd` command."""
+
+import sys
+
+from hookd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,267 @@
+"""RabbitMQ adapter: the only module that imports pika.
+
+One `BrokerConnection` is owned by one thread (the daemon's main thread). It declares hookd's
+topology, consumes, acks, and publishes with publisher confirms. Other threads may only call
+`wake()`, which uses pika's `add_callback_threadsafe`. pika's exceptions never leave this module:
+they become `ConnectionLost` or `PublishFailed`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+
+from hookd.errors import ConnectionLost, PublishFailed
+from hookd.retry import delay_label
+
+_CONNECTION_ERRORS = (
+    pika.exceptions.AMQPConnectionError,
+    pika.exceptions.AMQPChannelError,
+    pika.exceptions.ConnectionWrongStateError,
+    pika.exceptions.ChannelWrongStateError,
+    pika.exceptions.StreamLostError,
+    OSError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """Names and arguments of everything hookd declares, derived from the config."""
+
+    exchange: str
+    prefix: str
+    queue_type: str = "quorum"
+    retry_delays_s: tuple[float, ...] = ()
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}.events"
+
+    @property
+    def deliveries(self) -> str:
+        return f"{self.prefix}.deliveries"
+
+    @property
+    def dead(self) -> str:
+        return f"{self.prefix}.dead"
+
+    @property
+    def invalid(self) -> str:
+        return f"{self.prefix}.invalid"
+
+    def retry_queue(self, delay_s: float) -> str:
+        return f"{self.prefix}.retry.{delay_label(delay_s)}"
+
+    def queues(self) -> list[str]:
+        """Every queue hookd owns (for tooling and test clean-up)."""
+        names = [self.events, self.deliveries, self.dead, self.invalid]
+        names += sorted({self.retry_queue(d) for d in self.retry_delays_s})
+        return names
+
+    def _queue_args(self) -> dict[str, Any]:
+        return {"x-queue-type": "quorum"} if self.queue_type == "quorum" else {}
+
+    def declare(self, channel: BlockingChannel) -> None:
+        args = self._queue_args()
+        channel.exchange_declare(self.exchange, exchange_type="topic", durable=True)
+        for name in (self.events, self.deliveries, self.dead, self.invalid):
+            channel.queue_declare(name, durable=True, arguments=dict(args))
+        channel.queue_bind(self.events, self.exchange, routing_key="#")
+        for delay in sorted(set(self.retry_delays_s)):
+            retry_args = dict(args)
+            retry_args.update(
+                {
+                    "x-message-ttl": round(delay * 1000),
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": self.deliveries,
+                }
+            )
+            if self.queue_type == "quorum":
+                # A timed-out retry must reach the deliveries queue even if a node fails mid-way.
+                retry_args.update({"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"})
+            channel.queue_declare(self.retry_queue(delay), durable=True, arguments=retry_args)
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A message received from one of hookd's queues, in hookd's own terms."""
+
+    queue: str
+    routing_key: str
+    body: bytes
+    message_id: str | None
+    headers: Mapping[str, Any]
+    timestamp: datetime | None
+    delivery_tag: int
+    redelivered: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A persistent message to publish; `exchange=""` with a queue name as routing key targets a queue."""
+
+    routing_key: str
+    body: bytes
+    headers: Mapping[str, Any] = field(default_factory=dict)
+    message_id: str | None = None
+    timestamp: datetime | None = None
+    exchange: str = ""
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
+        raise PublishFailed(f"broker did not accept the message: {exc!r}") from exc
+    except _CONNECTION_ERRORS as exc:
+        raise ConnectionLost(f"{type(exc).__name__}: {exc}") from exc
+
+
+class BrokerConnection:
+    """One AMQP connection with one confirm-mode channel, used from a single thread."""
+
+    def __init__(
+        self,
+        url: str,
+        topology: Topology,
+        *,
+        heartbeat_s: int = 30,
+        connect_timeout_s: float = 10.0,
+        name: str = "hookd",
+    ) -> None:
+        params = pika.URLParameters(url)
+        params.heartbeat = heartbeat_s
+        params.blocked_connection_timeout = max(heartbeat_s * 2, 60)
+        params.socket_timeout = connect_timeout_s
+        params.stack_timeout = connect_timeout_s * 2
+        params.connection_attempts = 1
+        params.client_properties = {"connection_name": f"{name} {socket.gethostname()}:{os.getpid()}"}
+        self._params = params
+        self.topology = topology
+        self._connection: pika.BlockingConnection | None = None
+        self._channel: BlockingChannel | None = None
+        self._consumer_tags: list[str] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def connect(self, *, declare: bool = True, exchange_only: bool = False) -> None:
+        """Open the connection and a confirm-mode channel; declare the topology (idempotent)."""
+        with _translated():
+            self._connection = pika.BlockingConnection(self._params)
+            self._channel = self._connection.channel()
+            self._channel.confirm_delivery()
+            if exchange_only:
+                self._channel.exchange_declare(self.topology.exchange, exchange_type="topic", durable=True)
+            elif declare:
+                self.topology.declare(self._channel)
+
+    @property
+    def is_open(self) -> bool:
+        return self._connection is not None and self._connection.is_open
+
+    def close(self) -> None:
+        """Close quietly; unacked messages go back to their queues."""
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and connection.is_open:
+            with contextlib.suppress(*_CONNECTION_ERRORS):
+                connection.close()
+
+    def _ch(self) -> BlockingChannel:
+        if self._channel is None:
+            raise ConnectionLost("not connected")
+        return self._channel
+
+    # -- consuming ---------------------------------------------------------------------------
+    def consume(self, queues: list[str], prefetch: int, on_message: Callable[[Incoming], None]) -> None:
+        """Start consuming `queues`; `on_message` runs on this connection's thread."""
+        channel = self._ch()
+
+        def callback(_ch: Any, method: Any, props: pika.BasicProperties, body: bytes, *, queue: str) -> None:
+            ts = props.timestamp
+            on_message(
+                Incoming(
+                    queue=queue,
+                    routing_key=method.routing_key,
+                    body=body,
+                    message_id=props.message_id,
+                    headers=props.headers or {},
+                    timestamp=datetime.fromtimestamp(ts, UTC) if isinstance(ts, int) else None,
+                    delivery_tag=method.delivery_tag,
+                    redelivered=bool(method.redelivered),
+                )
+            )
+
+        with _translated():
+            channel.basic_qos(prefetch_count=prefetch)
+            for queue in queues:
+                tag = channel.basic_consume(queue, lambda c, m, p, b, q=queue: callback(c, m, p, b, queue=q))
+                self._consumer_tags.append(tag)
+
+    def cancel(self) -> None:
+        """Stop receiving new messages; what was received but not acked stays ours until close."""
+        with _translated():
+            for tag in self._consumer_tags:
+                self._ch().basic_cancel(tag)
+        self._consumer_tags.clear()
+
+    def poll(self, timeout_s: float) -> None:
+        """Run I/O and callbacks for up to `timeout_s` (returns early when something happened)."""
+        if self._connection is None:
+            raise ConnectionLost("not connected")
+        with _translated():
+            self._connection.process_data_events(time_limit=timeout_s)
+
+    def wake(self, callback: Callable[[], None]) -> bool:
+        """From any thread: run `callback` on the connection's thread soon. False if closed."""
+        connection = self._connection
+        if connection is None:
+            return False
+        try:
+            connection.add_callback_threadsafe(callback)
+        except _CONNECTION_ERRORS:
+            return False
+        return True
+
+    def ack(self, delivery_tag: int) -> None:
+        with _translated():
+            self._ch().basic_ack(delivery_tag)
+
+    # -- publishing --------------------------------------------------------------------------
+    def publish(self, message: Outgoing) -> None:
+        """Publish persistently and wait for the broker's confirm; raise if it is not routed or kept."""
+        props = pika.BasicProperties(
+            delivery_mode=pika.DeliveryMode.Persistent,
+            content_type="application/json",
+            message_id=message.message_id,
+            headers=dict(message.headers),
+            timestamp=int(message.timestamp.timestamp()) if message.timestamp else None,
+        )
+        with _translated():
+            self._ch().basic_publish(message.exchange, message.routing_key, message.body, props, mandatory=True)
+
+    def get(self, queue: str) -> Incoming | None:
+        """Fetch one message without consuming (tooling); the caller acks it or closes to return it."""
+        with _translated():
+            method, props, body = self._ch().basic_get(queue, auto_ack=False)
+        if method is None:
+            return None
+        ts = props.timestamp
+        return Incoming(
+            queue=queue,
+            routing_key=method.routing_key,
+            body=body,
+            message_id=props.message_id,
+            headers=props.headers or {},
+            timestamp=datetime.fromtimestamp(ts, UTC) if isinstance(ts, int) else None,
+            delivery_tag=method.delivery_tag,
+            redelivered=bool(method.redelivered),
+        )

@@ -1,0 +1,191 @@
+"""The `hookd` command line: run the daemon, publish events, ping hooks, receive, check config.
+
+Exit codes: 0 success, 1 runtime failure (e.g. broker unreachable), 2 bad arguments or config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from hookd import __version__, logs
+from hookd.config import AMQP_URL_ENV, DEFAULT_AMQP_URL, Settings, load_settings
+from hookd.errors import ConfigError, EventError, HookdError
+from hookd.events import EVENTS
+from hookd.publisher import ping_message, publish_event
+from hookd.receiver import serve
+from hookd.subscriptions.matching import HookSet
+from hookd.subscriptions.yaml_store import YamlStore
+from hookd.worker import Daemon, connect, topology_for
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+_EPILOG = """examples:
+  hookd run --config config/hookd.yaml
+  hookd publish job.completed --account acme --config config/hookd.yaml job.json
+  hookd ping 42 --config config/hookd.yaml
+  hookd receive --port 8765 --config config/hookd.yaml
+  hookd check-config --config config/hookd.yaml
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hookd",
+        description="Deliver the scheduler's job and cluster events to account webhooks, signed.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"hookd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run", help="run the delivery daemon", epilog="example: hookd run --config /etc/hookd/hookd.yaml"
+    )
+    run.add_argument("--config", required=True, type=Path, help="path to hookd.yaml")
+
+    pub = sub.add_parser(
+        "publish",
+        help="publish one lifecycle event (the scheduler's side)",
+        epilog="example: hookd publish job.failed --account acme --id evt-1 job.json",
+    )
+    pub.add_argument("event", choices=sorted(EVENTS), metavar="EVENT", help="event name, e.g. job.completed")
+    pub.add_argument("file", metavar="FILE|-", help="JSON resource body, or - for standard input")
+    pub.add_argument("--account", required=True, help="account id (header account_id)")
+    pub.add_argument("--id", dest="event_id", help="event id (message_id); a UUID by default")
+    pub.add_argument("--config", type=Path, help="hookd.yaml: broker and exchange, and declare hookd's queues")
+
+    ping = sub.add_parser(
+        "ping", help="send a ping event to one hook", epilog="example: hookd ping 42 --config hookd.yaml"
+    )
+    ping.add_argument("hook_id", metavar="HOOK_ID")
+    ping.add_argument("--config", required=True, type=Path)
+
+    rcv = sub.add_parser(
+        "receive",
+        help="run a local receiver that verifies signatures",
+        epilog="example: hookd receive --port 8765 --config config/hookd.yaml",
+    )
+    rcv.add_argument("--port", type=int, required=True)
+    rcv.add_argument("--host", default="127.0.0.1")
+    rcv.add_argument("--config", type=Path, help="hookd.yaml: verify with the secrets of its hooks")
+    rcv.add_argument("--secret", action="append", default=[], help="a secret to verify with (repeatable)")
+    rcv.add_argument("--status", type=int, help="answer every request with this HTTP status")
+
+    chk = sub.add_parser(
+        "check-config",
+        help="validate the config and hooks files",
+        epilog="example: hookd check-config --config hookd.yaml",
+    )
+    chk.add_argument("--config", required=True, type=Path)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        handler = _COMMANDS[args.command]
+        return handler(args)
+    except ConfigError as exc:
+        print(f"hookd: configuration error in {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except EventError as exc:
+        print(f"hookd: invalid event: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except HookdError as exc:
+        print(f"hookd: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _settings(path: Path) -> Settings:
+    return load_settings(path)
+
+
+def _hooks(settings: Settings) -> HookSet:
+    assert settings.subscriptions.path is not None
+    return YamlStore(settings.subscriptions.path).load()
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings(args.config)
+    logs.configure(settings.logging.format, settings.logging.level)
+    assert settings.subscriptions.path is not None
+    daemon = Daemon(settings, YamlStore(settings.subscriptions.path))
+    daemon.install_signal_handlers()
+    return daemon.run()
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    try:
+        body = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"hookd: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.config:
+        settings = _settings(args.config)
+        url, exchange, topology = settings.broker.url, settings.broker.exchange, topology_for(settings)
+    else:
+        url, exchange, topology = os.environ.get(AMQP_URL_ENV) or DEFAULT_AMQP_URL, "hookd.events", None
+    event_id = publish_event(
+        args.event, args.account, body, url=url, exchange=exchange, event_id=args.event_id, topology=topology
+    )
+    print(f"published {args.event} id={event_id} account={args.account}")
+    return EXIT_OK
+
+
+def _cmd_ping(args: argparse.Namespace) -> int:
+    settings = _settings(args.config)
+    hook = _hooks(settings).get(str(args.hook_id))
+    if hook is None:
+        print(f"hookd: no hook with id {args.hook_id!r}", file=sys.stderr)
+        return EXIT_USAGE
+    conn = connect(settings, name="hookd ping")
+    try:
+        message, delivery = ping_message(hook, conn.topology)
+        conn.publish(message)
+    finally:
+        conn.close()
+    print(f"ping queued for hook {hook.id} delivery={delivery}")
+    return EXIT_OK
+
+
+def _cmd_receive(args: argparse.Namespace) -> int:
+    secrets: dict[str, list[str]] = {}
+    if args.config:
+        for hook in _hooks(_settings(args.config)):
+            secrets.setdefault(hook.id, []).append(hook.secret)
+    extra: list[str] = list(args.secret)
+    if not secrets and not extra:
+        print("hookd: receive needs --config or at least one --secret to verify with", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        serve(args.host, args.port, lambda hook_id: secrets.get(hook_id, []) + extra, status=args.status)
+    except OSError as exc:
+        print(f"hookd: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    settings = _settings(args.config)
+    hooks = _hooks(settings)
+    print(f"{args.config}: ok ({len(hooks)} hooks from {settings.subscriptions.path})")
+    return EXIT_OK
+
+
+_COMMANDS = {
+    "run": _cmd_run,
+    "publish": _cmd_publish,
+    "ping": _cmd_ping,
+    "receive": _cmd_receive,
+    "check-config": _cmd_check_config,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""Settings: frozen dataclasses built by one loader that validates everything and reports all problems.
+
+Every key has a documented default here; units are in the names (`timeout_s`). The broker URL's
+password is redacted in `repr` so settings can be logged.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+
+from hookd.errors import ConfigError
+
+AMQP_URL_ENV = "HOOKD_AMQP_URL"
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+#: Durable retry schedule modelled on established webhook platforms: ~5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+DEFAULT_RETRY_DELAYS_S = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+QUEUE_TYPES = ("quorum", "classic")
+LOG_FORMATS = ("auto", "json", "console")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by `***`, for logs and reprs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    url: str = field(default=DEFAULT_AMQP_URL, repr=False)
+    exchange: str = "hookd.events"
+    queue_prefix: str = "hookd"
+    queue_type: str = "quorum"
+    prefetch: int = 0  # 0: derived from delivery.workers (see Settings.effective_prefetch)
+    heartbeat_s: int = 30
+    connect_timeout_s: float = 10.0
+    reconnect_max_s: float = 30.0
+    max_message_bytes: int = 1_048_576
+
+    def __repr__(self) -> str:
+        return (
+            f"BrokerSettings(url={redact_url(self.url)!r}, exchange={self.exchange!r}, "
+            f"queue_prefix={self.queue_prefix!r})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionSettings:
+    source: str = "yaml"
+    path: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    timeout_s: float = 10.0
+    workers: int = 64
+    retry_delays_s: tuple[float, ...] = DEFAULT_RETRY_DELAYS_S
+    inline_attempts: int = 3
+    inline_backoff_s: float = 0.5
+    allow_private_networks: bool = False
+    drain_timeout_s: float = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingSettings:
+    format: str = "auto"
+    level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    broker: BrokerSettings = BrokerSettings()
+    subscriptions: SubscriptionSettings = SubscriptionSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    logging: LoggingSettings = LoggingSettings()
+    source: Path | None = None
+
+    @property
+    def prefetch(self) -> int:
+        """Unacked messages the broker may push to us: enough to keep every delivery worker busy."""
+        return self.broker.prefetch or max(2 * self.delivery.workers, 32)
+
+
+T = TypeVar("T")
+
+
+class _Section:
+    """Reads one mapping of the config file, recording every problem with its dotted key."""
+
+    def __init__(self, name: str, data: object, problems: list[str], known: frozenset[str]) -> None:
+        self.name = name
+        self.problems = problems
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            problems.append(f"{name}: must be a mapping")
+            data = {}
+        self.data: dict[str, Any] = data
+        problems.extend(f"{name}.{key}: unknown key" for key in data if key not in known)
+
+    def get(self, key: str, default: T, check: Callable[[Any], str | None]) -> T:
+        if key not in self.data:
+            return default
+        value = self.data[key]
+        why = check(value)
+        if why is not None:
+            self.problems.append(f"{self.name}.{key}: {why} (got {value!r})")
+            return default
+        return value  # type: ignore[no-any-return]
+
+
+def _number(minimum: float, maximum: float = math.inf, integer: bool = False) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        kinds: tuple[type, ...] = (int,) if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            return "must be an integer" if integer else "must be a number"
+        if not minimum <= cast(float, value) <= maximum:
+            return f"must be between {minimum:g} and {maximum:g}"
+        return None
+
+    return check
+
+
+def _text(choices: tuple[str, ...] = ()) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if not isinstance(value, str) or not value.strip():
+            return "must be a non-empty string"
+        if choices and value not in choices:
+            return f"must be one of {', '.join(choices)}"
+        return None
+
+    return check
+
+
+def _boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+def _delays(value: Any) -> str | None:
+    if not isinstance(value, list) or not value or len(value) > 50:
+        return "must be a list of 1 to 50 delays in seconds"
+    for delay in value:
+        if isinstance(delay, bool) or not isinstance(delay, int | float):
+            return "every delay must be a number of seconds"
+        if not 0.1 <= delay <= 7 * 86400 or round(delay * 1000) != delay * 1000:
+            return "every delay must be 0.1 s to 7 days, in whole milliseconds"
+    return None
+
+
+def _amqp_url(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return "must be an amqp:// or amqps:// URL"
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return "must be an amqp:// or amqps:// URL"
+    if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+        return "must be an amqp:// or amqps:// URL with a host"
+    return None
+
+
+def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the config file; raise `ConfigError` listing every problem at once."""
+    environ = os.environ if environ is None else environ
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"cannot read config file: {exc.strerror}"], str(path)) from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"not valid YAML: {exc}"], str(path)) from None
+    return parse_settings(doc, path=path, environ=environ)
+
+
+def parse_settings(doc: object, *, path: Path, environ: Mapping[str, str]) -> Settings:
+    """Build `Settings` from a parsed document; relative paths resolve against the config file."""
+    problems: list[str] = []
+    top = _Section("config", doc, problems, frozenset({"broker", "subscriptions", "delivery", "logging"}))
+    b = _Section("broker", top.data.get("broker"), problems, frozenset(BrokerSettings.__slots__))
+    d = _Section("delivery", top.data.get("delivery"), problems, frozenset(DeliverySettings.__slots__))
+    s = _Section("subscriptions", top.data.get("subscriptions"), problems, frozenset({"source", "path"}))
+    lg = _Section("logging", top.data.get("logging"), problems, frozenset(LoggingSettings.__slots__))
+    defaults_b, defaults_d = BrokerSettings(), DeliverySettings()
+
+    url = b.get("url", defaults_b.url, _amqp_url)
+    if environ.get(AMQP_URL_ENV):
+        url = environ[AMQP_URL_ENV]
+        if (why := _amqp_url(url)) is not None:
+            problems.append(f"{AMQP_URL_ENV} (environment): {why}")
+    broker = BrokerSettings(
+        url=url,
+        exchange=b.get("exchange", defaults_b.exchange, _text()),
+        queue_prefix=b.get("queue_prefix", defaults_b.queue_prefix, _text()),
+        queue_type=b.get("queue_type", defaults_b.queue_type, _text(QUEUE_TYPES)),
+        prefetch=b.get("prefetch", defaults_b.prefetch, _number(0, 65535, integer=True)),
+        heartbeat_s=b.get("heartbeat_s", defaults_b.heartbeat_s, _number(0, 3600, integer=True)),
+        connect_timeout_s=b.get("connect_timeout_s", defaults_b.connect_timeout_s, _number(0.1, 300)),
+        reconnect_max_s=b.get("reconnect_max_s", defaults_b.reconnect_max_s, _number(0.1, 3600)),
+        max_message_bytes=b.get(
+            "max_message_bytes", defaults_b.max_message_bytes, _number(1, 128 * 1_048_576, integer=True)
+        ),
+    )
+    delivery = DeliverySettings(
+        timeout_s=d.get("timeout_s", defaults_d.timeout_s, _number(0.1, 600)),
+        workers=d.get("workers", defaults_d.workers, _number(1, 1024, integer=True)),
+        retry_delays_s=tuple(float(x) for x in d.get("retry_delays_s", list(defaults_d.retry_delays_s), _delays)),
+        inline_attempts=d.get("inline_attempts", defaults_d.inline_attempts, _number(1, 10, integer=True)),
+        inline_backoff_s=d.get("inline_backoff_s", defaults_d.inline_backoff_s, _number(0, 30)),
+        allow_private_networks=d.get("allow_private_networks", defaults_d.allow_private_networks, _boolean),
+        drain_timeout_s=d.get("drain_timeout_s", defaults_d.drain_timeout_s, _number(0, 3600)),
+    )
+    source = s.get("source", "yaml", _text(("yaml",)))
+    raw_path: str | None = s.get("path", None, _text())
+    hooks_path: Path | None = None
+    if raw_path is None:
+        problems.append("subscriptions.path: required with source yaml (the hooks file)")
+    else:
+        hooks_path = Path(raw_path)
+        if not hooks_path.is_absolute():
+            hooks_path = path.parent / hooks_path
+    logging = LoggingSettings(
+        format=lg.get("format", "auto", _text(LOG_FORMATS)),
+        level=lg.get("level", "info", _text(LOG_LEVELS)),
+    )
+    if problems:
+        raise ConfigError(problems, str(path))
+    return Settings(
+        broker=broker,
+        subscriptions=SubscriptionSettings(source=source, path=hooks_path),
+        delivery=delivery,
+        logging=logging,
+        source=path,
+    )

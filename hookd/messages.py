@@ -1,0 +1,106 @@
+"""hookd's own message formats on top of the event contract (pure).
+
+A *targeted delivery* (`<prefix>.deliveries`: retries, pings, redeliveries, replays) and a *dead
+letter* (`<prefix>.dead`) keep the event body byte for byte and describe the delivery in headers, so
+either can be replayed later with the same delivery id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from hookd.errors import EventError
+from hookd.events import BAD_DELIVERY, EVENTS, PING, normalize_account
+
+_DELIVERY_NAMESPACE = uuid.UUID("5b0c1d2e-8f43-4c57-9a31-6d1e2f3a4b5c")
+
+
+def delivery_id(event_id: str, hook_id: str) -> str:
+    """Stable per (event, hook): a redelivered or retried event keeps its id so receivers can dedupe."""
+    return str(uuid.uuid5(_DELIVERY_NAMESPACE, f"{event_id}\x00{hook_id}"))
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The delivery a targeted message asks for."""
+
+    hook_id: str
+    event: str
+    event_id: str
+    account_id: str
+    delivery_id: str
+    attempts: int  # attempts already made
+    retries: int  # durable retries already used
+
+
+def target_headers(target: Target) -> dict[str, Any]:
+    return {
+        "hook_id": target.hook_id,
+        "event": target.event,
+        "event_id": target.event_id,
+        "account_id": target.account_id,
+        "delivery_id": target.delivery_id,
+        "attempts": target.attempts,
+        "retries": target.retries,
+    }
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _count(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+def parse_target(headers: Mapping[str, Any], message_id: str | None) -> Target:
+    """Read a targeted delivery's headers; raise `EventError(bad_delivery_message)` when malformed."""
+    hook_id = _text(headers.get("hook_id"))
+    event = _text(headers.get("event"))
+    event_id = _text(headers.get("event_id")) or message_id
+    account = normalize_account(headers.get("account_id"))
+    attempts = _count(headers.get("attempts", 0))
+    retries = _count(headers.get("retries", 0))
+    missing = [
+        name
+        for name, value in (
+            ("hook_id", hook_id),
+            ("event", event if event in EVENTS or event == PING else None),
+            ("event_id", event_id),
+            ("account_id", account),
+            ("attempts", attempts),
+            ("retries", retries),
+        )
+        if value is None
+    ]
+    if missing:
+        raise EventError(BAD_DELIVERY, f"missing or invalid headers: {', '.join(missing)}")
+    assert hook_id and event and event_id and account is not None and attempts is not None and retries is not None
+    d_id = _text(headers.get("delivery_id")) or delivery_id(event_id, hook_id)
+    return Target(hook_id, event, event_id, account, d_id, attempts, retries)
+
+
+def dead_letter_headers(
+    target: Target, *, reason: str, last_status: int | None, error: str | None, now: datetime | None = None
+) -> dict[str, Any]:
+    """Everything needed to understand and replay a dead letter."""
+    headers = target_headers(target)
+    headers["reason"] = reason
+    headers["dead_lettered_at"] = (now or datetime.now(UTC)).isoformat(timespec="seconds")
+    if last_status is not None:
+        headers["last_status"] = last_status
+    if error:
+        headers["error"] = error[:500]
+    return headers

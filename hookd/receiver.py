@@ -1,0 +1,80 @@
+"""`hookd receive`: a small local receiver that verifies signatures and prints one line per delivery.
+
+For the demo, for trying hooks out, and as a reference for receivers' developers: it recomputes
+`X-Hook-Signature` over the exact bytes received and compares in constant time.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TextIO
+
+from hookd.signing import verify
+
+SecretLookup = Callable[[str], list[str]]
+
+
+def describe(headers: Mapping[str, str], body: bytes, secrets_for: SecretLookup) -> tuple[bool, str]:
+    """Verify one request; return (verified, the line to print)."""
+    event = headers.get("X-Hook-Event", "?")
+    hook_id = headers.get("X-Hook-ID", "?")
+    delivery = headers.get("X-Hook-Delivery", "?")
+    attempt = headers.get("X-Hook-Attempt", "?")
+    prefix = f"{event} hook={hook_id} delivery={delivery} attempt={attempt}"
+    signature = headers.get("X-Hook-Signature")
+    if not signature:
+        return False, f"{prefix} signature FAILED: no X-Hook-Signature header"
+    secrets = secrets_for(hook_id)
+    if not secrets:
+        return False, f"{prefix} signature FAILED: no secret known for hook {hook_id}"
+    if any(verify(secret, body, signature) for secret in secrets):
+        return True, f"{prefix} signature verified"
+    return False, f"{prefix} signature FAILED: mismatch (wrong secret or altered body)"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _ReceiverServer
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        verified, line = describe(dict(self.headers.items()), body, self.server.secrets_for)
+        with self.server.print_lock:
+            print(line, file=self.server.out, flush=True)
+        status = self.server.status or (200 if verified else 401)
+        payload = b'{"ok":true}' if verified else b'{"ok":false}'
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib signature)
+        return None  # one line per delivery is printed by do_POST; no access log
+
+
+class _ReceiverServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], secrets_for: SecretLookup, out: TextIO, status: int | None) -> None:
+        super().__init__(address, _Handler)
+        self.secrets_for = secrets_for
+        self.out = out
+        self.status = status
+        self.print_lock = threading.Lock()
+
+
+def serve(
+    host: str, port: int, secrets_for: SecretLookup, *, out: TextIO | None = None, status: int | None = None
+) -> None:
+    """Serve until interrupted."""
+    server = _ReceiverServer((host, port), secrets_for, out or sys.stdout, status)
+    print(f"hookd receiver listening on http://{host}:{server.server_address[1]}/", file=server.out, flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()

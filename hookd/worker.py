@@ -1,0 +1,383 @@
+"""The daemon: consume events, fan out to matching hooks on a delivery pool, settle, ack.
+
+Threads: the main thread owns the broker connection (consume, publish with confirms, ack) and never
+sleeps on it; `delivery.workers` threads make HTTP attempts and hand results back through a queue,
+waking the main thread with `add_callback_threadsafe`. An event is acked only once every matching
+hook's delivery succeeded, was durably handed to the retry queue, or was dead-lettered, so a crash at
+any point loses nothing (at worst an in-flight delivery is repeated with the same delivery id).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass, replace
+from types import FrameType
+from typing import Any
+
+from hookd import logs
+from hookd.broker import BrokerConnection, Incoming, Outgoing, Topology
+from hookd.config import Settings, redact_url
+from hookd.delivery import Notification, Sender
+from hookd.errors import BrokerError, ConfigError, EventError, StoreError
+from hookd.events import PING, decode
+from hookd.messages import Target, dead_letter_headers, delivery_id, parse_target, target_headers
+from hookd.retry import (
+    HOOK_INACTIVE,
+    HOOK_NOT_FOUND,
+    Attempt,
+    Verdict,
+    dead_letter_reason,
+    durable_delay,
+    run_inline,
+)
+from hookd.signing import sign
+from hookd.subscriptions.matching import HookSet
+from hookd.subscriptions.model import Hook
+from hookd.subscriptions.store import SubscriptionStore
+
+log = logs.get_logger("hookd.worker")
+_POLL_S = 0.25
+
+
+@dataclass(slots=True)
+class _Work:
+    """One consumed message awaiting settlement of all its deliveries before it is acked."""
+
+    conn: BrokerConnection
+    tag: int
+    pending: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    work: _Work
+    hook: Hook
+    target: Target
+    body: bytes
+
+
+def topology_for(settings: Settings) -> Topology:
+    return Topology(
+        exchange=settings.broker.exchange,
+        prefix=settings.broker.queue_prefix,
+        queue_type=settings.broker.queue_type,
+        retry_delays_s=settings.delivery.retry_delays_s,
+    )
+
+
+def connect(settings: Settings, *, name: str = "hookd", declare: bool = True) -> BrokerConnection:
+    """Open a broker connection for `settings` (CLI helpers and the daemon share this)."""
+    conn = BrokerConnection(
+        settings.broker.url,
+        topology_for(settings),
+        heartbeat_s=settings.broker.heartbeat_s,
+        connect_timeout_s=settings.broker.connect_timeout_s,
+        name=name,
+    )
+    conn.connect(declare=declare)
+    return conn
+
+
+class Daemon:
+    """`hookd run`: one process, one broker connection, a pool of delivery threads."""
+
+    def __init__(self, settings: Settings, store: SubscriptionStore, sender: Sender | None = None) -> None:
+        self.settings = settings
+        self.topology = topology_for(settings)
+        self._store = store
+        self._hooks: HookSet = store.load()
+        self._sender = sender or Sender(
+            timeout_s=settings.delivery.timeout_s,
+            allow_private_networks=settings.delivery.allow_private_networks,
+        )
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[tuple[_Job, Attempt]] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._running = 0
+        self._running_lock = threading.Lock()
+        self._conn: BrokerConnection | None = None
+        self._signals = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGHUP, lambda _s, _f: self._reload.set())
+
+    def _on_stop_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("daemon.stop_forced", signal=signal.Signals(signum).name)
+            os._exit(1)
+        self._stop.set()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        self._reload.set()
+
+    def run(self) -> int:
+        """Serve until asked to stop; reconnect on broker failures; exit code 0 after a clean drain."""
+        log.info(
+            "daemon.start",
+            broker=redact_url(self.settings.broker.url),
+            queue_prefix=self.topology.prefix,
+            subscriptions=self._store.describe(),
+            hooks=len(self._hooks),
+            workers=self.settings.delivery.workers,
+        )
+        for index in range(self.settings.delivery.workers):
+            threading.Thread(target=self._work_loop, name=f"delivery-{index}", daemon=True).start()
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                self._conn = connect(self.settings, name="hookd worker")
+                log.info("broker.connected", queues=[self.topology.events, self.topology.deliveries])
+                failures = 0
+                self._serve(self._conn)
+            except BrokerError as exc:
+                failures += 1
+                delay = min(self.settings.broker.reconnect_max_s, 0.5 * 2 ** min(failures, 10))
+                delay = random.uniform(delay / 2, delay)  # noqa: S311 (jitter, not cryptography)
+                log.warning("broker.disconnected", error=str(exc), retry_in_s=round(delay, 2))
+                self._abandon()
+                self._stop.wait(delay)
+        log.info("daemon.stop")
+        return 0
+
+    def _abandon(self) -> None:
+        """Forget the dead connection: its unacked messages are back on the broker already."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _serve(self, conn: BrokerConnection) -> None:
+        conn.consume([self.topology.events, self.topology.deliveries], self.settings.prefetch, self._on_message)
+        while not self._stop.is_set():
+            conn.poll(_POLL_S)
+            self._settle_done()
+            if self._reload.is_set():
+                self._reload.clear()
+                self.reload()
+        self._drain(conn)
+
+    def _drain(self, conn: BrokerConnection) -> None:
+        """Stop consuming, let running deliveries finish within the drain timeout, return the rest."""
+        log.info("daemon.draining", running=self._running, timeout_s=self.settings.delivery.drain_timeout_s)
+        conn.cancel()
+        deadline = time.monotonic() + self.settings.delivery.drain_timeout_s
+        while (self._running or not self._done.empty()) and time.monotonic() < deadline:
+            conn.poll(0.05)
+            self._settle_done()
+        self._settle_done()
+        self._abandon()  # queued but unstarted deliveries' messages are requeued by the broker
+
+    def reload(self) -> None:
+        """Swap in a fresh hook set; a broken source keeps the last good one and says why."""
+        try:
+            hooks = self._store.load()
+        except (ConfigError, StoreError) as exc:
+            problems = list(getattr(exc, "problems", ())) or [str(exc)]
+            log.error("subscriptions.reload_failed", source=self._store.describe(), problems=problems)
+            return
+        self._hooks = hooks
+        log.info("subscriptions.reloaded", source=self._store.describe(), hooks=len(hooks))
+
+    # -- consuming (main thread) -----------------------------------------------------------------
+    def _on_message(self, msg: Incoming) -> None:
+        conn = self._conn
+        assert conn is not None
+        if msg.queue == self.topology.events:
+            self._on_event(conn, msg)
+        else:
+            self._on_targeted(conn, msg)
+
+    def _on_event(self, conn: BrokerConnection, msg: Incoming) -> None:
+        try:
+            event = decode(
+                msg.routing_key,
+                msg.body,
+                msg.message_id,
+                msg.headers,
+                max_bytes=self.settings.broker.max_message_bytes,
+                timestamp=msg.timestamp,
+            )
+        except EventError as exc:
+            self._park_invalid(conn, msg, exc)
+            return
+        hooks = self._hooks.match(event.name, event.account_id)
+        log.debug(
+            "event.received", _event=event.name, event_id=event.event_id, account_id=event.account_id, hooks=len(hooks)
+        )
+        if not hooks:
+            conn.ack(msg.delivery_tag)
+            return
+        work = _Work(conn, msg.delivery_tag, len(hooks))
+        for hook in hooks:
+            target = Target(
+                hook_id=hook.id,
+                event=event.name,
+                event_id=event.event_id,
+                account_id=event.account_id,
+                delivery_id=delivery_id(event.event_id, hook.id),
+                attempts=0,
+                retries=0,
+            )
+            self._jobs.put(_Job(work, hook, target, msg.body))
+
+    def _on_targeted(self, conn: BrokerConnection, msg: Incoming) -> None:
+        try:
+            target = parse_target(msg.headers, msg.message_id)
+        except EventError as exc:
+            self._park_invalid(conn, msg, exc)
+            return
+        hook = self._hooks.get(target.hook_id)
+        if hook is None or (not hook.active and target.event != PING):
+            reason = HOOK_NOT_FOUND if hook is None else HOOK_INACTIVE
+            self._dead_letter(conn, target, msg.body, reason=reason, last=None)
+            conn.ack(msg.delivery_tag)
+            return
+        self._jobs.put(_Job(_Work(conn, msg.delivery_tag, 1), hook, target, msg.body))
+
+    def _park_invalid(self, conn: BrokerConnection, msg: Incoming, exc: EventError) -> None:
+        headers: dict[str, Any] = dict(msg.headers)
+        headers.update(
+            {"reason": exc.reason, "error": exc.detail[:500], "routing_key": msg.routing_key, "queue": msg.queue}
+        )
+        conn.publish(Outgoing(self.topology.invalid, msg.body, headers, msg.message_id, msg.timestamp))
+        conn.ack(msg.delivery_tag)
+        log.error(
+            "event.invalid",
+            reason=exc.reason,
+            error=exc.detail,
+            routing_key=msg.routing_key[:100],
+            message_id=msg.message_id,
+            parked_in=self.topology.invalid,
+        )
+
+    # -- delivering (pool threads) ---------------------------------------------------------------
+    def _work_loop(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if self._stop.is_set() or job.work.conn is not self._conn:
+                continue  # not started: the message is requeued when its channel closes
+            with self._running_lock:
+                self._running += 1
+            try:
+                last = self._deliver(job)
+            except Exception as exc:  # a bug must not lose the event: treat it as retryable
+                log.exception("delivery.internal_error", hook_id=job.hook.id, delivery_id=job.target.delivery_id)
+                last = Attempt(job.target.attempts + 1, Verdict.RETRYABLE, 0.0, error=f"internal error: {exc!r}")
+            self._done.put((job, last))
+            with self._running_lock:
+                self._running -= 1
+            job.work.conn.wake(_noop)
+
+    def _deliver(self, job: _Job) -> Attempt:
+        hook, target = job.hook, job.target
+        note = Notification(
+            event=target.event,
+            event_id=target.event_id,
+            account_id=target.account_id,
+            delivery_id=target.delivery_id,
+            body=job.body,
+            signature=sign(hook.secret, job.body),
+        )
+
+        def attempt(number: int) -> Attempt:
+            result = self._sender.attempt(hook, note, number)
+            level = log.info if result.verdict is Verdict.DELIVERED else log.warning
+            level(
+                "delivery.attempt",
+                _event=target.event,
+                event_id=target.event_id,
+                account_id=target.account_id,
+                hook_id=hook.id,
+                delivery_id=target.delivery_id,
+                attempt=number,
+                status=result.status,
+                duration_ms=round(result.duration_s * 1000, 1),
+                outcome=result.verdict.value,
+                error=result.error,
+            )
+            return result
+
+        return run_inline(
+            attempt,
+            first_number=target.attempts + 1,
+            attempts=self.settings.delivery.inline_attempts,
+            backoff_s=self.settings.delivery.inline_backoff_s,
+            stop=self._stop,
+        )
+
+    # -- settling (main thread) ------------------------------------------------------------------
+    def _settle_done(self) -> None:
+        while True:
+            try:
+                job, last = self._done.get_nowait()
+            except queue.Empty:
+                return
+            self._settle(job, last)
+
+    def _settle(self, job: _Job, last: Attempt) -> None:
+        work = job.work
+        if work.conn is not self._conn:
+            return  # the channel it came from is gone; the broker redelivers the message
+        target = job.target
+        if last.verdict is Verdict.RETRYABLE:
+            delay = durable_delay(target.retries, self.settings.delivery.retry_delays_s)
+            if delay is not None:
+                retry = replace(target, attempts=last.number, retries=target.retries + 1)
+                queue_name = self.topology.retry_queue(delay)
+                work.conn.publish(Outgoing(queue_name, job.body, target_headers(retry), target.event_id))
+                log.info(
+                    "delivery.retry_scheduled",
+                    _event=target.event,
+                    hook_id=target.hook_id,
+                    delivery_id=target.delivery_id,
+                    attempts=last.number,
+                    retry=retry.retries,
+                    delay_s=delay,
+                )
+            else:
+                self._dead_letter(work.conn, target, job.body, reason=dead_letter_reason(last), last=last)
+        elif last.verdict is not Verdict.DELIVERED:
+            self._dead_letter(work.conn, target, job.body, reason=dead_letter_reason(last), last=last)
+        work.pending -= 1
+        if work.pending == 0:
+            work.conn.ack(work.tag)
+
+    def _dead_letter(
+        self, conn: BrokerConnection, target: Target, body: bytes, *, reason: str, last: Attempt | None
+    ) -> None:
+        attempts = last.number if last else target.attempts
+        final = replace(target, attempts=attempts)
+        headers = dead_letter_headers(
+            final,
+            reason=reason,
+            last_status=last.status if last else None,
+            error=last.error if last else None,
+        )
+        conn.publish(Outgoing(self.topology.dead, body, headers, target.event_id))
+        log.error(
+            "delivery.dead_lettered",
+            _event=target.event,
+            event_id=target.event_id,
+            account_id=target.account_id,
+            hook_id=target.hook_id,
+            delivery_id=target.delivery_id,
+            attempts=attempts,
+            reason=reason,
+            last_status=last.status if last else None,
+        )
+
+
+def _noop() -> None:
+    return None

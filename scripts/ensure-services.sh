@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Make sure the services the integration tests need answer: RabbitMQ on 127.0.0.1:5672.
+# This machine kind starts them before a session; if one has stopped, start it the same way.
+set -uo pipefail
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() { for _ in $(seq 1 60); do port_open "$1" && return 0; sleep 1; done; return 1; }
+
+if ! port_open 5672; then
+  echo "ensure-services: RabbitMQ not answering on 5672, starting it" >&2
+  if command -v rabbitmq-server >/dev/null; then
+    rabbitmq-server -detached || true
+  fi
+  wait_port 5672 || { echo "ensure-services: RabbitMQ did not come up on 127.0.0.1:5672" >&2; exit 1; }
+fi
