@@ -248,6 +248,13 @@ class BrokerConnection:
         with _translated():
             self._ch().basic_publish(message.exchange, message.routing_key, message.body, props, mandatory=True)
 
+    def delete_topology(self) -> None:
+        """Delete every queue of the topology and its exchange (demo and test clean-up only)."""
+        with _translated():
+            for name in self.topology.queues():
+                self._ch().queue_delete(name)
+            self._ch().exchange_delete(self.topology.exchange)
+
     def get(self, queue: str) -> Incoming | None:
         """Fetch one message without consuming (tooling); the caller acks it or closes to return it."""
         with _translated():

@@ -33,11 +33,10 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable url>"
-    if parts.password is None:
+    if "@" not in parts.netloc or ":" not in parts.netloc.rsplit("@", 1)[0]:
         return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
+    userinfo, hostport = parts.netloc.rsplit("@", 1)
+    netloc = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
     return urlunsplit(parts._replace(netloc=netloc))
 
 
@@ -114,13 +113,18 @@ class _Section:
         self.data: dict[str, Any] = data
         problems.extend(f"{name}.{key}: unknown key" for key in data if key not in known)
 
-    def get(self, key: str, default: T, check: Callable[[Any], str | None]) -> T:
+    def get(self, key: str, default: T, check: Callable[[Any], str | None], *, echo: bool = True) -> T:
+        """The value at `key`, or `default` (recording why) when it fails `check`.
+
+        `echo=False` keeps the rejected value out of the message (it may hold a password).
+        """
         if key not in self.data:
             return default
         value = self.data[key]
         why = check(value)
         if why is not None:
-            self.problems.append(f"{self.name}.{key}: {why} (got {value!r})")
+            shown = f" (got {value!r})" if echo else ""
+            self.problems.append(f"{self.name}.{key}: {why}{shown}")
             return default
         return value  # type: ignore[no-any-return]
 
@@ -158,7 +162,7 @@ def _delays(value: Any) -> str | None:
     for delay in value:
         if isinstance(delay, bool) or not isinstance(delay, int | float):
             return "every delay must be a number of seconds"
-        if not 0.1 <= delay <= 7 * 86400 or round(delay * 1000) != delay * 1000:
+        if not 0.1 <= delay <= 7 * 86400 or abs(round(delay * 1000) - delay * 1000) > 1e-6:
             return "every delay must be 0.1 s to 7 days, in whole milliseconds"
     return None
 
@@ -168,8 +172,9 @@ def _amqp_url(value: Any) -> str | None:
         return "must be an amqp:// or amqps:// URL"
     try:
         parts = urlsplit(value)
+        _ = parts.port  # a port out of range raises here
     except ValueError:
-        return "must be an amqp:// or amqps:// URL"
+        return "must be an amqp:// or amqps:// URL with a valid port"
     if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
         return "must be an amqp:// or amqps:// URL with a host"
     return None
@@ -182,6 +187,8 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"cannot read config file: {exc.strerror}"], str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError(["config file is not UTF-8 text"], str(path)) from None
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -199,7 +206,7 @@ def parse_settings(doc: object, *, path: Path, environ: Mapping[str, str]) -> Se
     lg = _Section("logging", top.data.get("logging"), problems, frozenset(LoggingSettings.__slots__))
     defaults_b, defaults_d = BrokerSettings(), DeliverySettings()
 
-    url = b.get("url", defaults_b.url, _amqp_url)
+    url = b.get("url", defaults_b.url, _amqp_url, echo=False)
     if environ.get(AMQP_URL_ENV):
         url = environ[AMQP_URL_ENV]
         if (why := _amqp_url(url)) is not None:

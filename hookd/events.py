@@ -89,9 +89,11 @@ def decode(
     if account is None:
         raise EventError(MISSING_ACCOUNT, "header account_id (string or integer) is required")
     try:
-        parsed = json.loads(body)
+        parsed = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise EventError(NOT_JSON, f"body is not UTF-8 JSON: {str(exc)[:200]}") from None
+    except RecursionError:
+        raise EventError(NOT_JSON, "body nests too deeply to be an API resource") from None
     if not isinstance(parsed, dict):
         raise EventError(NOT_OBJECT, f"body is a JSON {type(parsed).__name__}, not an object")
     return Event(

@@ -66,5 +66,5 @@ def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = No
 
 
 def get_logger(name: str) -> Any:
-    """A lazy logger carrying the module name under `logger`; configuration applies on first use."""
-    return structlog.get_logger(logger=name)
+    """A lazy logger carrying the module name under `component`; configuration applies on first use."""
+    return structlog.get_logger(component=name)

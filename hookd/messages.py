@@ -69,7 +69,7 @@ def parse_target(headers: Mapping[str, Any], message_id: str | None) -> Target:
     """Read a targeted delivery's headers; raise `EventError(bad_delivery_message)` when malformed."""
     hook_id = _text(headers.get("hook_id"))
     event = _text(headers.get("event"))
-    event_id = _text(headers.get("event_id")) or message_id
+    event_id = _text(headers.get("event_id")) or message_id or None
     account = normalize_account(headers.get("account_id"))
     attempts = _count(headers.get("attempts", 0))
     retries = _count(headers.get("retries", 0))

@@ -14,6 +14,9 @@ from collections.abc import Callable
 from hookd.errors import BlockedDestination
 
 Resolver = Callable[[str, int], list[str]]
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -26,10 +29,13 @@ def is_public(address: str) -> bool:
     """True for globally routable unicast addresses, including the IPv4 forms hidden in IPv6."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return is_public(str(ip.ipv4_mapped))
-        if ip.sixtofour is not None:
-            return is_public(str(ip.sixtofour))
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and (ip in _NAT64 or ip in _IPV4_COMPATIBLE):
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None:
+            return is_public(str(embedded))
+        if ip in _NAT64_LOCAL:
+            return False
     return ip.is_global and not ip.is_multicast
 
 

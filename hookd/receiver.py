@@ -18,13 +18,14 @@ SecretLookup = Callable[[str], list[str]]
 
 
 def describe(headers: Mapping[str, str], body: bytes, secrets_for: SecretLookup) -> tuple[bool, str]:
-    """Verify one request; return (verified, the line to print)."""
-    event = headers.get("X-Hook-Event", "?")
-    hook_id = headers.get("X-Hook-ID", "?")
-    delivery = headers.get("X-Hook-Delivery", "?")
-    attempt = headers.get("X-Hook-Attempt", "?")
+    """Verify one request; return (verified, the line to print). Header names are case-insensitive."""
+    headers = {name.lower(): value for name, value in headers.items()}
+    event = headers.get("x-hook-event", "?")
+    hook_id = headers.get("x-hook-id", "?")
+    delivery = headers.get("x-hook-delivery", "?")
+    attempt = headers.get("x-hook-attempt", "?")
     prefix = f"{event} hook={hook_id} delivery={delivery} attempt={attempt}"
-    signature = headers.get("X-Hook-Signature")
+    signature = headers.get("x-hook-signature")
     if not signature:
         return False, f"{prefix} signature FAILED: no X-Hook-Signature header"
     secrets = secrets_for(hook_id)

@@ -89,15 +89,23 @@ def run_inline(
     and the last retryable result is returned, so the caller hands it to the durable retry path.
     """
     counter = iter(range(first_number, first_number + attempts))
+    last: list[Attempt] = []
+
+    def once() -> Attempt:
+        if last and stop.is_set():
+            return last[-1]  # woken from a backoff by stop: no further attempt
+        last.append(attempt(next(counter)))
+        return last[-1]
+
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(attempts) | tenacity.stop_when_event_set(stop),
-        wait=tenacity.wait_exponential_jitter(initial=backoff_s, max=max(backoff_s * 8, backoff_s), jitter=backoff_s),
+        wait=tenacity.wait_exponential(multiplier=backoff_s, max=backoff_s * 8) + tenacity.wait_random(0, backoff_s),
         retry=tenacity.retry_if_result(lambda result: result.verdict is Verdict.RETRYABLE),
         sleep=lambda seconds: _interruptible_sleep(stop, seconds),
         retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         reraise=True,
     )
-    result: Attempt = retrying(lambda: attempt(next(counter)))
+    result: Attempt = retrying(once)
     return result
 
 

@@ -22,5 +22,6 @@ def verify(secret: str, body: bytes, signature: str) -> bool:
     """True when `signature` is the signature of `body` under `secret` (constant-time compare)."""
     if not signature:
         return False
-    expected = sign(secret, body)
-    return hmac.compare_digest(expected, signature.strip().lower())
+    expected = sign(secret, body).encode("ascii")
+    given = signature.strip().lower().encode("utf-8", "replace")
+    return hmac.compare_digest(expected, given)

@@ -48,6 +48,8 @@ class YamlStore:
             text = self.path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError([f"cannot read hooks file: {exc.strerror}"], str(self.path)) from None
+        except UnicodeDecodeError:
+            raise ConfigError(["hooks file is not UTF-8 text"], str(self.path)) from None
         return parse_hooks(text, source=str(self.path), base_dir=self.path.parent, environ=self._environ)
 
 
@@ -169,6 +171,9 @@ def _resolve_secret(
         secret = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
         problems.append(f"{where}.secret_file: cannot read {path}: {exc.strerror}")
+        return None
+    except UnicodeDecodeError:
+        problems.append(f"{where}.secret_file: {path} is not UTF-8 text")
         return None
     if not secret:
         problems.append(f"{where}.secret_file: {path} is empty")

@@ -1,0 +1,155 @@
+"""logs: JSON lines with the message under `msg`, the hook event under `event`, secrets masked."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import structlog
+
+from hookd.logs import configure, get_logger, redact
+
+
+@pytest.fixture
+def json_stream() -> Iterator[io.StringIO]:
+    """Configure hookd's JSON logging into a buffer; restore structlog's defaults afterwards."""
+    stream = io.StringIO()
+    configure(fmt="json", stream=stream)
+    try:
+        yield stream
+    finally:
+        structlog.reset_defaults()
+        structlog.contextvars.clear_contextvars()
+
+
+def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def _plain() -> Any:
+    """structlog's own logger, so configure() is tested independently of hookd's get_logger."""
+    return structlog.get_logger()
+
+
+def test_hookd_logger_renders_msg_event_and_masks_secret(json_stream: io.StringIO) -> None:
+    """hookd's logger writes msg and event, and a secret passed to it never reaches the output."""
+    get_logger("x").info("delivery.attempt", _event="job.failed", secret="s3cr3t", hook_id="1")
+    (line,) = _lines(json_stream)
+    assert (line["msg"], line["event"], line["hook_id"]) == ("delivery.attempt", "job.failed", "1")
+    assert "s3cr3t" not in json_stream.getvalue()
+
+
+def test_hookd_logger_carries_its_name(json_stream: io.StringIO) -> None:
+    """get_logger(name) puts the module name under `component` on every line."""
+    get_logger("hookd.worker").warning("broker.reconnecting")
+    assert _lines(json_stream)[0]["component"] == "hookd.worker"
+
+
+def test_json_line_has_msg_and_event(json_stream: io.StringIO) -> None:
+    """The message goes under `msg` and the `_event=` keyword becomes `event`."""
+    _plain().info("delivery.attempt", _event="job.failed", hook_id="1")
+    (line,) = _lines(json_stream)
+    assert line["msg"] == "delivery.attempt"
+    assert line["event"] == "job.failed"
+    assert line["hook_id"] == "1"
+    assert "_event" not in line
+
+
+def test_json_line_masks_secret(json_stream: io.StringIO) -> None:
+    """A secret passed to a logger never reaches the output."""
+    _plain().info("delivery.attempt", _event="job.failed", secret="s3cr3t", hook_id="1")
+    assert "s3cr3t" not in json_stream.getvalue()
+    assert _lines(json_stream)[0]["secret"] == "***"
+
+
+def test_json_line_has_level_and_utc_timestamp(json_stream: io.StringIO) -> None:
+    """Each line carries the level and a UTC ISO timestamp under `ts`."""
+    _plain().warning("broker.reconnecting")
+    (line,) = _lines(json_stream)
+    assert line["level"] == "warning"
+    assert line["ts"].endswith("Z")
+
+
+def test_event_is_absent_without_event_keyword(json_stream: io.StringIO) -> None:
+    """A log call without `_event=` has no `event` key."""
+    _plain().info("daemon.started")
+    (line,) = _lines(json_stream)
+    assert line["msg"] == "daemon.started"
+    assert "event" not in line
+
+
+def test_level_filters_debug(json_stream: io.StringIO) -> None:
+    """At the default info level, debug lines are dropped."""
+    _plain().debug("noise")
+    assert json_stream.getvalue() == ""
+
+
+def test_debug_level_keeps_debug() -> None:
+    """With level=debug, debug lines are written."""
+    stream = io.StringIO()
+    configure(fmt="json", level="debug", stream=stream)
+    try:
+        _plain().debug("noise")
+    finally:
+        structlog.reset_defaults()
+    assert json.loads(stream.getvalue())["msg"] == "noise"
+
+
+def test_context_variables_are_merged(json_stream: io.StringIO) -> None:
+    """Bound context variables appear on every line, and are masked when sensitive."""
+    structlog.contextvars.bind_contextvars(delivery_id="d-1", token="t0k3n")
+    _plain().info("delivery.attempt")
+    assert "t0k3n" not in json_stream.getvalue()
+    assert _lines(json_stream)[0]["delivery_id"] == "d-1"
+
+
+def test_auto_format_on_a_non_tty_is_json(json_stream: io.StringIO) -> None:
+    """fmt=auto on a stream that is not a terminal writes JSON lines."""
+    stream = io.StringIO()
+    configure(fmt="auto", stream=stream)
+    _plain().info("hello")
+    assert json.loads(stream.getvalue())["msg"] == "hello"
+
+
+def test_console_format_is_not_json() -> None:
+    """fmt=console renders a human line containing the message."""
+    stream = io.StringIO()
+    configure(fmt="console", stream=stream)
+    try:
+        _plain().info("hello.console", _event="job.failed")
+    finally:
+        structlog.reset_defaults()
+    assert "hello.console" in stream.getvalue()
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(stream.getvalue())
+
+
+@pytest.mark.parametrize(
+    "key", ["secret", "password", "Authorization", "basic_auth", "token", "body", "hook_secret", "X-Api-Token"]
+)
+def test_redact_masks_sensitive_keys(key: str) -> None:
+    """Keys naming a secret, password, auth header, token or body are masked whatever their case."""
+    assert redact(None, "info", {key: "value"})[key] == "***"
+
+
+def test_redact_keeps_ordinary_keys() -> None:
+    """Other keys are left untouched."""
+    event = {"event": "delivery.attempt", "hook_id": "1", "status": 503}
+    assert redact(None, "info", dict(event)) == event
+
+
+def test_redact_masks_nested_mappings() -> None:
+    """Sensitive keys are masked at any depth of nested mappings."""
+    event = {"request": {"headers": {"Authorization": "Basic abc", "Accept": "*/*"}, "url": "https://x"}}
+    redacted = redact(None, "info", event)
+    assert redacted["request"] == {"headers": {"Authorization": "***", "Accept": "*/*"}, "url": "https://x"}
+
+
+def test_redact_does_not_mutate_nested_input() -> None:
+    """Masking a nested mapping does not modify the caller's object."""
+    headers = {"Authorization": "Basic abc"}
+    redact(None, "info", {"headers": headers})
+    assert headers == {"Authorization": "Basic abc"}
