@@ -62,7 +62,19 @@ class BrokerSettings:
 @dataclass(frozen=True, slots=True)
 class SubscriptionSettings:
     source: str = "yaml"
-    path: Path | None = None
+    path: Path | None = None  # source yaml: the hooks file
+    url: str | None = field(default=None, repr=False)  # source db: sqlite:///PATH or postgresql://...
+    poll_interval_s: float = 1.0  # source db: how often workers look for changes
+
+
+@dataclass(frozen=True, slots=True)
+class StateSettings:
+    """Where delivery status and history are kept: the hooks database, else an embedded SQLite file."""
+
+    url: str = field(default="", repr=False)
+    history: bool = True
+    retention_days: float = 30.0
+    response_excerpt_bytes: int = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +98,7 @@ class LoggingSettings:
 class Settings:
     broker: BrokerSettings = BrokerSettings()
     subscriptions: SubscriptionSettings = SubscriptionSettings()
+    state: StateSettings = StateSettings()
     delivery: DeliverySettings = DeliverySettings()
     logging: LoggingSettings = LoggingSettings()
     source: Path | None = None
@@ -199,10 +212,11 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
 def parse_settings(doc: object, *, path: Path, environ: Mapping[str, str]) -> Settings:
     """Build `Settings` from a parsed document; relative paths resolve against the config file."""
     problems: list[str] = []
-    top = _Section("config", doc, problems, frozenset({"broker", "subscriptions", "delivery", "logging"}))
+    top = _Section("config", doc, problems, frozenset({"broker", "subscriptions", "delivery", "logging", "state"}))
     b = _Section("broker", top.data.get("broker"), problems, frozenset(BrokerSettings.__slots__))
     d = _Section("delivery", top.data.get("delivery"), problems, frozenset(DeliverySettings.__slots__))
-    s = _Section("subscriptions", top.data.get("subscriptions"), problems, frozenset({"source", "path"}))
+    s = _Section("subscriptions", top.data.get("subscriptions"), problems, frozenset(SubscriptionSettings.__slots__))
+    st = _Section("state", top.data.get("state"), problems, frozenset(StateSettings.__slots__))
     lg = _Section("logging", top.data.get("logging"), problems, frozenset(LoggingSettings.__slots__))
     defaults_b, defaults_d = BrokerSettings(), DeliverySettings()
 
@@ -233,15 +247,8 @@ def parse_settings(doc: object, *, path: Path, environ: Mapping[str, str]) -> Se
         allow_private_networks=d.get("allow_private_networks", defaults_d.allow_private_networks, _boolean),
         drain_timeout_s=d.get("drain_timeout_s", defaults_d.drain_timeout_s, _number(0, 3600)),
     )
-    source = s.get("source", "yaml", _text(("yaml",)))
-    raw_path: str | None = s.get("path", None, _text())
-    hooks_path: Path | None = None
-    if raw_path is None:
-        problems.append("subscriptions.path: required with source yaml (the hooks file)")
-    else:
-        hooks_path = Path(raw_path)
-        if not hooks_path.is_absolute():
-            hooks_path = path.parent / hooks_path
+    subscriptions = _subscriptions(s, path, problems)
+    state = _state(st, path, subscriptions, environ)
     logging = LoggingSettings(
         format=lg.get("format", "auto", _text(LOG_FORMATS)),
         level=lg.get("level", "info", _text(LOG_LEVELS)),
@@ -250,8 +257,65 @@ def parse_settings(doc: object, *, path: Path, environ: Mapping[str, str]) -> Se
         raise ConfigError(problems, str(path))
     return Settings(
         broker=broker,
-        subscriptions=SubscriptionSettings(source=source, path=hooks_path),
+        subscriptions=subscriptions,
+        state=state,
         delivery=delivery,
         logging=logging,
         source=path,
+    )
+
+
+def _database_url(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        return "must be sqlite:///PATH or postgresql://..."
+    return None
+
+
+def absolute_sqlite_url(url: str, base: Path) -> str:
+    """`sqlite:///relative.db` resolves against `base` (the config file's folder); others pass through."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        return "sqlite:///" + str((base / url[len("sqlite:///") :]).resolve())
+    return url
+
+
+def _subscriptions(s: _Section, path: Path, problems: list[str]) -> SubscriptionSettings:
+    source = s.get("source", "yaml", _text(("yaml", "db")))
+    raw_path: str | None = s.get("path", None, _text())
+    url: str | None = s.get("url", None, _database_url, echo=False)
+    poll = s.get("poll_interval_s", 1.0, _number(0.1, 60))
+    hooks_path: Path | None = None
+    if source == "yaml":
+        if raw_path is None:
+            problems.append("subscriptions.path: required with source yaml (the hooks file)")
+        else:
+            hooks_path = Path(raw_path) if Path(raw_path).is_absolute() else path.parent / raw_path
+        if url is not None:
+            problems.append("subscriptions.url: only with source db (source yaml reads subscriptions.path)")
+    else:
+        if url is None and "url" not in s.data:
+            problems.append("subscriptions.url: required with source db (sqlite:///PATH or postgresql://...)")
+        if raw_path is not None:
+            problems.append("subscriptions.path: only with source yaml (source db reads subscriptions.url)")
+        url = absolute_sqlite_url(url, path.parent) if url else None
+    return SubscriptionSettings(source=source, path=hooks_path, url=url, poll_interval_s=poll)
+
+
+def _state(st: _Section, path: Path, subscriptions: SubscriptionSettings, environ: Mapping[str, str]) -> StateSettings:
+    """The state database defaults to the hooks database, else `hookd-state.sqlite3` in the state folder.
+
+    The state folder is systemd's `$STATE_DIRECTORY` when set (the unit's `StateDirectory=`), else the
+    config file's folder.
+    """
+    url: str | None = st.get("url", None, _database_url, echo=False)
+    if url is None:
+        if subscriptions.url:
+            url = subscriptions.url
+        else:
+            folder = Path(environ.get("STATE_DIRECTORY", "").split(":")[0] or path.parent)
+            url = f"sqlite:///{(folder / 'hookd-state.sqlite3').resolve()}"
+    return StateSettings(
+        url=absolute_sqlite_url(url, path.parent),
+        history=st.get("history", True, _boolean),
+        retention_days=st.get("retention_days", 30.0, _number(0.01, 3650)),
+        response_excerpt_bytes=st.get("response_excerpt_bytes", 1024, _number(0, 65536, integer=True)),
     )

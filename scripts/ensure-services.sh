@@ -12,3 +12,12 @@ if ! port_open 5672; then
   fi
   wait_port 5672 || { echo "ensure-services: RabbitMQ did not come up on 127.0.0.1:5672" >&2; exit 1; }
 fi
+
+# PostgreSQL on 127.0.0.1:5432 (trust auth, database test) for the database store's tests.
+if ! port_open 5432; then
+  echo "ensure-services: PostgreSQL not answering on 5432, starting it" >&2
+  if command -v pg_ctlcluster >/dev/null; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+  fi
+  wait_port 5432 || { echo "ensure-services: PostgreSQL did not come up on 127.0.0.1:5432" >&2; exit 1; }
+fi

@@ -19,6 +19,7 @@ from hookd.config import (
     DeliverySettings,
     LoggingSettings,
     Settings,
+    StateSettings,
     SubscriptionSettings,
     load_settings,
     parse_settings,
@@ -420,5 +421,6 @@ def test_yaml_round_trip_of_defaults_is_accepted(tmp_path: Path) -> None:
     }
     path = tmp_path / "hookd.yaml"
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
-    expected = Settings(subscriptions=SubscriptionSettings(path=tmp_path / "hooks.yaml"), source=path)
+    state = StateSettings(url=f"sqlite:///{(tmp_path / 'hookd-state.sqlite3').resolve()}")
+    expected = Settings(subscriptions=SubscriptionSettings(path=tmp_path / "hooks.yaml"), state=state, source=path)
     assert load_settings(path, environ={}) == expected
