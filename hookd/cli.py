@@ -13,12 +13,14 @@ from pathlib import Path
 
 from hookd import __version__, logs
 from hookd.config import AMQP_URL_ENV, DEFAULT_AMQP_URL, Settings, load_settings
-from hookd.errors import ConfigError, EventError, HookdError
+from hookd.db import Database
+from hookd.errors import ConfigError, EventError, HookdError, StoreError
 from hookd.events import EVENTS
+from hookd.history import HistoryWriter
 from hookd.publisher import ping_message, publish_event
 from hookd.receiver import serve
+from hookd.subscriptions.factory import open_store
 from hookd.subscriptions.matching import HookSet
-from hookd.subscriptions.yaml_store import YamlStore
 from hookd.worker import Daemon, connect, topology_for
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -105,15 +107,26 @@ def _settings(path: Path) -> Settings:
 
 
 def _hooks(settings: Settings) -> HookSet:
-    assert settings.subscriptions.path is not None
-    return YamlStore(settings.subscriptions.path).load()
+    return open_store(settings, migrate=False).load()
+
+
+def _history(settings: Settings) -> HistoryWriter | None:
+    """The history writer, or None (disabled, or its database unusable: deliveries go on regardless)."""
+    if not settings.state.history:
+        return None
+    db = Database.from_url(settings.state.url)
+    try:
+        db.migrate()
+    except StoreError as exc:
+        logs.get_logger("hookd.cli").error("history.unavailable", error=str(exc))
+        return None
+    return HistoryWriter(db, retention_days=settings.state.retention_days)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args.config)
     logs.configure(settings.logging.format, settings.logging.level)
-    assert settings.subscriptions.path is not None
-    daemon = Daemon(settings, YamlStore(settings.subscriptions.path))
+    daemon = Daemon(settings, open_store(settings), history=_history(settings))
     daemon.install_signal_handlers()
     return daemon.run()
 

@@ -53,12 +53,14 @@ class Sender:
         timeout_s: float,
         allow_private_networks: bool,
         pool_size: int = 16,
+        excerpt_bytes: int = 1024,
         resolver: Resolver = system_resolver,
     ) -> None:
         self._timeout = (timeout_s, timeout_s)
         self._allow_private = allow_private_networks
         self._pool_size = pool_size
         self._resolver = resolver
+        self._excerpt_bytes = excerpt_bytes
         self._local = threading.local()
 
     def _session(self) -> requests.Session:
@@ -105,7 +107,7 @@ class Sender:
                 stream=True,
             )
             try:
-                _read_capped(response)
+                head = _read_capped(response)
             finally:
                 response.close()
         except _PERMANENT_ERRORS as exc:
@@ -113,7 +115,8 @@ class Sender:
         except requests.RequestException as exc:
             return Attempt(number, Verdict.RETRYABLE, time.monotonic() - started, error=_describe(exc))
         status = response.status_code
-        return Attempt(number, classify(status), time.monotonic() - started, status=status)
+        excerpt = head[: self._excerpt_bytes].decode("utf-8", "replace") if self._excerpt_bytes else None
+        return Attempt(number, classify(status), time.monotonic() - started, status=status, excerpt=excerpt)
 
 
 def _read_capped(response: requests.Response) -> bytes:

@@ -40,6 +40,7 @@ class Attempt:
     duration_s: float
     status: int | None = None
     error: str | None = None
+    excerpt: str | None = None  # the start of the response body, for delivery status
 
 
 def classify(status: int | None) -> Verdict:

@@ -16,6 +16,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
@@ -25,6 +26,7 @@ from hookd.config import Settings, redact_url
 from hookd.delivery import Notification, Sender
 from hookd.errors import BrokerError, ConfigError, EventError, StoreError
 from hookd.events import PING, decode
+from hookd.history import FAILED, RETRYING, AttemptRecord, HistoryWriter, Settlement
 from hookd.messages import Target, dead_letter_headers, delivery_id, parse_target, target_headers
 from hookd.retry import (
     HOOK_INACTIVE,
@@ -86,14 +88,24 @@ def connect(settings: Settings, *, name: str = "hookd", declare: bool = True) ->
 class Daemon:
     """`hookd run`: one process, one broker connection, a pool of delivery threads."""
 
-    def __init__(self, settings: Settings, store: SubscriptionStore, sender: Sender | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: SubscriptionStore,
+        sender: Sender | None = None,
+        history: HistoryWriter | None = None,
+    ) -> None:
         self.settings = settings
         self.topology = topology_for(settings)
         self._store = store
         self._hooks: HookSet = store.load()
+        self._revision = _revision_of(store)
+        self._reload_lock = threading.Lock()
+        self._history = history
         self._sender = sender or Sender(
             timeout_s=settings.delivery.timeout_s,
             allow_private_networks=settings.delivery.allow_private_networks,
+            excerpt_bytes=settings.state.response_excerpt_bytes,
         )
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._done: queue.SimpleQueue[tuple[_Job, Attempt]] = queue.SimpleQueue()
@@ -135,6 +147,10 @@ class Daemon:
         )
         for index in range(self.settings.delivery.workers):
             threading.Thread(target=self._work_loop, name=f"delivery-{index}", daemon=True).start()
+        if self._revision is not None:
+            threading.Thread(target=self._watch_store, name="store-watcher", daemon=True).start()
+        if self._history is not None:
+            self._history.start()
         failures = 0
         while not self._stop.is_set():
             try:
@@ -149,6 +165,8 @@ class Daemon:
                 log.warning("broker.disconnected", error=str(exc), retry_in_s=round(delay, 2))
                 self._abandon()
                 self._stop.wait(delay)
+        if self._history is not None:
+            self._history.close()
         log.info("daemon.stop")
         return 0
 
@@ -181,14 +199,35 @@ class Daemon:
 
     def reload(self) -> None:
         """Swap in a fresh hook set; a broken source keeps the last good one and says why."""
-        try:
-            hooks = self._store.load()
-        except (ConfigError, StoreError) as exc:
-            problems = list(getattr(exc, "problems", ())) or [str(exc)]
-            log.error("subscriptions.reload_failed", source=self._store.describe(), problems=problems)
-            return
-        self._hooks = hooks
+        with self._reload_lock:
+            try:
+                hooks = self._store.load()
+            except (ConfigError, StoreError) as exc:
+                problems = list(getattr(exc, "problems", ())) or [str(exc)]
+                log.error("subscriptions.reload_failed", source=self._store.describe(), problems=problems)
+                return
+            self._hooks = hooks  # one reference swap: readers see the old set or the new one
         log.info("subscriptions.reloaded", source=self._store.describe(), hooks=len(hooks))
+
+    def _watch_store(self) -> None:
+        """Poll the store's change revision; reload on change. An outage keeps the last good hooks."""
+        revision_of = getattr(self._store, "revision", None)
+        assert revision_of is not None
+        outage = False
+        while not self._stop.wait(self.settings.subscriptions.poll_interval_s):
+            try:
+                revision = revision_of()
+            except StoreError as exc:
+                if not outage:
+                    log.error("subscriptions.unavailable", source=self._store.describe(), error=str(exc))
+                outage = True
+                continue
+            if outage:
+                log.info("subscriptions.available", source=self._store.describe())
+                outage = False
+            if revision != self._revision:
+                self._revision = revision
+                self.reload()
 
     # -- consuming (main thread) -----------------------------------------------------------------
     def _on_message(self, msg: Incoming) -> None:
@@ -293,6 +332,24 @@ class Daemon:
 
         def attempt(number: int) -> Attempt:
             result = self._sender.attempt(hook, note, number)
+            if self._history is not None:
+                self._history.record(
+                    AttemptRecord(
+                        delivery_id=target.delivery_id,
+                        hook_id=hook.id,
+                        event=target.event,
+                        event_id=target.event_id,
+                        account_id=target.account_id,
+                        attempt=number,
+                        status=result.status,
+                        outcome=result.verdict.value,
+                        duration_ms=round(result.duration_s * 1000, 1),
+                        error=result.error,
+                        response_excerpt=result.excerpt,
+                        at=datetime.now(UTC),
+                        body=job.body,
+                    )
+                )
             level = log.info if result.verdict is Verdict.DELIVERED else log.warning
             level(
                 "delivery.attempt",
@@ -337,6 +394,7 @@ class Daemon:
                 retry = replace(target, attempts=last.number, retries=target.retries + 1)
                 queue_name = self.topology.retry_queue(delay)
                 work.conn.publish(Outgoing(queue_name, job.body, target_headers(retry), target.event_id))
+                self._record_settlement(target, job.body, RETRYING, last.number, last.status)
                 log.info(
                     "delivery.retry_scheduled",
                     _event=target.event,
@@ -366,6 +424,7 @@ class Daemon:
             error=last.error if last else None,
         )
         conn.publish(Outgoing(self.topology.dead, body, headers, target.event_id))
+        self._record_settlement(target, body, FAILED, attempts, last.status if last else None)
         log.error(
             "delivery.dead_lettered",
             _event=target.event,
@@ -377,6 +436,30 @@ class Daemon:
             reason=reason,
             last_status=last.status if last else None,
         )
+
+    def _record_settlement(self, target: Target, body: bytes, state: str, attempts: int, status: int | None) -> None:
+        if self._history is None:
+            return
+        self._history.record(
+            Settlement(
+                delivery_id=target.delivery_id,
+                hook_id=target.hook_id,
+                event=target.event,
+                event_id=target.event_id,
+                account_id=target.account_id,
+                state=state,
+                attempts=attempts,
+                last_status=status,
+                at=datetime.now(UTC),
+                body=body,
+            )
+        )
+
+
+def _revision_of(store: SubscriptionStore) -> int | None:
+    """The store's change revision if it has one (databases); None for sources reloaded by SIGHUP."""
+    revision = getattr(store, "revision", None)
+    return int(revision()) if callable(revision) else None
 
 
 def _noop() -> None:

@@ -1,0 +1,230 @@
+"""Delivery status and history, written off the hot path.
+
+Delivery threads and the main thread only `record()` (a non-blocking put on a bounded queue); one
+writer thread turns what accumulated into one transaction per batch: the attempt log, the per-delivery
+row (state, attempts, body for redelivery) and the per hook and event status the platform's hook
+resource shows. If the database is down or the queue is full, records are dropped and counted, never
+blocking or failing a delivery: history is an observation of the delivery path, not part of it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hookd import logs
+from hookd.db import Database, Transaction
+from hookd.errors import StoreError
+
+log = logs.get_logger("hookd.history")
+
+DELIVERED, RETRYING, FAILED = "delivered", "retrying", "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One HTTP attempt (or a refusal before any connection)."""
+
+    delivery_id: str
+    hook_id: str
+    event: str
+    event_id: str
+    account_id: str
+    attempt: int
+    status: int | None
+    outcome: str
+    duration_ms: float
+    error: str | None
+    response_excerpt: str | None
+    at: datetime
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """How a delivery ended this round: delivered, waiting for a durable retry, or dead-lettered."""
+
+    delivery_id: str
+    hook_id: str
+    event: str
+    event_id: str
+    account_id: str
+    state: str
+    attempts: int
+    last_status: int | None
+    at: datetime
+    body: bytes
+
+
+_Record = AttemptRecord | Settlement
+
+_INSERT_ATTEMPT = (
+    "INSERT INTO hookd_attempts (delivery_id, hook_id, event, event_id, account_id, attempt, status, outcome,"
+    " duration_ms, error, response_excerpt, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_DELIVERY = (
+    "INSERT INTO hookd_deliveries (delivery_id, hook_id, event, event_id, account_id, state, attempts,"
+    " last_status, created_at, updated_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (delivery_id) DO UPDATE SET state = excluded.state,"
+    " attempts = CASE WHEN excluded.attempts > hookd_deliveries.attempts THEN excluded.attempts"
+    " ELSE hookd_deliveries.attempts END,"
+    " last_status = COALESCE(excluded.last_status, hookd_deliveries.last_status),"
+    " updated_at = excluded.updated_at, body = COALESCE(hookd_deliveries.body, excluded.body)"
+)
+_UPSERT_STATUS = (
+    "INSERT INTO hookd_delivery_status (hook_id, event, last_trigger_status, last_trigger_time,"
+    " last_response_code, last_response) VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (hook_id, event) DO UPDATE SET last_trigger_status = excluded.last_trigger_status,"
+    " last_trigger_time = excluded.last_trigger_time, last_response_code = excluded.last_response_code,"
+    " last_response = excluded.last_response"
+)
+
+
+class HistoryWriter:
+    """Batches history records into the state database on its own thread."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        retention_days: float = 30.0,
+        batch_size: int = 1000,
+        flush_interval_s: float = 0.25,
+        max_pending: int = 100_000,
+    ) -> None:
+        self._db = db
+        self._retention = timedelta(days=retention_days)
+        self._batch_size = batch_size
+        self._flush_interval_s = flush_interval_s
+        self._queue: queue.Queue[_Record | None] = queue.Queue(maxsize=max_pending)
+        self._thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
+        self._next_purge = 0.0
+        self.dropped = 0
+        self.written = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def record(self, item: _Record) -> None:
+        """Never blocks: when the writer cannot keep up, the record is dropped and counted."""
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self.dropped += 1
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Flush what is pending (within `timeout_s`) and stop the writer thread."""
+        if self._thread.is_alive():
+            try:
+                self._queue.put(None, timeout=timeout_s)
+            except queue.Full:
+                return
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch: list[_Record] = []
+            deadline = time.monotonic() + self._flush_interval_s
+            while len(batch) < self._batch_size:
+                try:
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            if batch:
+                self._write(batch)
+            self._maybe_purge()
+
+    def _write(self, batch: list[_Record]) -> None:
+        try:
+            with self._db.transaction(write=True) as tx:
+                write_batch(tx, batch)
+        except StoreError as exc:
+            self.dropped += len(batch)
+            log.warning("history.write_failed", records=len(batch), error=str(exc), dropped_total=self.dropped)
+            return
+        self.written += len(batch)
+
+    def _maybe_purge(self) -> None:
+        now = time.monotonic()
+        if now < self._next_purge:
+            return
+        self._next_purge = now + 3600
+        cutoff = datetime.now(UTC) - self._retention
+        try:
+            with self._db.transaction(write=True) as tx:
+                attempts = tx.execute("DELETE FROM hookd_attempts WHERE created_at < ?", (cutoff,))
+                deliveries = tx.execute("DELETE FROM hookd_deliveries WHERE updated_at < ?", (cutoff,))
+        except StoreError as exc:
+            log.warning("history.purge_failed", error=str(exc))
+            return
+        if attempts or deliveries:
+            log.info("history.purged", attempts=attempts, deliveries=deliveries, older_than=cutoff.isoformat())
+
+
+def write_batch(tx: Transaction, batch: list[_Record]) -> None:
+    """Write one batch in the caller's transaction: attempts first, then delivery and status rows."""
+    attempts: list[tuple[Any, ...]] = []
+    deliveries: dict[str, tuple[Any, ...]] = {}
+    statuses: dict[tuple[str, str], tuple[Any, ...]] = {}
+    for item in batch:
+        if isinstance(item, AttemptRecord):
+            attempts.append(
+                (
+                    item.delivery_id,
+                    item.hook_id,
+                    item.event,
+                    item.event_id,
+                    item.account_id,
+                    item.attempt,
+                    item.status,
+                    item.outcome,
+                    item.duration_ms,
+                    item.error,
+                    item.response_excerpt,
+                    item.at,
+                )
+            )
+            state = DELIVERED if item.outcome == DELIVERED else RETRYING
+            deliveries[item.delivery_id] = _delivery_row(item, state, item.attempt, item.status)
+            trigger = "success" if item.outcome == DELIVERED else "failure"
+            statuses[(item.hook_id, item.event)] = (
+                item.hook_id,
+                item.event,
+                trigger,
+                item.at,
+                item.status,
+                item.response_excerpt if item.response_excerpt is not None else item.error,
+            )
+        else:
+            deliveries[item.delivery_id] = _delivery_row(item, item.state, item.attempts, item.last_status)
+    if attempts:
+        tx.executemany(_INSERT_ATTEMPT, attempts)
+    if deliveries:
+        tx.executemany(_UPSERT_DELIVERY, list(deliveries.values()))
+    if statuses:
+        tx.executemany(_UPSERT_STATUS, list(statuses.values()))
+
+
+def _delivery_row(item: _Record, state: str, attempts: int, status: int | None) -> tuple[Any, ...]:
+    return (
+        item.delivery_id,
+        item.hook_id,
+        item.event,
+        item.event_id,
+        item.account_id,
+        state,
+        attempts,
+        status,
+        item.at,
+        item.at,
+        item.body,
+    )
