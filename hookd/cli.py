@@ -11,7 +11,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hookd import __version__, logs
+import yaml
+
+from hookd import __version__, commands, logs
+from hookd.commands.common import broker_connection
 from hookd.config import AMQP_URL_ENV, DEFAULT_AMQP_URL, Settings, load_settings
 from hookd.db import Database
 from hookd.errors import ConfigError, EventError, HookdError, StoreError
@@ -21,7 +24,8 @@ from hookd.publisher import ping_message, publish_event
 from hookd.receiver import serve
 from hookd.subscriptions.factory import open_store
 from hookd.subscriptions.matching import HookSet
-from hookd.worker import Daemon, connect, topology_for
+from hookd.subscriptions.yaml_store import YamlStore
+from hookd.worker import Daemon, topology_for
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -31,6 +35,9 @@ _EPILOG = """examples:
   hookd ping 42 --config config/hookd.yaml
   hookd receive --port 8765 --config config/hookd.yaml
   hookd check-config --config config/hookd.yaml
+  hookd hooks list --config config/hookd.yaml
+  hookd deliveries list --status failed --since 2h --config config/hookd.yaml
+  hookd db upgrade --config config/hookd.yaml
 """
 
 
@@ -83,6 +90,10 @@ def _parser() -> argparse.ArgumentParser:
         epilog="example: hookd check-config --config hookd.yaml",
     )
     chk.add_argument("--config", required=True, type=Path)
+
+    commands.hooks.register(sub)
+    commands.deliveries.register(sub)
+    commands.db.register(sub)
     return parser
 
 
@@ -155,12 +166,9 @@ def _cmd_ping(args: argparse.Namespace) -> int:
     if hook is None:
         print(f"hookd: no hook with id {args.hook_id!r}", file=sys.stderr)
         return EXIT_USAGE
-    conn = connect(settings, name="hookd ping")
-    try:
+    with broker_connection(settings, name="hookd ping") as conn:
         message, delivery = ping_message(hook, conn.topology)
         conn.publish(message)
-    finally:
-        conn.close()
     print(f"ping queued for hook {hook.id} delivery={delivery}")
     return EXIT_OK
 
@@ -185,10 +193,42 @@ def _cmd_receive(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    settings = _settings(args.config)
-    hooks = _hooks(settings)
-    print(f"{args.config}: ok ({len(hooks)} hooks from {settings.subscriptions.path})")
+    """Validate the config file and the hooks source, listing every problem of both before exiting."""
+    failures: list[ConfigError] = []
+    settings: Settings | None = None
+    try:
+        settings = _settings(args.config)
+    except ConfigError as exc:
+        failures.append(exc)
+    hooks_path = settings.subscriptions.path if settings else _raw_hooks_path(args.config)
+    hooks: HookSet | None = None
+    try:
+        if settings is not None:
+            hooks = _hooks(settings)
+        elif hooks_path is not None:
+            hooks = YamlStore(hooks_path).load()
+    except ConfigError as exc:
+        failures.append(exc)
+    if failures:
+        for failure in failures:
+            print(f"hookd: configuration error in {failure}", file=sys.stderr)
+        return EXIT_USAGE
+    assert settings is not None and hooks is not None
+    source = settings.subscriptions.path or settings.subscriptions.source
+    print(f"{args.config}: ok ({len(hooks)} hooks from {source})")
     return EXIT_OK
+
+
+def _raw_hooks_path(config: Path) -> Path | None:
+    """Best effort, for check-config when the config is invalid: where its hooks file would be."""
+    try:
+        doc = yaml.safe_load(config.read_text(encoding="utf-8"))
+        raw = doc["subscriptions"]["path"]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, TypeError, KeyError):
+        return None
+    if not isinstance(raw, str) or not raw:
+        return None
+    return Path(raw) if Path(raw).is_absolute() else config.parent / raw
 
 
 _COMMANDS = {
@@ -197,6 +237,9 @@ _COMMANDS = {
     "ping": _cmd_ping,
     "receive": _cmd_receive,
     "check-config": _cmd_check_config,
+    "hooks": commands.hooks.run,
+    "deliveries": commands.deliveries.run,
+    "db": commands.db.run,
 }
 
 

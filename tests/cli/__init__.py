@@ -1,0 +1,1 @@
+"""Tests of the admin command line: `hookd hooks`, `hookd deliveries`, `hookd db`."""
