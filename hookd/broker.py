@@ -124,7 +124,7 @@ def _translated() -> Iterator[None]:
     except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
         raise PublishFailed(f"broker did not accept the message: {exc!r}") from exc
     except _CONNECTION_ERRORS as exc:
-        raise ConnectionLost(f"{type(exc).__name__}: {exc}") from exc
+        raise ConnectionLost(f"{type(exc).__name__}: {exc or repr(exc)}") from exc
 
 
 class BrokerConnection:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from hookd.errors import ConfigError
+from hookd.errors import ConfigError, yaml_problem
 
 AMQP_URL_ENV = "HOOKD_AMQP_URL"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -205,7 +205,7 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError([f"not valid YAML: {exc}"], str(path)) from None
+        raise ConfigError([yaml_problem(exc)], str(path)) from None
     return parse_settings(doc, path=path, environ=environ)
 
 

@@ -115,8 +115,10 @@ class Sender:
         except requests.RequestException as exc:
             return Attempt(number, Verdict.RETRYABLE, time.monotonic() - started, error=_describe(exc))
         status = response.status_code
+        verdict = classify(status)
         excerpt = head[: self._excerpt_bytes].decode("utf-8", "replace") if self._excerpt_bytes else None
-        return Attempt(number, classify(status), time.monotonic() - started, status=status, excerpt=excerpt)
+        error = None if verdict is Verdict.DELIVERED else f"HTTP {status}"
+        return Attempt(number, verdict, time.monotonic() - started, status=status, error=error, excerpt=excerpt)
 
 
 def _read_capped(response: requests.Response) -> bytes:

@@ -57,6 +57,16 @@ class StoreError(HookdError):
     """The subscription store could not be read or written."""
 
 
+def yaml_problem(exc: Exception) -> str:
+    """Describe a YAML syntax error by position only: PyYAML's own message quotes the offending line,
+    which may hold a secret, and this text reaches logs and stderr."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or "syntax error"
+    if mark is not None:
+        return f"not valid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return f"not valid YAML: {problem}"
+
+
 def join_problems(problems: Sequence[str]) -> str:
     """Render a list of problems as an indented block for CLI output."""
     return "\n".join(f"  - {p}" for p in problems)

@@ -181,7 +181,8 @@ def _show(args: argparse.Namespace) -> int:
         assert state is not None
         attempts = _attempts(state, args.delivery_id)
     if args.json:
-        print_json({**_public(row), "attempt_log": [{**a, "at": iso_time(a.pop("created_at"))} for a in attempts]})
+        log = [{**{k: v for k, v in a.items() if k != "created_at"}, "at": iso_time(a["created_at"])} for a in attempts]
+        print_json({**_public(row), "attempt_log": log})
         return EXIT_OK
     body = "-" if row["body_bytes"] is None else f"{row['body_bytes']} bytes"
     print(

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from hookd.errors import ConfigError
+from hookd.errors import ConfigError, yaml_problem
 from hookd.events import normalize_account
 from hookd.subscriptions.matching import HookSet
 from hookd.subscriptions.model import BasicAuth, Hook
@@ -58,7 +58,7 @@ def parse_hooks(text: str, *, source: str, base_dir: Path, environ: Mapping[str,
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError([f"not valid YAML: {exc}"], source) from None
+        raise ConfigError([yaml_problem(exc)], source) from None
     if doc is None:
         doc = {"hooks": []}
     if not isinstance(doc, dict):

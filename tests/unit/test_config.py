@@ -303,7 +303,7 @@ def test_invalid_yaml_is_a_config_error(write_file: Callable[[str, str], Path]) 
     path = write_file("hookd.yaml", "broker: [unclosed\n")
     with pytest.raises(ConfigError) as info:
         load_settings(path, environ={})
-    assert info.value.problems[0].startswith("not valid YAML:")
+    assert info.value.problems[0].startswith("not valid YAML")
 
 
 def test_non_utf8_file_is_a_config_error(tmp_path: Path) -> None:

@@ -318,7 +318,7 @@ def test_top_level_that_is_not_a_mapping() -> None:
 
 def test_invalid_yaml() -> None:
     """A file that is not valid YAML is a ConfigError."""
-    assert _problems("hooks: [unclosed\n")[0].startswith("not valid YAML:")
+    assert _problems("hooks: [unclosed\n")[0].startswith("not valid YAML")
 
 
 def test_every_problem_is_reported_at_once() -> None:
