@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint format test unit integration demo bench clean
+.PHONY: install lint format test unit integration demo bench-history clean
 
 install: $(STAMP)
 
@@ -15,13 +15,13 @@ $(STAMP): setup.cfg pyproject.toml
 	@touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check hookd tests scripts
-	$(BIN)/ruff format --check hookd tests scripts
+	$(BIN)/ruff check hookd tests scripts bench
+	$(BIN)/ruff format --check hookd tests scripts bench
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format hookd tests scripts
-	$(BIN)/ruff check --fix hookd tests scripts
+	$(BIN)/ruff format hookd tests scripts bench
+	$(BIN)/ruff check --fix hookd tests scripts bench
 
 # The whole suite: lint, unit tests, integration tests against the real broker.
 test: lint
@@ -36,6 +36,10 @@ integration: $(STAMP)
 # End to end on embedded defaults: broker (local, or a private node), hookd, a verifying receiver.
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
+
+# What recording delivery history costs the delivery path (not a test: prints figures).
+bench-history: $(STAMP)
+	$(BIN)/python bench/history_cost.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -2,7 +2,7 @@
 
 Every argument is validated before anything is written, with the same rules as the hooks file, and
 each write is one transaction: a refused command changes nothing. Secrets are printed only by
-create, reset-secret, `show --reveal-secret` and export, and never logged.
+create, reset-secret, `show --json`, `show --reveal-secret` and export, and never logged.
 """
 
 from __future__ import annotations
@@ -86,7 +86,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         parents=opts,
     )
     p.add_argument("hook_id", metavar="ID")
-    p.add_argument("--reveal-secret", action="store_true", help="print the secret and the basic-auth password")
+    p.add_argument(
+        "--reveal-secret",
+        action="store_true",
+        help="print the secret and the basic-auth password in the table (--json always includes them)",
+    )
 
     p = add_action(
         actions,
@@ -245,8 +249,8 @@ def _show(args: argparse.Namespace) -> int:
     with open_state(settings) as state:
         statuses = resource.read_statuses(state, hook)
     reveal = bool(args.reveal_secret)
-    if args.json:
-        print_json(resource.hook_resource(hook, reveal=reveal, times=times, statuses=statuses))
+    if args.json:  # for scripts, shaped like the platform's resource, which shows the salt to its admin
+        print_json(resource.hook_resource(hook, reveal=True, times=times, statuses=statuses))
     else:
         print(resource.render_hook(hook, f"hook {hook.id}", reveal=reveal, times=times))
         print("statuses")

@@ -70,11 +70,17 @@ def test_list_prints_one_row_per_hook(cli: Cli, create: Create) -> None:
     assert [line.split()[0] for line in lines[1:]] == ["1", "2"]
 
 
-def test_show_hides_the_secret_by_default(cli: Cli, create: Create) -> None:
-    """show without --reveal-secret prints neither the secret nor the basic-auth password."""
+def test_show_json_includes_id_and_secret(cli: Cli, create: Create) -> None:
+    """show --json gives the hook resource for scripts, with its id and secret (as salt too)."""
     hook = create("--basic-auth", "u:hunter2")
     shown = cli("hooks", "show", hook["id"], "--json").json()
-    assert "secret" not in shown and "salt" not in shown and "basic_auth_data" not in shown["settings"]
+    assert shown["id"] == hook["id"]
+    assert shown["secret"] == shown["salt"] == hook["secret"]
+
+
+def test_show_table_hides_the_secret_by_default(cli: Cli, create: Create) -> None:
+    """show's table without --reveal-secret prints neither the secret nor the basic-auth password."""
+    hook = create("--basic-auth", "u:hunter2")
     human = cli("hooks", "show", hook["id"]).out
     assert hook["secret"] not in human and "hunter2" not in human
 

@@ -1,0 +1,57 @@
+"""A lost broker connection is retried with backoff, not a crash: a private RabbitMQ node of the test's
+own is stopped and started under a running hookd, which reconnects by itself and loses nothing."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hookd.devbroker import PrivateBroker, installed
+
+from .conftest import HookdFactory
+from .helpers import Amqp, Names, Receiver, hook_entry
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
+    """A RabbitMQ node on its own port and data dir (needs the rabbitmq-server package and root)."""
+    if not installed() or os.geteuid() != 0:
+        message = "a private RabbitMQ node needs the rabbitmq-server package and root"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    broker = PrivateBroker(tmp_path / "rabbit")
+    broker.start()
+    yield broker
+    broker.close()
+
+
+def test_daemon_reconnects_after_broker_restart_and_loses_nothing(
+    private_broker: PrivateBroker, tmp_path: Path, receiver: Receiver
+) -> None:
+    """Events published before and after a broker restart are all delivered by the same hookd process."""
+    names = Names(prefix="hookd-reconnect", exchange="hookd-reconnect.events")
+    factory = HookdFactory(private_broker.url, names, tmp_path)
+    hooks = [hook_entry("1", receiver.url("/r"))]
+    daemon = factory.start(hooks, broker={"heartbeat_s": 5, "reconnect_max_s": 1})
+    try:
+        with Amqp(private_broker.url) as amqp:
+            before = [amqp.publish_event(names, "job.completed") for _ in range(10)]
+        receiver.wait_for(10, "/r")
+
+        private_broker.restart()
+        daemon.wait_log("broker.disconnected", timeout_s=30)
+        daemon.wait_log("broker.connected", count=2, timeout_s=60)
+        with Amqp(private_broker.url) as amqp:
+            after = [amqp.publish_event(names, "job.completed") for _ in range(10)]
+        got = receiver.wait_for(20, "/r", timeout_s=30)
+        delivered = {g.delivery for g in got}
+        assert len(delivered) == len(before) + len(after)
+        assert daemon.process.poll() is None, "hookd exited instead of reconnecting"
+    finally:
+        factory.stop_all()
