@@ -6,6 +6,7 @@ password is redacted in `repr` so settings can be logged.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -85,7 +86,21 @@ class DeliverySettings:
     inline_attempts: int = 3
     inline_backoff_s: float = 0.5
     allow_private_networks: bool = False
+    allowed_networks: tuple[str, ...] = ()  # CIDRs always allowed, for internal receivers
     drain_timeout_s: float = 20.0
+    per_hook_concurrency: int = 8  # one slow receiver cannot take every worker
+    per_hook_backlog: int = 200  # queued deliveries per hook beyond which new ones are parked
+    max_response_bytes: int = 16_384  # response bodies are read only this far
+    retry_after_max_s: float = 3600.0  # clamp for 429/503 Retry-After
+    retry_jitter: float = 0.1  # durable retries wait between (1 - jitter) and 1 x the delay
+    breaker_threshold: int = 5  # consecutive failures that open a hook's circuit (0: never)
+    breaker_cooldown_s: float = 30.0  # open circuit: time before a probe
+    disable_after_s: float = 259_200.0  # unbroken failure this long disables the hook (0: never)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    listen: str = ""  # e.g. 127.0.0.1:9187 serves /metrics and /healthz; empty: off
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +114,7 @@ class Settings:
     broker: BrokerSettings = BrokerSettings()
     subscriptions: SubscriptionSettings = SubscriptionSettings()
     state: StateSettings = StateSettings()
+    metrics: MetricsSettings = MetricsSettings()
     delivery: DeliverySettings = DeliverySettings()
     logging: LoggingSettings = LoggingSettings()
     source: Path | None = None
@@ -212,7 +228,9 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
 def parse_settings(doc: object, *, path: Path, environ: Mapping[str, str]) -> Settings:
     """Build `Settings` from a parsed document; relative paths resolve against the config file."""
     problems: list[str] = []
-    top = _Section("config", doc, problems, frozenset({"broker", "subscriptions", "delivery", "logging", "state"}))
+    top = _Section(
+        "config", doc, problems, frozenset({"broker", "subscriptions", "delivery", "logging", "state", "metrics"})
+    )
     b = _Section("broker", top.data.get("broker"), problems, frozenset(BrokerSettings.__slots__))
     d = _Section("delivery", top.data.get("delivery"), problems, frozenset(DeliverySettings.__slots__))
     s = _Section("subscriptions", top.data.get("subscriptions"), problems, frozenset(SubscriptionSettings.__slots__))
@@ -246,7 +264,22 @@ def parse_settings(doc: object, *, path: Path, environ: Mapping[str, str]) -> Se
         inline_backoff_s=d.get("inline_backoff_s", defaults_d.inline_backoff_s, _number(0, 30)),
         allow_private_networks=d.get("allow_private_networks", defaults_d.allow_private_networks, _boolean),
         drain_timeout_s=d.get("drain_timeout_s", defaults_d.drain_timeout_s, _number(0, 3600)),
+        allowed_networks=tuple(d.get("allowed_networks", [], _networks)),
+        per_hook_concurrency=d.get(
+            "per_hook_concurrency", defaults_d.per_hook_concurrency, _number(1, 1024, integer=True)
+        ),
+        per_hook_backlog=d.get("per_hook_backlog", defaults_d.per_hook_backlog, _number(1, 1_000_000, integer=True)),
+        max_response_bytes=d.get(
+            "max_response_bytes", defaults_d.max_response_bytes, _number(0, 10_485_760, integer=True)
+        ),
+        retry_after_max_s=d.get("retry_after_max_s", defaults_d.retry_after_max_s, _number(1, 7 * 86400)),
+        retry_jitter=d.get("retry_jitter", defaults_d.retry_jitter, _number(0, 0.5)),
+        breaker_threshold=d.get("breaker_threshold", defaults_d.breaker_threshold, _number(0, 10_000, integer=True)),
+        breaker_cooldown_s=d.get("breaker_cooldown_s", defaults_d.breaker_cooldown_s, _number(0.1, 86400)),
+        disable_after_s=d.get("disable_after_s", defaults_d.disable_after_s, _number(0, 365 * 86400)),
     )
+    m = _Section("metrics", top.data.get("metrics"), problems, frozenset(MetricsSettings.__slots__))
+    metrics = MetricsSettings(listen=m.get("listen", "", _listen))
     subscriptions = _subscriptions(s, path, problems)
     state = _state(st, path, subscriptions, environ)
     logging = LoggingSettings(
@@ -259,6 +292,7 @@ def parse_settings(doc: object, *, path: Path, environ: Mapping[str, str]) -> Se
         broker=broker,
         subscriptions=subscriptions,
         state=state,
+        metrics=metrics,
         delivery=delivery,
         logging=logging,
         source=path,
@@ -319,3 +353,25 @@ def _state(st: _Section, path: Path, subscriptions: SubscriptionSettings, enviro
         retention_days=st.get("retention_days", 30.0, _number(0.01, 3650)),
         response_excerpt_bytes=st.get("response_excerpt_bytes", 1024, _number(0, 65536, integer=True)),
     )
+
+
+def _networks(value: Any) -> str | None:
+    if not isinstance(value, list):
+        return "must be a list of CIDR networks, e.g. [10.20.0.0/16, fd00::/8]"
+    for item in value:
+        try:
+            ipaddress.ip_network(str(item), strict=False)
+        except ValueError:
+            return f"{item!r} is not a CIDR network"
+    return None
+
+
+def _listen(value: Any) -> str | None:
+    if value == "":
+        return None
+    if not isinstance(value, str) or ":" not in value:
+        return "must be HOST:PORT, e.g. 127.0.0.1:9187 (empty: off)"
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return "must be HOST:PORT with a port from 1 to 65535"
+    return None

@@ -141,6 +141,24 @@ MIGRATIONS: tuple[Migration, ...] = (
             "FOR EACH STATEMENT EXECUTE FUNCTION hookd_bump_revision()",
         ),
     ),
+    Migration(
+        2,
+        "hook health: circuit breaker state and automatic disabling",
+        common=(
+            # One row per hook that ever failed; written by workers, read by `hookd explain`.
+            # disabled_reason: 'gone' (the receiver answered 410) or 'failing' (unbroken failure for
+            # delivery.disable_after_s); a disabled hook gets no deliveries until re-enabled.
+            """CREATE TABLE hookd_hook_health (
+                hook_id TEXT PRIMARY KEY,
+                breaker TEXT NOT NULL CHECK (breaker IN ('closed', 'open', 'half_open')),
+                consecutive_failures INTEGER NOT NULL DEFAULT 0,
+                failing_since {ts} NULL,
+                opened_at {ts} NULL,
+                disabled_reason TEXT NULL,
+                disabled_at {ts} NULL,
+                updated_at {ts} NOT NULL DEFAULT {now})""",
+        ),
+    ),
 )
 
 #: The version `migrate()` brings a database to.
