@@ -21,7 +21,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from hookd.errors import ConnectionLost, PublishFailed
-from hookd.retry import delay_label
+from hookd.retry import DELAY_BUCKETS_S, delay_label
 
 _CONNECTION_ERRORS = (
     pika.exceptions.AMQPConnectionError,
@@ -41,6 +41,9 @@ class Topology:
     prefix: str
     queue_type: str = "quorum"
     retry_delays_s: tuple[float, ...] = ()
+    #: Quorum queues only: a message redelivered this often (it keeps crashing or stalling workers)
+    #: is dead-lettered by the broker to `<prefix>.dead` instead of looping forever.
+    delivery_limit: int = 50
 
     @property
     def events(self) -> str:
@@ -64,31 +67,40 @@ class Topology:
     def queues(self) -> list[str]:
         """Every queue hookd owns (for tooling and test clean-up)."""
         names = [self.events, self.deliveries, self.dead, self.invalid]
-        names += sorted({self.retry_queue(d) for d in self.retry_delays_s})
+        names += sorted({self.retry_queue(d) for d in (*self.retry_delays_s, *DELAY_BUCKETS_S)})
         return names
 
     def _queue_args(self) -> dict[str, Any]:
         return {"x-queue-type": "quorum"} if self.queue_type == "quorum" else {}
 
-    def declare(self, channel: BlockingChannel) -> None:
+    def _dead_lettering(self, target: str) -> dict[str, Any]:
+        args: dict[str, Any] = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": target}
+        if self.queue_type == "quorum":
+            # At-least-once: a message being dead-lettered survives a node failure mid-way.
+            args.update({"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"})
+        return args
+
+    def arguments(self, queue: str) -> dict[str, Any]:
+        """The declare arguments of one of the fixed queues (a redeclaration must match them exactly)."""
         args = self._queue_args()
+        if queue in (self.events, self.deliveries) and self.queue_type == "quorum" and self.delivery_limit:
+            args.update({"x-delivery-limit": self.delivery_limit, **self._dead_lettering(self.dead)})
+        return args
+
+    def declare(self, channel: BlockingChannel) -> None:
         channel.exchange_declare(self.exchange, exchange_type="topic", durable=True)
         for name in (self.events, self.deliveries, self.dead, self.invalid):
-            channel.queue_declare(name, durable=True, arguments=dict(args))
+            channel.queue_declare(name, durable=True, arguments=self.arguments(name))
         channel.queue_bind(self.events, self.exchange, routing_key="#")
         for delay in sorted(set(self.retry_delays_s)):
-            retry_args = dict(args)
-            retry_args.update(
-                {
-                    "x-message-ttl": round(delay * 1000),
-                    "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": self.deliveries,
-                }
-            )
-            if self.queue_type == "quorum":
-                # A timed-out retry must reach the deliveries queue even if a node fails mid-way.
-                retry_args.update({"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"})
-            channel.queue_declare(self.retry_queue(delay), durable=True, arguments=retry_args)
+            self.declare_delay(channel, delay)
+
+    def declare_delay(self, channel: BlockingChannel, delay_s: float) -> None:
+        """A TTL queue that hands messages to `<prefix>.deliveries` after `delay_s` (idempotent)."""
+        retry_args = self._queue_args()
+        retry_args["x-message-ttl"] = round(delay_s * 1000)
+        retry_args.update(self._dead_lettering(self.deliveries))
+        channel.queue_declare(self.retry_queue(delay_s), durable=True, arguments=retry_args)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +127,7 @@ class Outgoing:
     message_id: str | None = None
     timestamp: datetime | None = None
     exchange: str = ""
+    expiration_ms: int | None = None  # per-message TTL (jitter below a retry queue's own TTL)
 
 
 @contextlib.contextmanager
@@ -244,9 +257,15 @@ class BrokerConnection:
             message_id=message.message_id,
             headers=dict(message.headers),
             timestamp=int(message.timestamp.timestamp()) if message.timestamp else None,
+            expiration=str(message.expiration_ms) if message.expiration_ms is not None else None,
         )
         with _translated():
             self._ch().basic_publish(message.exchange, message.routing_key, message.body, props, mandatory=True)
+
+    def declare_delay(self, delay_s: float) -> None:
+        """Declare one more delay queue (Retry-After and parking waits beyond the schedule's)."""
+        with _translated():
+            self.topology.declare_delay(self._ch(), delay_s)
 
     def delete_topology(self) -> None:
         """Delete every queue of the topology and its exchange (demo and test clean-up only)."""

@@ -60,7 +60,20 @@ class Settlement:
     body: bytes
 
 
-_Record = AttemptRecord | Settlement
+@dataclass(frozen=True, slots=True)
+class HealthRecord:
+    """A hook's circuit breaker state or automatic disabling, for `hookd explain` and operators."""
+
+    hook_id: str
+    breaker: str
+    consecutive_failures: int
+    failing_since: datetime | None
+    opened_at: datetime | None
+    disabled_reason: str | None
+    at: datetime
+
+
+_Record = AttemptRecord | Settlement | HealthRecord
 
 _INSERT_ATTEMPT = (
     "INSERT INTO hookd_attempts (delivery_id, hook_id, event, event_id, account_id, attempt, status, outcome,"
@@ -74,6 +87,15 @@ _UPSERT_DELIVERY = (
     " ELSE hookd_deliveries.attempts END,"
     " last_status = COALESCE(excluded.last_status, hookd_deliveries.last_status),"
     " updated_at = excluded.updated_at, body = COALESCE(hookd_deliveries.body, excluded.body)"
+)
+_UPSERT_HEALTH = (
+    "INSERT INTO hookd_hook_health (hook_id, breaker, consecutive_failures, failing_since, opened_at,"
+    " disabled_reason, disabled_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (hook_id) DO UPDATE SET breaker = excluded.breaker,"
+    " consecutive_failures = excluded.consecutive_failures, failing_since = excluded.failing_since,"
+    " opened_at = excluded.opened_at,"
+    " disabled_reason = COALESCE(excluded.disabled_reason, hookd_hook_health.disabled_reason),"
+    " disabled_at = COALESCE(excluded.disabled_at, hookd_hook_health.disabled_at), updated_at = excluded.updated_at"
 )
 _UPSERT_STATUS = (
     "INSERT INTO hookd_delivery_status (hook_id, event, last_trigger_status, last_trigger_time,"
@@ -175,8 +197,21 @@ def write_batch(tx: Transaction, batch: list[_Record]) -> None:
     attempts: list[tuple[Any, ...]] = []
     deliveries: dict[str, tuple[Any, ...]] = {}
     statuses: dict[tuple[str, str], tuple[Any, ...]] = {}
+    health: dict[str, tuple[Any, ...]] = {}
     for item in batch:
-        if isinstance(item, AttemptRecord):
+        if isinstance(item, HealthRecord):
+            disabled_at = item.at if item.disabled_reason else None
+            health[item.hook_id] = (
+                item.hook_id,
+                item.breaker,
+                item.consecutive_failures,
+                item.failing_since,
+                item.opened_at,
+                item.disabled_reason,
+                disabled_at,
+                item.at,
+            )
+        elif isinstance(item, AttemptRecord):
             attempts.append(
                 (
                     item.delivery_id,
@@ -212,9 +247,11 @@ def write_batch(tx: Transaction, batch: list[_Record]) -> None:
         tx.executemany(_UPSERT_DELIVERY, list(deliveries.values()))
     if statuses:
         tx.executemany(_UPSERT_STATUS, list(statuses.values()))
+    if health:
+        tx.executemany(_UPSERT_HEALTH, list(health.values()))
 
 
-def _delivery_row(item: _Record, state: str, attempts: int, status: int | None) -> tuple[Any, ...]:
+def _delivery_row(item: AttemptRecord | Settlement, state: str, attempts: int, status: int | None) -> tuple[Any, ...]:
     return (
         item.delivery_id,
         item.hook_id,

@@ -6,10 +6,12 @@ a sleep that wakes up when the daemon is asked to stop so draining never waits o
 
 from __future__ import annotations
 
+import email.utils
 import enum
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import tenacity
 
@@ -21,6 +23,7 @@ class Verdict(enum.Enum):
     RETRYABLE = "retryable"
     PERMANENT = "permanent"
     BLOCKED = "blocked"  # refused by the network policy before any connection
+    GONE = "gone"  # 410: the receiver says the endpoint is gone for good; the hook is disabled
 
 
 # Dead-letter reasons (header `reason` on `<prefix>.dead`).
@@ -29,6 +32,12 @@ RETRIES_EXHAUSTED = "retries_exhausted"
 SSRF_BLOCKED = "ssrf_blocked"
 HOOK_NOT_FOUND = "hook_not_found"
 HOOK_INACTIVE = "hook_inactive"
+HOOK_GONE = "hook_gone"
+HOOK_DISABLED = "hook_disabled"
+
+#: Durable waits other than the schedule's (Retry-After, parking) are rounded up to one of these, so
+#: a handful of TTL queues serves every value.
+DELAY_BUCKETS_S = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +50,7 @@ class Attempt:
     status: int | None = None
     error: str | None = None
     excerpt: str | None = None  # the start of the response body, for delivery status
+    retry_after_s: float | None = None  # what a 429/503 asked for, already clamped
 
 
 def classify(status: int | None) -> Verdict:
@@ -49,6 +59,8 @@ def classify(status: int | None) -> Verdict:
         return Verdict.RETRYABLE
     if 200 <= status < 300:
         return Verdict.DELIVERED
+    if status == 410:
+        return Verdict.GONE
     if status in (408, 429) or status >= 500:
         return Verdict.RETRYABLE
     return Verdict.PERMANENT
@@ -67,10 +79,45 @@ def delay_label(delay_s: float) -> str:
     return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"
 
 
+def parse_retry_after(value: str | None, *, now: datetime, maximum_s: float) -> float | None:
+    """Seconds a `Retry-After` header asks for (delta-seconds or HTTP date), clamped to [1, maximum_s].
+
+    None when absent or unparseable: the normal schedule applies then.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - now).total_seconds()
+    return min(max(seconds, 1.0), maximum_s)
+
+
+def bucket_delay(delay_s: float, schedule: Sequence[float] = ()) -> float:
+    """The shortest delay queue that waits at least `delay_s` (schedule delays or standard buckets)."""
+    candidates = sorted(set(schedule) | set(DELAY_BUCKETS_S))
+    return next((c for c in candidates if c >= delay_s), candidates[-1])
+
+
+def jittered_ms(delay_s: float, jitter: float, rng: Callable[[], float]) -> int:
+    """Per-message expiration: between (1 - jitter) and 1 x the delay, so retries of many deliveries
+    that failed together do not all come back in the same instant."""
+    return max(1, round(delay_s * 1000 * (1.0 - jitter * rng())))
+
+
 def dead_letter_reason(last: Attempt) -> str:
     """Why a delivery whose last attempt was not retried ends in the dead-letter queue."""
     if last.verdict is Verdict.BLOCKED:
         return SSRF_BLOCKED
+    if last.verdict is Verdict.GONE:
+        return HOOK_GONE
     if last.verdict is Verdict.PERMANENT:
         return PERMANENT_FAILURE
     return RETRIES_EXHAUSTED
@@ -83,6 +130,7 @@ def run_inline(
     attempts: int,
     backoff_s: float,
     stop: threading.Event,
+    give_up: Callable[[], bool] = lambda: False,
 ) -> Attempt:
     """Call `attempt(n)` up to `attempts` times while it is retryable; return the last result.
 
@@ -93,15 +141,16 @@ def run_inline(
     last: list[Attempt] = []
 
     def once() -> Attempt:
-        if last and stop.is_set():
-            return last[-1]  # woken from a backoff by stop: no further attempt
+        if last and (stop.is_set() or give_up()):
+            return last[-1]  # stopping, or the circuit opened: no further attempt
         last.append(attempt(next(counter)))
         return last[-1]
 
     retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(attempts) | tenacity.stop_when_event_set(stop),
+        stop=tenacity.stop_after_attempt(attempts) | tenacity.stop_when_event_set(stop) | _StopWhen(give_up),
         wait=tenacity.wait_exponential(multiplier=backoff_s, max=backoff_s * 8) + tenacity.wait_random(0, backoff_s),
-        retry=tenacity.retry_if_result(lambda result: result.verdict is Verdict.RETRYABLE),
+        # A Retry-After goes straight to the durable path: the receiver asked for a wait.
+        retry=tenacity.retry_if_result(lambda r: r.verdict is Verdict.RETRYABLE and r.retry_after_s is None),
         sleep=lambda seconds: _interruptible_sleep(stop, seconds),
         retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         reraise=True,
@@ -112,3 +161,13 @@ def run_inline(
 
 def _interruptible_sleep(stop: threading.Event, seconds: float) -> None:
     stop.wait(seconds)
+
+
+class _StopWhen(tenacity.stop.stop_base):
+    """Stop retrying as soon as `condition()` holds (e.g. the hook's circuit opened)."""
+
+    def __init__(self, condition: Callable[[], bool]) -> None:
+        self._condition = condition
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return self._condition()

@@ -16,25 +16,31 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
 from hookd import logs
+from hookd.breaker import Breakers, State
 from hookd.broker import BrokerConnection, Incoming, Outgoing, Topology
 from hookd.config import Settings, redact_url
 from hookd.delivery import Notification, Sender
 from hookd.errors import BrokerError, ConfigError, EventError, StoreError
 from hookd.events import PING, decode
-from hookd.history import FAILED, RETRYING, AttemptRecord, HistoryWriter, Settlement
+from hookd.history import FAILED, RETRYING, HistoryWriter
+from hookd.lanes import Admission, Lanes
 from hookd.messages import Target, dead_letter_headers, delivery_id, parse_target, target_headers
+from hookd.netpolicy import check_host
+from hookd.recorder import Recorder
 from hookd.retry import (
+    HOOK_DISABLED,
     HOOK_INACTIVE,
     HOOK_NOT_FOUND,
     Attempt,
     Verdict,
+    bucket_delay,
     dead_letter_reason,
     durable_delay,
+    jittered_ms,
     run_inline,
 )
 from hookd.signing import sign
@@ -55,12 +61,14 @@ class _Work:
     pending: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Job:
     work: _Work
     hook: Hook
     target: Target
     body: bytes
+    lanes: Lanes[_Job] | None = None
+    disable: bool = False  # set by the delivery thread: unbroken failure for delivery.disable_after_s
 
 
 def topology_for(settings: Settings) -> Topology:
@@ -102,11 +110,23 @@ class Daemon:
         self._revision = _revision_of(store)
         self._reload_lock = threading.Lock()
         self._history = history
+        self._record = Recorder(history)
+        delivery = settings.delivery
         self._sender = sender or Sender(
-            timeout_s=settings.delivery.timeout_s,
-            allow_private_networks=settings.delivery.allow_private_networks,
+            timeout_s=delivery.timeout_s,
+            address_check=None if delivery.allow_private_networks else _public_only,
             excerpt_bytes=settings.state.response_excerpt_bytes,
+            max_response_bytes=delivery.max_response_bytes,
+            retry_after_max_s=delivery.retry_after_max_s,
         )
+        self._breakers = Breakers(
+            threshold=delivery.breaker_threshold,
+            cooldown_s=delivery.breaker_cooldown_s,
+            disable_after_s=delivery.disable_after_s,
+        )
+        self._lanes: Lanes[_Job] = Lanes(delivery.per_hook_concurrency, delivery.per_hook_backlog)
+        self._disabled: dict[str, str] = {}  # hook id -> reason, until the store says inactive
+        self._declared_delays: set[float] = set()
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._done: queue.SimpleQueue[tuple[_Job, Attempt]] = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -155,6 +175,10 @@ class Daemon:
         while not self._stop.is_set():
             try:
                 self._conn = connect(self.settings, name="hookd worker")
+                self._declared_delays = set(self.settings.delivery.retry_delays_s)
+                self._lanes = Lanes(
+                    self.settings.delivery.per_hook_concurrency, self.settings.delivery.per_hook_backlog
+                )
                 log.info("broker.connected", queues=[self.topology.events, self.topology.deliveries])
                 failures = 0
                 self._serve(self._conn)
@@ -207,6 +231,13 @@ class Daemon:
                 log.error("subscriptions.reload_failed", source=self._store.describe(), problems=problems)
                 return
             self._hooks = hooks  # one reference swap: readers see the old set or the new one
+            persisted = self._revision is not None
+            for hook_id in list(self._disabled):
+                hook = hooks.get(hook_id)
+                # A database store now says inactive (it governs from here); a file was reloaded by
+                # its operator, who decides again.
+                if hook is None or not hook.active or not persisted:
+                    self._disabled.pop(hook_id, None)
         log.info("subscriptions.reloaded", source=self._store.describe(), hooks=len(hooks))
 
     def _watch_store(self) -> None:
@@ -252,6 +283,8 @@ class Daemon:
             self._park_invalid(conn, msg, exc)
             return
         hooks = self._hooks.match(event.name, event.account_id)
+        if self._disabled:
+            hooks = [h for h in hooks if h.id not in self._disabled]
         log.debug(
             "event.received", _event=event.name, event_id=event.event_id, account_id=event.account_id, hooks=len(hooks)
         )
@@ -269,7 +302,7 @@ class Daemon:
                 attempts=0,
                 retries=0,
             )
-            self._jobs.put(_Job(work, hook, target, msg.body))
+            self._submit(_Job(work, hook, target, msg.body))
 
     def _on_targeted(self, conn: BrokerConnection, msg: Incoming) -> None:
         try:
@@ -278,12 +311,11 @@ class Daemon:
             self._park_invalid(conn, msg, exc)
             return
         hook = self._hooks.get(target.hook_id)
+        job = _Job(_Work(conn, msg.delivery_tag, 1), hook or _absent(target), target, msg.body)
         if hook is None or (not hook.active and target.event != PING):
-            reason = HOOK_NOT_FOUND if hook is None else HOOK_INACTIVE
-            self._dead_letter(conn, target, msg.body, reason=reason, last=None)
-            conn.ack(msg.delivery_tag)
+            self._finish(job, None, HOOK_NOT_FOUND if hook is None else HOOK_INACTIVE)
             return
-        self._jobs.put(_Job(_Work(conn, msg.delivery_tag, 1), hook, target, msg.body))
+        self._submit(job)
 
     def _park_invalid(self, conn: BrokerConnection, msg: Incoming, exc: EventError) -> None:
         headers: dict[str, Any] = dict(msg.headers)
@@ -301,12 +333,32 @@ class Daemon:
             parked_in=self.topology.invalid,
         )
 
+    def _submit(self, job: _Job) -> None:
+        """Start a delivery, or hold it: disabled hook, open circuit, or its lane full."""
+        hook_id = job.hook.id
+        if hook_id in self._disabled:
+            self._finish(job, None, HOOK_DISABLED)
+            return
+        decision, change = self._breakers.allow(hook_id)
+        if change is not None:
+            self._record.breaker(hook_id, change)
+        if not decision.allow:
+            self._park(job, decision.wait_s, "breaker_open")
+            return
+        admission = self._lanes.admit(hook_id, job)
+        if admission is Admission.RUN:
+            job.lanes = self._lanes
+            self._jobs.put(job)
+        elif admission is Admission.FULL:
+            self._park(job, 1.0, "backlog")
+
     # -- delivering (pool threads) ---------------------------------------------------------------
     def _work_loop(self) -> None:
         while True:
             job = self._jobs.get()
             if self._stop.is_set() or job.work.conn is not self._conn:
-                continue  # not started: the message is requeued when its channel closes
+                self._done.put((job, _NOT_STARTED))  # frees its lane; its message is requeued by the broker
+                continue
             with self._running_lock:
                 self._running += 1
             try:
@@ -332,38 +384,12 @@ class Daemon:
 
         def attempt(number: int) -> Attempt:
             result = self._sender.attempt(hook, note, number)
-            if self._history is not None:
-                self._history.record(
-                    AttemptRecord(
-                        delivery_id=target.delivery_id,
-                        hook_id=hook.id,
-                        event=target.event,
-                        event_id=target.event_id,
-                        account_id=target.account_id,
-                        attempt=number,
-                        status=result.status,
-                        outcome=result.verdict.value,
-                        duration_ms=round(result.duration_s * 1000, 1),
-                        error=result.error,
-                        response_excerpt=result.excerpt,
-                        at=datetime.now(UTC),
-                        body=job.body,
-                    )
-                )
-            level = log.info if result.verdict is Verdict.DELIVERED else log.warning
-            level(
-                "delivery.attempt",
-                _event=target.event,
-                event_id=target.event_id,
-                account_id=target.account_id,
-                hook_id=hook.id,
-                delivery_id=target.delivery_id,
-                attempt=number,
-                status=result.status,
-                duration_ms=round(result.duration_s * 1000, 1),
-                outcome=result.verdict.value,
-                error=result.error,
-            )
+            self._record.attempt(target, job.body, result)
+            if result.verdict is not Verdict.BLOCKED:
+                change = self._breakers.record(hook.id, ok=result.verdict is not Verdict.RETRYABLE)
+                if change is not None:
+                    self._record.breaker(hook.id, change)
+                    job.disable = job.disable or change.disable
             return result
 
         return run_inline(
@@ -372,6 +398,7 @@ class Daemon:
             attempts=self.settings.delivery.inline_attempts,
             backoff_s=self.settings.delivery.inline_backoff_s,
             stop=self._stop,
+            give_up=lambda: job.disable or self._breakers.is_open(hook.id),
         )
 
     # -- settling (main thread) ------------------------------------------------------------------
@@ -381,50 +408,97 @@ class Daemon:
                 job, last = self._done.get_nowait()
             except queue.Empty:
                 return
-            self._settle(job, last)
+            if last is not _NOT_STARTED:
+                self._settle(job, last)
+            if job.lanes is not None:  # its slot is free: the next delivery waiting for this hook goes
+                following = job.lanes.release(job.hook.id)
+                if following is not None and following.work.conn is self._conn:
+                    self._submit(following)
 
     def _settle(self, job: _Job, last: Attempt) -> None:
-        work = job.work
-        if work.conn is not self._conn:
+        if job.work.conn is not self._conn:
             return  # the channel it came from is gone; the broker redelivers the message
-        target = job.target
-        if last.verdict is Verdict.RETRYABLE:
-            delay = durable_delay(target.retries, self.settings.delivery.retry_delays_s)
-            if delay is not None:
-                retry = replace(target, attempts=last.number, retries=target.retries + 1)
-                queue_name = self.topology.retry_queue(delay)
-                work.conn.publish(Outgoing(queue_name, job.body, target_headers(retry), target.event_id))
-                self._record_settlement(target, job.body, RETRYING, last.number, last.status)
-                log.info(
-                    "delivery.retry_scheduled",
-                    _event=target.event,
-                    hook_id=target.hook_id,
-                    delivery_id=target.delivery_id,
-                    attempts=last.number,
-                    retry=retry.retries,
-                    delay_s=delay,
-                )
-            else:
-                self._dead_letter(work.conn, target, job.body, reason=dead_letter_reason(last), last=last)
-        elif last.verdict is not Verdict.DELIVERED:
-            self._dead_letter(work.conn, target, job.body, reason=dead_letter_reason(last), last=last)
+        target, delivery = job.target, self.settings.delivery
+        if job.disable:
+            self._disable(job.hook, "failing")
+            self._finish(job, last, HOOK_DISABLED)
+        elif last.verdict is Verdict.GONE:
+            self._disable(job.hook, "gone")
+            self._finish(job, last, dead_letter_reason(last))
+        elif last.verdict is Verdict.RETRYABLE:
+            delay = durable_delay(target.retries, delivery.retry_delays_s)
+            if delay is None:
+                self._finish(job, last, dead_letter_reason(last))
+                return
+            expiration: int | None = jittered_ms(delay, delivery.retry_jitter, random.random)
+            if last.retry_after_s is not None:  # the receiver asked for a wait: at least that long
+                delay, expiration = bucket_delay(last.retry_after_s, delivery.retry_delays_s), None
+            retry = replace(target, attempts=last.number, retries=target.retries + 1)
+            self._publish_delayed(job, retry, delay, expiration)
+            self._record.settlement(target, job.body, RETRYING, last.number, last.status)
+            log.info(
+                "delivery.retry_scheduled",
+                _event=target.event,
+                hook_id=target.hook_id,
+                delivery_id=target.delivery_id,
+                attempts=last.number,
+                retry=retry.retries,
+                delay_s=delay,
+            )
+            self._done_with(job)
+        elif last.verdict is Verdict.DELIVERED:
+            self._done_with(job)
+        else:
+            self._finish(job, last, dead_letter_reason(last))
+
+    def _done_with(self, job: _Job) -> None:
+        work = job.work
         work.pending -= 1
         if work.pending == 0:
             work.conn.ack(work.tag)
 
-    def _dead_letter(
-        self, conn: BrokerConnection, target: Target, body: bytes, *, reason: str, last: Attempt | None
-    ) -> None:
+    def _publish_delayed(self, job: _Job, target: Target, delay: float, expiration_ms: int | None) -> None:
+        conn = job.work.conn
+        if delay not in self._declared_delays:
+            conn.declare_delay(delay)
+            self._declared_delays.add(delay)
+        conn.publish(
+            Outgoing(
+                self.topology.retry_queue(delay),
+                job.body,
+                target_headers(target),
+                target.event_id,
+                expiration_ms=expiration_ms,
+            )
+        )
+
+    def _park(self, job: _Job, wait_s: float, reason: str) -> None:
+        """Hold a delivery on the durable retry path without an attempt (it keeps its attempt count)."""
+        delay = bucket_delay(wait_s)
+        self._publish_delayed(job, job.target, delay, None)
+        log.info(
+            "delivery.parked",
+            _event=job.target.event,
+            hook_id=job.target.hook_id,
+            delivery_id=job.target.delivery_id,
+            reason=reason,
+            delay_s=delay,
+        )
+        self._record.settlement(job.target, job.body, RETRYING, job.target.attempts, None)
+        self._done_with(job)
+
+    def _finish(self, job: _Job, last: Attempt | None, reason: str) -> None:
+        """Dead-letter the delivery (the original body, its story in headers), then settle its share."""
+        target = job.target
         attempts = last.number if last else target.attempts
-        final = replace(target, attempts=attempts)
         headers = dead_letter_headers(
-            final,
+            replace(target, attempts=attempts),
             reason=reason,
             last_status=last.status if last else None,
             error=last.error if last else None,
         )
-        conn.publish(Outgoing(self.topology.dead, body, headers, target.event_id))
-        self._record_settlement(target, body, FAILED, attempts, last.status if last else None)
+        job.work.conn.publish(Outgoing(self.topology.dead, job.body, headers, target.event_id))
+        self._record.settlement(target, job.body, FAILED, attempts, last.status if last else None)
         log.error(
             "delivery.dead_lettered",
             _event=target.event,
@@ -436,30 +510,44 @@ class Daemon:
             reason=reason,
             last_status=last.status if last else None,
         )
+        self._done_with(job)
 
-    def _record_settlement(self, target: Target, body: bytes, state: str, attempts: int, status: int | None) -> None:
-        if self._history is None:
+    def _disable(self, hook: Hook, reason: str) -> None:
+        """Stop delivering to a hook (410 Gone, or failing for delivery.disable_after_s), loudly."""
+        if hook.id in self._disabled:
             return
-        self._history.record(
-            Settlement(
-                delivery_id=target.delivery_id,
-                hook_id=target.hook_id,
-                event=target.event,
-                event_id=target.event_id,
-                account_id=target.account_id,
-                state=state,
-                attempts=attempts,
-                last_status=status,
-                at=datetime.now(UTC),
-                body=body,
-            )
-        )
+        self._disabled[hook.id] = reason
+        self._breakers.forget(hook.id)
+        log.error("hook.disabled", hook_id=hook.id, account_id=hook.account_id, reason=reason, url=hook.url)
+        self._record.health(hook.id, State.CLOSED.value, None, reason)
+        update = getattr(self._store, "update", None)
+        if callable(update):  # a database source keeps it: every worker and the admin see it
+            threading.Thread(target=_persist_disable, args=(update, hook.id), daemon=True).start()
+
+
+def _persist_disable(update: Any, hook_id: str) -> None:
+    try:
+        update(hook_id, active=False)
+    except Exception as exc:  # the in-memory disable stands; say why it was not stored
+        log.error("hook.disable_not_stored", hook_id=hook_id, error=str(exc))
+
+
+def _public_only(host: str, port: int, hook: Hook) -> list[str]:
+    return check_host(host, port)
+
+
+def _absent(target: Target) -> Hook:
+    """A stand-in for a hook that no longer exists, so its delivery can be dead-lettered like any other."""
+    return Hook(id=target.hook_id, account_id=target.account_id, url="", events=(), secret="")
 
 
 def _revision_of(store: SubscriptionStore) -> int | None:
     """The store's change revision if it has one (databases); None for sources reloaded by SIGHUP."""
     revision = getattr(store, "revision", None)
     return int(revision()) if callable(revision) else None
+
+
+_NOT_STARTED = Attempt(0, Verdict.RETRYABLE, 0.0, error="not started")
 
 
 def _noop() -> None:

@@ -32,6 +32,8 @@ import pika
 import pika.exceptions
 import yaml
 
+from hookd.broker import Topology
+
 T = TypeVar("T")
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -424,8 +426,10 @@ class Amqp:
 
     def has_queue_type(self, queue: str, queue_type: str) -> bool:
         """True when `queue` exists with `x-queue-type` `queue_type` (a redeclaration must be equivalent)."""
+        prefix = queue.rsplit(".", 1)[0]
+        arguments = Topology(exchange="", prefix=prefix, queue_type=queue_type).arguments(queue)
         try:
-            self._ch().queue_declare(queue, durable=True, arguments={"x-queue-type": queue_type})
+            self._ch().queue_declare(queue, durable=True, arguments=arguments)
         except pika.exceptions.ChannelClosedByBroker as exc:
             if exc.reply_code == 406:
                 return False

@@ -12,7 +12,7 @@ from .helpers import Amqp, Got, Names, Receiver, Reply, free_port, hook_entry, s
 
 pytestmark = pytest.mark.integration
 
-PERMANENT_STATUSES = (400, 401, 403, 404, 410, 422, 301, 307)
+PERMANENT_STATUSES = (400, 401, 403, 404, 422, 301, 307)  # 410 disables the hook: tests/faults
 RETRYABLE_STATUSES = (408, 429, 500, 502, 503, 504)
 
 
@@ -182,7 +182,8 @@ def test_retries_exhausted(hookd: HookdFactory, receiver: Receiver, amqp: Amqp, 
     receiver.program("/down", then=500)
     body = b'{"id": 5}'
     daemon = hookd.start(
-        [hook_entry("down", receiver.url("/down"))], delivery={"inline_attempts": 2, "retry_delays_s": [1, 1]}
+        [hook_entry("down", receiver.url("/down"))],
+        delivery={"inline_attempts": 2, "retry_delays_s": [1, 1], "breaker_threshold": 0},
     )
 
     event_id = amqp.publish_event(prefix, "job.failed", body)

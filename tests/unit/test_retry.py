@@ -36,7 +36,7 @@ from hookd.retry import (
         (400, Verdict.PERMANENT),
         (404, Verdict.PERMANENT),
         (408, Verdict.RETRYABLE),
-        (410, Verdict.PERMANENT),
+        (410, Verdict.GONE),
         (429, Verdict.RETRYABLE),
         (500, Verdict.RETRYABLE),
         (503, Verdict.RETRYABLE),

@@ -1,0 +1,66 @@
+"""Per-hook lanes: a cap on concurrent deliveries per hook, with a bounded backlog behind it.
+
+One slow receiver can then hold at most `cap` of the delivery workers; what queues behind it waits
+in its own backlog, and past `backlog` more deliveries are parked on the durable retry path, so the
+broker's prefetch window is never filled by one hook's work. Used from the main thread only.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Admission(enum.Enum):
+    RUN = "run"
+    QUEUE = "queue"
+    FULL = "full"
+
+
+@dataclass(slots=True)
+class _Lane(Generic[T]):
+    running: int = 0
+    backlog: deque[T] = field(default_factory=deque)
+
+
+class Lanes(Generic[T]):
+    def __init__(self, cap: int, backlog: int) -> None:
+        self._cap = cap
+        self._backlog_max = backlog
+        self._lanes: dict[str, _Lane[T]] = {}
+
+    def admit(self, hook_id: str, item: T) -> Admission:
+        """RUN reserves a slot (the caller starts `item`); QUEUE keeps it; FULL leaves it to the caller."""
+        lane = self._lanes.get(hook_id)
+        if lane is None:
+            lane = self._lanes[hook_id] = _Lane()
+        if lane.running < self._cap:
+            lane.running += 1
+            return Admission.RUN
+        if len(lane.backlog) < self._backlog_max:
+            lane.backlog.append(item)
+            return Admission.QUEUE
+        return Admission.FULL
+
+    def release(self, hook_id: str) -> T | None:
+        """A delivery of `hook_id` finished: free its slot; return the next queued item, if any."""
+        lane = self._lanes.get(hook_id)
+        if lane is None:
+            return None
+        lane.running = max(0, lane.running - 1)
+        if lane.backlog:
+            return lane.backlog.popleft()
+        if lane.running == 0:
+            del self._lanes[hook_id]
+        return None
+
+    def running(self, hook_id: str) -> int:
+        lane = self._lanes.get(hook_id)
+        return lane.running if lane else 0
+
+    def queued(self) -> int:
+        return sum(len(lane.backlog) for lane in self._lanes.values())

@@ -1,0 +1,103 @@
+"""What a delivery attempt leaves behind besides its HTTP request: the canonical log line and the
+history record. Kept apart from the worker so the daemon's control flow reads on its own."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hookd import logs
+from hookd.breaker import Change, State
+from hookd.history import AttemptRecord, HealthRecord, HistoryWriter, Settlement
+from hookd.messages import Target
+from hookd.retry import Attempt, Verdict
+
+log = logs.get_logger("hookd.worker")
+
+
+class Recorder:
+    """Logs and records attempts, settlements and hook health; history is optional."""
+
+    def __init__(self, history: HistoryWriter | None) -> None:
+        self.history = history
+
+    def attempt(self, target: Target, body: bytes, result: Attempt) -> None:
+        """One canonical line per attempt (and its history row)."""
+        level = log.info if result.verdict is Verdict.DELIVERED else log.warning
+        level(
+            "delivery.attempt",
+            _event=target.event,
+            event_id=target.event_id,
+            account_id=target.account_id,
+            hook_id=target.hook_id,
+            delivery_id=target.delivery_id,
+            attempt=result.number,
+            status=result.status,
+            duration_ms=round(result.duration_s * 1000, 1),
+            outcome=result.verdict.value,
+            error=result.error,
+        )
+        if self.history is not None:
+            self.history.record(
+                AttemptRecord(
+                    delivery_id=target.delivery_id,
+                    hook_id=target.hook_id,
+                    event=target.event,
+                    event_id=target.event_id,
+                    account_id=target.account_id,
+                    attempt=result.number,
+                    status=result.status,
+                    outcome=result.verdict.value,
+                    duration_ms=round(result.duration_s * 1000, 1),
+                    error=result.error,
+                    response_excerpt=result.excerpt,
+                    at=datetime.now(UTC),
+                    body=body,
+                )
+            )
+
+    def settlement(self, target: Target, body: bytes, state: str, attempts: int, status: int | None) -> None:
+        if self.history is None:
+            return
+        self.history.record(
+            Settlement(
+                delivery_id=target.delivery_id,
+                hook_id=target.hook_id,
+                event=target.event,
+                event_id=target.event_id,
+                account_id=target.account_id,
+                state=state,
+                attempts=attempts,
+                last_status=status,
+                at=datetime.now(UTC),
+                body=body,
+            )
+        )
+
+    def breaker(self, hook_id: str, change: Change) -> None:
+        """Log a circuit change loudly enough to be seen, and keep it for `hookd explain`."""
+        if change.state is State.OPEN:
+            log.warning("breaker.opened", hook_id=hook_id, failures=change.failures)
+        elif change.state is State.HALF_OPEN:
+            log.info("breaker.half_open", hook_id=hook_id)
+        else:
+            log.info("breaker.closed", hook_id=hook_id)
+        self.health(hook_id, change.state.value, change, None)
+
+    def health(self, hook_id: str, breaker: str, change: Change | None, disabled_reason: str | None) -> None:
+        if self.history is None:
+            return
+        self.history.record(
+            HealthRecord(
+                hook_id=hook_id,
+                breaker=breaker,
+                consecutive_failures=change.failures if change else 0,
+                failing_since=_utc(change.failing_since) if change else None,
+                opened_at=_utc(change.opened_at) if change else None,
+                disabled_reason=disabled_reason,
+                at=datetime.now(UTC),
+            )
+        )
+
+
+def _utc(epoch: float | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None
