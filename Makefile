@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint format test unit integration demo bench-history clean
+.PHONY: install lint format test unit integration demo bench-history clean verify-units
 
 install: $(STAMP)
 
@@ -24,7 +24,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix hookd tests scripts bench
 
 # The whole suite: lint, unit tests, integration tests against the real broker.
-test: lint
+test: lint verify-units
 	$(BIN)/python -m pytest tests
 
 unit: $(STAMP)
@@ -32,6 +32,10 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration
+
+# systemd-analyze verify on deploy/systemd/*.service (skipped without systemd-analyze, except in CI).
+verify-units:
+	bash scripts/verify-units.sh
 
 # End to end on embedded defaults: broker (local, or a private node), hookd, a verifying receiver.
 demo: $(STAMP)

@@ -262,6 +262,11 @@ class BrokerConnection:
         with _translated():
             self._ch().basic_publish(message.exchange, message.routing_key, message.body, props, mandatory=True)
 
+    def message_count(self, queue: str) -> int:
+        """Messages ready in `queue` (not yet delivered to a consumer): a passive declare."""
+        with _translated():
+            return int(self._ch().queue_declare(queue, passive=True).method.message_count)
+
     def declare_delay(self, delay_s: float) -> None:
         """Declare one more delay queue (Retry-After and parking waits beyond the schedule's)."""
         with _translated():

@@ -14,11 +14,12 @@ from pathlib import Path
 import yaml
 
 from hookd import __version__, commands, logs
-from hookd.commands.common import broker_connection
+from hookd.commands.common import broker_connection, sqlite_file_missing
 from hookd.config import AMQP_URL_ENV, DEFAULT_AMQP_URL, Settings, load_settings
 from hookd.db import Database
 from hookd.errors import ConfigError, EventError, HookdError, StoreError
 from hookd.events import EVENTS
+from hookd.filesafety import permission_problems
 from hookd.history import HistoryWriter
 from hookd.publisher import ping_message, publish_event
 from hookd.receiver import serve
@@ -38,6 +39,9 @@ _EPILOG = """examples:
   hookd hooks list --config config/hookd.yaml
   hookd deliveries list --status failed --since 2h --config config/hookd.yaml
   hookd db upgrade --config config/hookd.yaml
+  hookd dlq list --hook 42 --since 24h --config config/hookd.yaml
+  hookd dlq replay --hook 42 --rate 5/s --config config/hookd.yaml
+  hookd explain --account acme job.failed --config config/hookd.yaml
 """
 
 
@@ -94,6 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     commands.hooks.register(sub)
     commands.deliveries.register(sub)
     commands.db.register(sub)
+    commands.dlq.register(sub)
+    commands.explain.register(sub)
     return parser
 
 
@@ -137,6 +143,8 @@ def _history(settings: Settings) -> HistoryWriter | None:
 def _cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args.config)
     logs.configure(settings.logging.format, settings.logging.level)
+    for problem in permission_problems(args.config):
+        logs.get_logger("hookd.cli").warning("config.permissions", problem=problem)
     daemon = Daemon(settings, open_store(settings), history=_history(settings))
     daemon.install_signal_handlers()
     return daemon.run()
@@ -204,7 +212,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     hooks: HookSet | None = None
     try:
         if settings is not None:
-            hooks = _hooks(settings)
+            hooks = _checked_hooks(settings)
         elif hooks_path is not None:
             hooks = YamlStore(hooks_path).load()
     except ConfigError as exc:
@@ -217,6 +225,20 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     source = settings.subscriptions.path or settings.subscriptions.source
     print(f"{args.config}: ok ({len(hooks)} hooks from {source})")
     return EXIT_OK
+
+
+def _checked_hooks(settings: Settings) -> HookSet:
+    """The hooks, for check-config: a database is read as it is, never created or migrated, and a
+    database that cannot be read is a problem of `subscriptions.url` (exit 2), not a crash."""
+    url = settings.subscriptions.url
+    if settings.subscriptions.source != "db" or url is None:
+        return _hooks(settings)
+    if sqlite_file_missing(url):
+        return HookSet()  # created by `hookd run` or `hookd db upgrade`: nothing to check yet
+    try:
+        return _hooks(settings)
+    except StoreError as exc:
+        raise ConfigError([f"subscriptions.url: cannot read the hooks: {exc}"], str(settings.source)) from None
 
 
 def _raw_hooks_path(config: Path) -> Path | None:
@@ -240,6 +262,8 @@ _COMMANDS = {
     "hooks": commands.hooks.run,
     "deliveries": commands.deliveries.run,
     "db": commands.db.run,
+    "dlq": commands.dlq.run,
+    "explain": commands.explain.run,
 }
 
 

@@ -302,6 +302,8 @@ def parse_settings(doc: object, *, path: Path, environ: Mapping[str, str]) -> Se
 def _database_url(value: Any) -> str | None:
     if not isinstance(value, str) or not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
         return "must be sqlite:///PATH or postgresql://..."
+    if "\x00" in value:
+        return "must not contain a NUL character"
     return None
 
 

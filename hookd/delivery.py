@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -30,6 +31,7 @@ from hookd import __version__
 from hookd.deadline import Watch, Watchdog
 from hookd.errors import BlockedDestination
 from hookd.retry import Attempt, Verdict, classify, parse_retry_after
+from hookd.signing import signature_headers
 from hookd.subscriptions.model import Hook
 
 USER_AGENT = f"hookd/{__version__}"
@@ -53,7 +55,7 @@ class Notification:
     account_id: str
     delivery_id: str
     body: bytes
-    signature: str
+    secrets: tuple[str, ...]  # current first, then those still valid during a rotation overlap
 
 
 class _Current(threading.local):
@@ -191,7 +193,8 @@ class Sender:
             "X-Hook-ID": hook.id,
             "X-Hook-Delivery": note.delivery_id,
             "X-Hook-Attempt": str(number),
-            "X-Hook-Signature": note.signature,
+            # X-Hook-Signature (current secret) and the Standard Webhooks headers, timestamped per attempt
+            **signature_headers(note.secrets, note.delivery_id, note.body),
         }
         auth = (hook.basic_auth.username, hook.basic_auth.password) if hook.basic_auth else None
         try:
@@ -220,6 +223,16 @@ class Sender:
         elapsed = time.monotonic() - started
         status = response.status_code
         verdict = classify(status)
+        location = response.headers.get("Location")
+        if 300 <= status < 400 and location and self._check is not None:
+            # Never followed; but a redirect to an internal address is an SSRF attempt, reported as such.
+            try:
+                target = urlsplit(urljoin(hook.url, location))
+                self._check(target.hostname or "", target.port or (443 if target.scheme == "https" else 80), hook)
+            except BlockedDestination as exc:
+                return Attempt(number, Verdict.BLOCKED, elapsed, status=status, error=f"redirect: {exc}")
+            except (OSError, ValueError):
+                pass
         retry_after: float | None = None
         if status in (429, 503):
             retry_after = parse_retry_after(

@@ -1,13 +1,15 @@
 """Per-hook lanes: a cap on concurrent deliveries per hook, with a bounded backlog behind it.
 
 One slow receiver can then hold at most `cap` of the delivery workers; what queues behind it waits
-in its own backlog, and past `backlog` more deliveries are parked on the durable retry path, so the
-broker's prefetch window is never filled by one hook's work. Used from the main thread only.
+in its own backlog. Work that waits there too long (the hook is slow) or beyond `backlog` items is
+parked on the durable retry path by the caller, so the broker's prefetch window is never held by one
+hook's work. Used from the main thread only.
 """
 
 from __future__ import annotations
 
 import enum
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -24,7 +26,7 @@ class Admission(enum.Enum):
 @dataclass(slots=True)
 class _Lane(Generic[T]):
     running: int = 0
-    backlog: deque[T] = field(default_factory=deque)
+    backlog: deque[tuple[float, T]] = field(default_factory=deque)
 
 
 class Lanes(Generic[T]):
@@ -42,7 +44,7 @@ class Lanes(Generic[T]):
             lane.running += 1
             return Admission.RUN
         if len(lane.backlog) < self._backlog_max:
-            lane.backlog.append(item)
+            lane.backlog.append((time.monotonic(), item))
             return Admission.QUEUE
         return Admission.FULL
 
@@ -53,10 +55,20 @@ class Lanes(Generic[T]):
             return None
         lane.running = max(0, lane.running - 1)
         if lane.backlog:
-            return lane.backlog.popleft()
+            return lane.backlog.popleft()[1]
         if lane.running == 0:
             del self._lanes[hook_id]
         return None
+
+    def take_stale(self, max_wait_s: float) -> list[T]:
+        """Remove and return what has waited longer than `max_wait_s` behind its hook's running
+        deliveries: that hook is slow, and its work is better parked than holding the prefetch window."""
+        cutoff = time.monotonic() - max_wait_s
+        stale: list[T] = []
+        for lane in self._lanes.values():
+            while lane.backlog and lane.backlog[0][0] < cutoff:
+                stale.append(lane.backlog.popleft()[1])
+        return stale
 
     def running(self, hook_id: str) -> int:
         lane = self._lanes.get(hook_id)

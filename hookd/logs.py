@@ -2,41 +2,202 @@
 
 Log lines carry the message under `msg`, so `event` is free for the hook event name, as operators
 search for it. Call sites pass the event name as `_event=`; `EventRenamer` moves it into place.
-A redaction processor masks secret-looking keys wherever they appear, as a last line of defence:
-the code never passes secrets or bodies to a logger in the first place.
+
+The code never passes secrets or bodies to a logger in the first place. `redact`, the last processor
+before rendering, is the line of defence behind that rule, for what slips through anyway (an
+exception message, a library's error text):
+- by key: values under keys naming a secret, password, token, auth header, salt or body are masked
+  at any depth;
+- by value: any string containing a registered secret (`register_secrets`: the daemon registers
+  every hook's secrets, their `whsec_` forms and basic-auth data), an `Authorization` header value,
+  `Basic <base64 user:pass>`, a `Bearer` token or a URL's `user:password@` is masked where it appears.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 import logging
+import re
 import sys
-from collections.abc import Mapping, MutableMapping
+import threading
+from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import structlog
 
-_SENSITIVE = ("secret", "password", "authorization", "basic_auth", "token", "body")
+MASK = "***"
+#: Registered values shorter than this are ignored: masking "ab" everywhere would wreck the logs.
+MIN_SECRET_CHARS = 4
+_SENSITIVE = (
+    "secret",
+    "password",
+    "passwd",
+    "authorization",
+    "basic_auth",
+    "token",
+    "body",
+    "salt",
+    "credential",
+    "cookie",
+    "api_key",
+    "apikey",
+)
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+_MAX_DEPTH = 8
+# Up to this many registered values, `value in text` per value (C speed) beats the window index.
+_DIRECT_SCAN_MAX = 64
+_AUTH_HEADER = re.compile(r"(?i)\b((?:proxy-)?authorization['\"]?\s*[:=]\s*['\"]?)[^'\"\r\n,;}]+")
+_BASIC = re.compile(r"(?i)\b(basic\s+)([A-Za-z0-9+/]{4,}={0,2})")
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9\-._~+/]{8,}=*")
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s/:@'\"]*):[^\s/@'\"]*@")
+_TRIGGERS = ("authorization", "basic", "bearer", "://")  # a cheap test before the patterns above
+_PLAIN = frozenset({str, int, float, bool, type(None)})  # common leaf types, told apart without ABC checks
 
 
-def _mask(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: ("***" if _is_sensitive(k) else _mask(v)) for k, v in value.items()}
-    return value
+@dataclass(frozen=True)
+class _Secrets:
+    """An immutable snapshot of the registered values, swapped whole, so readers never lock."""
+
+    values: frozenset[str] = frozenset()
+    by_prefix: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    shortest: int = MIN_SECRET_CHARS  # strings shorter than every registered value cannot hold one
+
+    def found_in(self, text: str) -> list[str]:
+        """The registered values occurring in `text`."""
+        if len(text) < self.shortest:
+            return []
+        if len(self.values) <= _DIRECT_SCAN_MAX:
+            return [v for v in self.values if v in text]
+        # Every window of the prefix length, intersected with the known prefixes (set operations run
+        # in C), then a check of the few candidates: linear in the text, whatever the registry's size.
+        width = MIN_SECRET_CHARS
+        windows = {text[i : i + width] for i in range(len(text) - width + 1)}
+        index = self.by_prefix
+        return [v for prefix in windows & index.keys() for v in index[prefix] if v in text]
 
 
+_secrets = _Secrets()
+_secrets_lock = threading.Lock()
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Mask these values wherever they appear in a log line from now on (thread-safe, add-only).
+
+    Pass everything at once (e.g. `h.sensitive_values()` of every hook on each load): registering
+    values already known costs a set difference, nothing more.
+    """
+    global _secrets  # noqa: PLW0603 (one process-wide registry, swapped atomically)
+    fresh = {v for v in values if isinstance(v, str) and len(v) >= MIN_SECRET_CHARS}
+    with _secrets_lock:
+        if fresh <= _secrets.values:
+            return
+        merged = _secrets.values | fresh
+        index: dict[str, list[str]] = {}
+        for value in merged:
+            index.setdefault(value[:MIN_SECRET_CHARS], []).append(value)
+        _secrets = _Secrets(merged, {k: tuple(v) for k, v in index.items()}, min(map(len, merged)))
+
+
+def clear_secrets() -> None:
+    """Forget every registered value (tests)."""
+    global _secrets  # noqa: PLW0603
+    with _secrets_lock:
+        _secrets = _Secrets()
+
+
+def scrub(text: str) -> str:
+    """`text` with registered secrets and credential patterns masked."""
+    return _scrub(text, _secrets.found_in(text), _has_trigger(text))
+
+
+def _has_trigger(text: str) -> bool:
+    lowered = text.lower()
+    return any(trigger in lowered for trigger in _TRIGGERS)
+
+
+def _scrub(text: str, found: list[str], patterns: bool) -> str:
+    if len(text) < MIN_SECRET_CHARS:
+        return text
+    for value in sorted(found, key=len, reverse=True):
+        text = text.replace(value, MASK)
+    if patterns:
+        text = _AUTH_HEADER.sub(lambda m: m[1] + MASK, text)
+        text = _BASIC.sub(_mask_basic, text)
+        text = _BEARER.sub(lambda m: m[1] + MASK, text)
+        text = _USERINFO.sub(lambda m: m[1] + ":" + MASK + "@", text)
+    return text
+
+
+def _mask_basic(match: re.Match[str]) -> str:
+    """`Basic <token>` is masked when the token is base64 of `user:password`, not in prose ("basic auth")."""
+    try:
+        decoded = base64.b64decode(match[2], validate=True)
+    except (binascii.Error, ValueError):
+        return match[0]
+    return match[1] + MASK if b":" in decoded else match[0]
+
+
+@functools.lru_cache(maxsize=4096)
 def _is_sensitive(key: object) -> bool:
     lowered = str(key).lower()
     return any(word in lowered for word in _SENSITIVE)
 
 
+def _strings(value: Any, out: list[str], depth: int = 0) -> None:
+    """Collect every string in `value`, at any depth, to scan them all in one pass."""
+    kind = type(value)
+    if kind in _PLAIN:
+        if kind is str:
+            out.append(value)
+    elif isinstance(value, str):
+        out.append(value)
+    elif depth < _MAX_DEPTH and isinstance(value, Mapping):
+        for item in value.values():
+            _strings(item, out, depth + 1)
+    elif depth < _MAX_DEPTH and isinstance(value, list | tuple):
+        for item in value:
+            _strings(item, out, depth + 1)
+
+
+def _mask(value: Any, found: list[str], patterns: bool, depth: int = 0) -> Any:
+    """A copy of `value` with sensitive keys and secret-bearing strings masked (inputs are not mutated)."""
+    if isinstance(value, str):
+        return _scrub(value, found, patterns) if found or patterns else value
+    if depth >= _MAX_DEPTH:
+        return value if isinstance(value, int | float | bool) or value is None else MASK
+    if isinstance(value, Mapping):
+        return {k: (MASK if _is_sensitive(k) else _mask(v, found, patterns, depth + 1)) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_mask(v, found, patterns, depth + 1) for v in value)
+    return value
+
+
 def redact(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Mask values whose key names a secret, password, token, auth header or body, at any depth."""
+    """Mask values whose key names a secret, password, token, auth header or body, at any depth, and
+    every registered secret or credential pattern inside any string value.
+
+    The strings of the whole line are scanned once; a line with nothing to mask (the usual case) is
+    left as it is after that one scan.
+    """
+    texts: list[str] = []
+    nested = False
+    for key, value in event_dict.items():
+        if _is_sensitive(key):
+            continue
+        _strings(value, texts)
+        nested = nested or (type(value) not in _PLAIN and isinstance(value, Mapping | list | tuple))
+    joined = "\x00".join(texts)
+    registry = _secrets
+    found = registry.found_in("\x00".join(t for t in texts if len(t) >= registry.shortest)) if registry.values else []
+    patterns = _has_trigger(joined)
     for key in list(event_dict):
         if _is_sensitive(key):
-            event_dict[key] = "***"
-        elif isinstance(event_dict[key], Mapping):
-            event_dict[key] = _mask(event_dict[key])
+            event_dict[key] = MASK
+        elif found or patterns or nested:
+            event_dict[key] = _mask(event_dict[key], found, patterns)
     return event_dict
 
 
@@ -54,9 +215,9 @@ def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = No
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
-            redact,
             structlog.processors.format_exc_info,
             structlog.processors.EventRenamer("msg", replace_by="_event"),
+            redact,  # last: it also sees the rendered traceback and the message
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),

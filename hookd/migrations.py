@@ -159,6 +159,12 @@ MIGRATIONS: tuple[Migration, ...] = (
                 updated_at {ts} NOT NULL DEFAULT {now})""",
         ),
     ),
+    Migration(
+        3,
+        "per-hook allow_private: the operator's override of the SSRF guard",
+        # previous_secret and previous_secret_expires_at (rotation overlap) exist since version 1.
+        common=("ALTER TABLE hookd_hooks ADD COLUMN allow_private BOOLEAN NOT NULL DEFAULT FALSE",),
+    ),
 )
 
 #: The version `migrate()` brings a database to.

@@ -9,6 +9,7 @@ from hookd import logs
 from hookd.breaker import Change, State
 from hookd.history import AttemptRecord, HealthRecord, HistoryWriter, Settlement
 from hookd.messages import Target
+from hookd.metrics import MetricsRecorder, NoMetrics
 from hookd.retry import Attempt, Verdict
 
 log = logs.get_logger("hookd.worker")
@@ -17,11 +18,13 @@ log = logs.get_logger("hookd.worker")
 class Recorder:
     """Logs and records attempts, settlements and hook health; history is optional."""
 
-    def __init__(self, history: HistoryWriter | None) -> None:
+    def __init__(self, history: HistoryWriter | None, metrics: MetricsRecorder | None = None) -> None:
         self.history = history
+        self.metrics = metrics or NoMetrics()
 
     def attempt(self, target: Target, body: bytes, result: Attempt) -> None:
         """One canonical line per attempt (and its history row)."""
+        self.metrics.attempt(target.event, target.hook_id, result.verdict.value, result.duration_s)
         level = log.info if result.verdict is Verdict.DELIVERED else log.warning
         level(
             "delivery.attempt",
@@ -81,6 +84,7 @@ class Recorder:
             log.info("breaker.half_open", hook_id=hook_id)
         else:
             log.info("breaker.closed", hook_id=hook_id)
+        self.metrics.breaker(hook_id, change.state.value)
         self.health(hook_id, change.state.value, change, None)
 
     def health(self, hook_id: str, breaker: str, change: Change | None, disabled_reason: str | None) -> None:

@@ -37,7 +37,25 @@ HOOK_DISABLED = "hook_disabled"
 
 #: Durable waits other than the schedule's (Retry-After, parking) are rounded up to one of these, so
 #: a handful of TTL queues serves every value.
-DELAY_BUCKETS_S = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0)
+DELAY_BUCKETS_S = (
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    15.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
+    7200.0,
+    21600.0,
+    86400.0,
+    172800.0,
+    604800.0,
+)
 
 
 @dataclass(frozen=True, slots=True)

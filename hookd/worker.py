@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from types import FrameType
 from typing import Any
 
-from hookd import logs
+from hookd import logs, sdnotify
 from hookd.breaker import Breakers, State
 from hookd.broker import BrokerConnection, Incoming, Outgoing, Topology
 from hookd.config import Settings, redact_url
@@ -29,7 +29,8 @@ from hookd.events import PING, decode
 from hookd.history import FAILED, RETRYING, HistoryWriter
 from hookd.lanes import Admission, Lanes
 from hookd.messages import Target, dead_letter_headers, delivery_id, parse_target, target_headers
-from hookd.netpolicy import check_host
+from hookd.metrics import Metrics, MetricsServer, daemon_health, recorder_for
+from hookd.netpolicy import NetworkPolicy
 from hookd.recorder import Recorder
 from hookd.retry import (
     HOOK_DISABLED,
@@ -43,7 +44,6 @@ from hookd.retry import (
     jittered_ms,
     run_inline,
 )
-from hookd.signing import sign
 from hookd.subscriptions.matching import HookSet
 from hookd.subscriptions.model import Hook
 from hookd.subscriptions.store import SubscriptionStore
@@ -107,14 +107,21 @@ class Daemon:
         self.topology = topology_for(settings)
         self._store = store
         self._hooks: HookSet = store.load()
+        _mask_secrets(self._hooks)
         self._revision = _revision_of(store)
         self._reload_lock = threading.Lock()
         self._history = history
-        self._record = Recorder(history)
+        self.metrics = recorder_for(settings.metrics.listen)
+        self.metrics.hooks_loaded(h.id for h in self._hooks)
+        self._record = Recorder(history, self.metrics)
+        self._watchdog = sdnotify.Watchdog.from_environment()
+        self._ready = False
+        self._lag_due = 0.0
         delivery = settings.delivery
+        policy = NetworkPolicy.from_settings(delivery)
         self._sender = sender or Sender(
             timeout_s=delivery.timeout_s,
-            address_check=None if delivery.allow_private_networks else _public_only,
+            address_check=policy.address_check(),
             excerpt_bytes=settings.state.response_excerpt_bytes,
             max_response_bytes=delivery.max_response_bytes,
             retry_after_max_s=delivery.retry_after_max_s,
@@ -127,6 +134,10 @@ class Daemon:
         self._lanes: Lanes[_Job] = Lanes(delivery.per_hook_concurrency, delivery.per_hook_backlog)
         self._disabled: dict[str, str] = {}  # hook id -> reason, until the store says inactive
         self._declared_delays: set[float] = set()
+        # A delivery that waited a whole attempt deadline behind its own hook's running ones is parked,
+        # long enough not to churn the broker.
+        self._backlog_wait_s = max(1.0, delivery.timeout_s)
+        self._slow_park_s = max(5.0, 5 * delivery.timeout_s)
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._done: queue.SimpleQueue[tuple[_Job, Attempt]] = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -171,10 +182,20 @@ class Daemon:
             threading.Thread(target=self._watch_store, name="store-watcher", daemon=True).start()
         if self._history is not None:
             self._history.start()
+        server: MetricsServer | None = None
+        if isinstance(self.metrics, Metrics):
+            server = self.metrics.start_server(self.settings.metrics.listen, daemon_health(self.metrics, self._store))
         failures = 0
         while not self._stop.is_set():
             try:
+                self._watchdog.tick()
                 self._conn = connect(self.settings, name="hookd worker")
+                self.metrics.broker_connected(True)
+                if not self._ready:
+                    self._ready = True
+                    sdnotify.ready(f"consuming from {self.topology.events}")
+                else:
+                    sdnotify.status(f"consuming from {self.topology.events}")
                 self._declared_delays = set(self.settings.delivery.retry_delays_s)
                 self._lanes = Lanes(
                     self.settings.delivery.per_hook_concurrency, self.settings.delivery.per_hook_backlog
@@ -187,8 +208,15 @@ class Daemon:
                 delay = min(self.settings.broker.reconnect_max_s, 0.5 * 2 ** min(failures, 10))
                 delay = random.uniform(delay / 2, delay)  # noqa: S311 (jitter, not cryptography)
                 log.warning("broker.disconnected", error=str(exc), retry_in_s=round(delay, 2))
+                self.metrics.broker_connected(False)
+                sdnotify.status(f"broker unreachable, reconnecting in {delay:.1f} s")
                 self._abandon()
-                self._stop.wait(delay)
+                deadline = time.monotonic() + delay
+                while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                    self._watchdog.tick()
+                    self._stop.wait(self._watchdog.max_wait_s(left))
+        if server is not None:
+            server.close()
         if self._history is not None:
             self._history.close()
         log.info("daemon.stop")
@@ -205,6 +233,14 @@ class Daemon:
         while not self._stop.is_set():
             conn.poll(_POLL_S)
             self._settle_done()
+            for job in self._lanes.take_stale(self._backlog_wait_s):
+                if job.work.conn is conn:
+                    self._park(job, self._slow_park_s, "slow_hook")
+            self._watchdog.tick()
+            if time.monotonic() >= self._lag_due:
+                self._lag_due = time.monotonic() + 5.0
+                for name in (self.topology.events, self.topology.deliveries):
+                    self.metrics.consumer_lag(name, conn.message_count(name))
             if self._reload.is_set():
                 self._reload.clear()
                 self.reload()
@@ -213,11 +249,14 @@ class Daemon:
     def _drain(self, conn: BrokerConnection) -> None:
         """Stop consuming, let running deliveries finish within the drain timeout, return the rest."""
         log.info("daemon.draining", running=self._running, timeout_s=self.settings.delivery.drain_timeout_s)
+        sdnotify.stopping(f"draining {self._running} deliveries")
+        self.metrics.broker_connected(False)
         conn.cancel()
         deadline = time.monotonic() + self.settings.delivery.drain_timeout_s
         while (self._running or not self._done.empty()) and time.monotonic() < deadline:
             conn.poll(0.05)
             self._settle_done()
+            self._watchdog.tick()
         self._settle_done()
         self._abandon()  # queued but unstarted deliveries' messages are requeued by the broker
 
@@ -230,6 +269,8 @@ class Daemon:
                 problems = list(getattr(exc, "problems", ())) or [str(exc)]
                 log.error("subscriptions.reload_failed", source=self._store.describe(), problems=problems)
                 return
+            self.metrics.hooks_loaded(h.id for h in hooks)
+            _mask_secrets(hooks)
             self._hooks = hooks  # one reference swap: readers see the old set or the new one
             persisted = self._revision is not None
             for hook_id in list(self._disabled):
@@ -262,6 +303,9 @@ class Daemon:
 
     # -- consuming (main thread) -----------------------------------------------------------------
     def _on_message(self, msg: Incoming) -> None:
+        # pika keeps dispatching while messages arrive, and parking or acking frees prefetch slots for
+        # more: settle finished deliveries here too, or a steady stream would starve them.
+        self._settle_done()
         conn = self._conn
         assert conn is not None
         if msg.queue == self.topology.events:
@@ -361,11 +405,13 @@ class Daemon:
                 continue
             with self._running_lock:
                 self._running += 1
+            self.metrics.in_flight(+1)
             try:
                 last = self._deliver(job)
             except Exception as exc:  # a bug must not lose the event: treat it as retryable
                 log.exception("delivery.internal_error", hook_id=job.hook.id, delivery_id=job.target.delivery_id)
                 last = Attempt(job.target.attempts + 1, Verdict.RETRYABLE, 0.0, error=f"internal error: {exc!r}")
+            self.metrics.in_flight(-1)
             self._done.put((job, last))
             with self._running_lock:
                 self._running -= 1
@@ -379,7 +425,7 @@ class Daemon:
             account_id=target.account_id,
             delivery_id=target.delivery_id,
             body=job.body,
-            signature=sign(hook.secret, job.body),
+            secrets=hook.signing_secrets(),
         )
 
         def attempt(number: int) -> Attempt:
@@ -435,6 +481,7 @@ class Daemon:
                 delay, expiration = bucket_delay(last.retry_after_s, delivery.retry_delays_s), None
             retry = replace(target, attempts=last.number, retries=target.retries + 1)
             self._publish_delayed(job, retry, delay, expiration)
+            self.metrics.retry_scheduled(target.event)
             self._record.settlement(target, job.body, RETRYING, last.number, last.status)
             log.info(
                 "delivery.retry_scheduled",
@@ -447,6 +494,7 @@ class Daemon:
             )
             self._done_with(job)
         elif last.verdict is Verdict.DELIVERED:
+            self.metrics.delivered(target.event)
             self._done_with(job)
         else:
             self._finish(job, last, dead_letter_reason(last))
@@ -476,6 +524,7 @@ class Daemon:
         """Hold a delivery on the durable retry path without an attempt (it keeps its attempt count)."""
         delay = bucket_delay(wait_s)
         self._publish_delayed(job, job.target, delay, None)
+        self.metrics.parked(job.target.event, reason)
         log.info(
             "delivery.parked",
             _event=job.target.event,
@@ -498,6 +547,7 @@ class Daemon:
             error=last.error if last else None,
         )
         job.work.conn.publish(Outgoing(self.topology.dead, job.body, headers, target.event_id))
+        self.metrics.dead_lettered(target.event, reason)
         self._record.settlement(target, job.body, FAILED, attempts, last.status if last else None)
         log.error(
             "delivery.dead_lettered",
@@ -532,8 +582,9 @@ def _persist_disable(update: Any, hook_id: str) -> None:
         log.error("hook.disable_not_stored", hook_id=hook_id, error=str(exc))
 
 
-def _public_only(host: str, port: int, hook: Hook) -> list[str]:
-    return check_host(host, port)
+def _mask_secrets(hooks: HookSet) -> None:
+    """Every spelling of every hook's credentials is masked in log lines from now on."""
+    logs.register_secrets(value for hook in hooks for value in hook.sensitive_values())
 
 
 def _absent(target: Target) -> Hook:

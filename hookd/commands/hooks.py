@@ -3,22 +3,31 @@
 Every argument is validated before anything is written, with the same rules as the hooks file, and
 each write is one transaction: a refused command changes nothing. Secrets are printed only by
 create, reset-secret, `show --json`, `show --reveal-secret` and export, and never logged.
+
+A URL whose host is a literal non-public address (127.0.0.1, 2130706433, [::1], 10.0.0.5...) or
+`localhost` is refused unless the network policy allows it: `delivery.allow_private_networks`,
+`delivery.allowed_networks`, or `--allow-private` on this hook. `--allow-private` is operator-only by
+nature: this command line is the operator's tool (with database access); an API for account admins
+must never expose it. Names are checked on every delivery attempt, against what they resolve to then.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from hookd.config import Settings
 from hookd.errors import ConfigError
 from hookd.events import normalize_account
+from hookd.netpolicy import NetworkPolicy
 from hookd.publisher import ping_message
 from hookd.subscriptions.model import BasicAuth, Hook
-from hookd.subscriptions.sql_store import SqlStore
+from hookd.subscriptions.sql_store import HookCheck, SqlStore
 from hookd.subscriptions.validation import events_problems, url_problem
 from hookd.subscriptions.yaml_store import parse_hooks
 
@@ -33,7 +42,7 @@ from .common import (
     run_action,
     settings_from,
 )
-from .output import print_json
+from .output import human_time, print_json
 from .sources import Hooks, open_hooks, open_state
 
 _EPILOG = """examples:
@@ -41,6 +50,7 @@ _EPILOG = """examples:
   hookd hooks list --account acme --config hookd.yaml
   hookd hooks show 42 --reveal-secret --json --config hookd.yaml
   hookd hooks update 42 --events job --active false --config hookd.yaml
+  hookd hooks reset-secret 42 --overlap 24h --config hookd.yaml
   hookd hooks export --config hookd.yaml > hooks.yaml && hookd hooks import hooks.yaml --config other.yaml
 
 Write commands need subscriptions.source: db; with a YAML source they refuse (exit 2).
@@ -68,6 +78,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--inactive", action="store_true", help="create it inactive (it receives nothing)")
     p.add_argument("--basic-auth", metavar="USER:PASS", help="send HTTP basic auth with every delivery")
     p.add_argument("--insecure-ssl", action="store_true", help="skip TLS certificate verification for this hook")
+    p.add_argument(
+        "--allow-private",
+        action="store_true",
+        help="operator only: let this hook reach loopback, private and link-local addresses (SSRF guard off)",
+    )
 
     p = add_action(
         actions,
@@ -106,18 +121,39 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--active", type=_boolean, metavar="true|false")
     p.add_argument("--basic-auth", metavar="USER:PASS", help='new credentials, or "" to remove basic auth')
     p.add_argument("--insecure-ssl", type=_boolean, metavar="true|false")
+    p.add_argument(
+        "--allow-private",
+        type=_boolean,
+        metavar="true|false",
+        help="operator only: let this hook reach non-public addresses (SSRF guard off for it)",
+    )
 
     for name, help_text in (
         ("delete", "delete a hook (its delivery history is kept)"),
         ("enable", "make a hook active"),
         ("disable", "make a hook inactive (it receives nothing, not even retries)"),
-        ("reset-secret", "give a hook a new secret; the old one stops working at once"),
         ("ping", "send a ping event to one hook through the broker"),
     ):
         p = add_action(
             actions, name, help_text=help_text, example=f"hookd hooks {name} 42 --config hookd.yaml", parents=opts
         )
         p.add_argument("hook_id", metavar="ID")
+
+    p = add_action(
+        actions,
+        "reset-secret",
+        help_text="give a hook a new secret; the old one stops working at once, or after --overlap",
+        example="hookd hooks reset-secret 42 --overlap 24h --config hookd.yaml",
+        parents=opts,
+    )
+    p.add_argument("hook_id", metavar="ID")
+    p.add_argument(
+        "--overlap",
+        type=parse_overlap,
+        metavar="DURATION",
+        help="keep the old secret valid this long (30m, 24h, 7d; at most 30d): deliveries carry a "
+        "webhook-signature for both secrets meanwhile; X-Hook-Signature uses the new one only",
+    )
 
     p = add_action(
         actions,
@@ -149,6 +185,37 @@ def _boolean(value: str) -> bool:
     if text in ("false", "no", "off", "0"):
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+_DURATION = re.compile(r"(\d{1,9})\s*([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+#: The longest rotation overlap: an old secret that never expires defeats the rotation.
+MAX_OVERLAP = timedelta(days=30)
+
+
+def parse_overlap(value: str) -> timedelta:
+    """A rotation overlap: `30s`, `30m`, `24h`, `7d`, `1w`; more than zero and at most 30 days."""
+    match = _DURATION.fullmatch(value.strip().lower())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 30m, 24h or 7d, got {value!r}")
+    try:
+        overlap = timedelta(**{_UNITS[match[2]]: int(match[1])})
+    except OverflowError:
+        overlap = MAX_OVERLAP + MAX_OVERLAP
+    if not timedelta(0) < overlap <= MAX_OVERLAP:
+        raise argparse.ArgumentTypeError(f"the overlap must be more than 0 and at most 30d, got {value!r}")
+    return overlap
+
+
+def _policy_check(settings: Settings) -> HookCheck:
+    """The network policy's creation-time rule, for the store to apply to the hook it is about to write."""
+    policy = NetworkPolicy.from_settings(settings.delivery)
+
+    def check(hook: Hook) -> list[str]:
+        why = policy.for_hook(hook.allow_private).url_problem(hook.url)
+        return [] if why is None else [f"url: {why}"]
+
+    return check
 
 
 def _events(raw: str, problems: list[str]) -> tuple[str, ...]:
@@ -219,6 +286,8 @@ def _create(args: argparse.Namespace) -> int:
                 active=not args.inactive,
                 basic_auth=auth,
                 insecure_ssl=args.insecure_ssl,
+                allow_private=args.allow_private,
+                check=_policy_check(settings),
             )
         except ConfigError as exc:
             raise _config_problems(exc) from None
@@ -273,6 +342,8 @@ def _update(args: argparse.Namespace) -> int:
         changes["basic_auth"] = _basic_auth(args.basic_auth, problems, allow_remove=True)
     if args.insecure_ssl is not None:
         changes["insecure_ssl"] = args.insecure_ssl
+    if args.allow_private is not None:
+        changes["allow_private"] = args.allow_private
     if not changes and not problems:
         problems.append("nothing to change: give at least one of --url, --events, --name, --active, ...")
     settings = settings_from(args)
@@ -281,9 +352,12 @@ def _update(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace, settings: Settings, changes: dict[str, Any], *, verb: str) -> int:
+    # The policy judges the destination: only a change of it (url, allow_private) is checked, so that
+    # renaming or disabling a hook created under a wider policy still works.
+    check = _policy_check(settings) if {"url", "allow_private"} & changes.keys() else None
     with open_hooks(settings, write=True) as hooks:
         try:
-            hook = _writable(hooks).update(args.hook_id, **changes)
+            hook = _writable(hooks).update(args.hook_id, check=check, **changes)
         except ConfigError as exc:
             raise _config_problems(exc) from None
         _print_hook(args, hooks, hook, f"{verb} hook {hook.id}", reveal=False)
@@ -312,8 +386,13 @@ def _delete(args: argparse.Namespace) -> int:
 
 def _reset_secret(args: argparse.Namespace) -> int:
     with open_hooks(settings_from(args), write=True) as hooks:
-        hook = _writable(hooks).reset_secret(args.hook_id)
-        _print_hook(args, hooks, hook, f"new secret for hook {hook.id} (the old one no longer verifies)", reveal=True)
+        hook = _writable(hooks).reset_secret(args.hook_id, overlap=args.overlap)
+        if args.overlap is None:
+            title = f"new secret for hook {hook.id} (the old one no longer verifies)"
+        else:
+            until = human_time(hook.old_secrets_expire_at)
+            title = f"new secret for hook {hook.id} (the old one still verifies webhook-signature until {until})"
+        _print_hook(args, hooks, hook, title, reveal=True)
     return EXIT_OK
 
 
@@ -342,7 +421,8 @@ def _import(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise UsageError(f"{path} is not UTF-8 text") from None
-    with open_hooks(settings_from(args), write=True) as hooks:
+    settings = settings_from(args)
+    with open_hooks(settings, write=True) as hooks:
         try:
             batch = list(parse_hooks(text, source=str(path), base_dir=path.parent, environ=os.environ))
         except ConfigError as exc:
@@ -350,7 +430,7 @@ def _import(args: argparse.Namespace) -> int:
         store = _writable(hooks)
         existing = {h.id for h in store.list()}
         try:
-            count = store.import_hooks(batch)
+            count = store.import_hooks(batch, check=_policy_check(settings))
         except ConfigError as exc:
             raise _config_problems(exc) from None
     created = [h.id for h in batch if h.id not in existing]

@@ -1,7 +1,10 @@
 """A hook shaped like the platform's web hook resource, its per-event statuses, and the hooks-file export.
 
-The secret (`salt`, also under `secret`) and the basic-auth password (`settings.basic_auth_data`)
-appear only when the caller asks to reveal them: create, reset-secret and `show --reveal-secret`.
+The secret (`salt`, also under `secret`, and as `secret_whsec` in the Standard Webhooks form that the
+standardwebhooks and svix libraries take) and the basic-auth password (`settings.basic_auth_data`)
+appear only when the caller asks to reveal them: create, reset-secret, `show --json` and
+`show --reveal-secret`. A previous secret still valid during a rotation overlap is never shown, only
+when it stops being valid.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import yaml
 
 from hookd.db import Database
 from hookd.events import CLUSTER_EVENTS, GROUPS, JOB_EVENTS
+from hookd.signing import whsec
 from hookd.subscriptions.model import Hook
 
 from .output import NONE, block, excerpt, human_time, iso_time, table
@@ -35,6 +39,8 @@ def hook_resource(
         pair = f"{hook.basic_auth.username}:{hook.basic_auth.password}".encode()
         settings["basic_auth_data"] = base64.b64encode(pair).decode("ascii")
     settings["insecure_ssl"] = hook.insecure_ssl
+    if hook.allow_private:  # hookd's own operator setting: absent from the platform's shape unless set
+        settings["allow_private"] = True
     resource: dict[str, Any] = {
         "id": hook.id,
         "type": "web",
@@ -47,6 +53,9 @@ def hook_resource(
     if reveal:
         resource["salt"] = hook.secret
         resource["secret"] = hook.secret
+        resource["secret_whsec"] = whsec(hook.secret)
+    if hook.old_secrets:
+        resource["previous_secret_expires_at"] = iso_time(hook.old_secrets_expire_at)
     if times is not None:
         resource["created_at"], resource["updated_at"] = iso_time(times[0]), iso_time(times[1])
     if statuses is not None:
@@ -105,8 +114,13 @@ def render_hook(hook: Hook, title: str, *, reveal: bool, times: tuple[datetime |
         ("active", hook.active),
         ("basic auth", shown_auth),
         ("insecure ssl", hook.insecure_ssl),
+        ("allow private", hook.allow_private),
         ("secret", hook.secret if reveal else "*** (--reveal-secret shows it)"),
     ]
+    if reveal:
+        fields.append(("secret (whsec)", whsec(hook.secret)))
+    if hook.old_secrets:
+        fields.append(("previous secret valid until", hook.old_secrets_expire_at))
     if times is not None:
         fields += [("created", times[0]), ("updated", times[1])]
     return block(title, fields)
@@ -142,6 +156,8 @@ def export_document(hooks: Iterable[Hook]) -> str:
         if hook.basic_auth is not None:
             entry["basic_auth"] = {"username": hook.basic_auth.username, "password": hook.basic_auth.password}
         entry["insecure_ssl"] = hook.insecure_ssl
+        if hook.allow_private:
+            entry["allow_private"] = True
         entries.append(entry)
     header = "# hookd hooks export: the hooks-file format, secrets included. Keep it private.\n"
     body = yaml.safe_dump({"hooks": entries}, sort_keys=False, allow_unicode=True, default_flow_style=None, width=1000)

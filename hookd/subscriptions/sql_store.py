@@ -13,11 +13,11 @@ import dataclasses
 import enum
 import json
 import secrets
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from hookd.db import Database, Row, Transaction
+from hookd.db import Database, Row, Transaction, parse_utc
 from hookd.errors import ConfigError, StoreError
 from hookd.events import normalize_account
 from hookd.subscriptions.matching import HookSet
@@ -26,24 +26,31 @@ from hookd.subscriptions.validation import events_problems, url_problem
 
 #: Random bytes in a generated signing secret (token_urlsafe encodes them as 43 characters).
 SECRET_BYTES = 32
-# Column order of every SELECT and of `_to_params`. Queries are whole literals (values are always bound).
+# Column order of every SELECT; `_to_params` gives the first eleven. Queries are whole literals (values
+# are always bound). The previous secret is written only by `reset_secret`.
 _SELECT = (
-    "SELECT id, account_id, name, url, events, active, secret, basic_auth_user, basic_auth_password, insecure_ssl"
-    " FROM hookd_hooks"
+    "SELECT id, account_id, name, url, events, active, secret, basic_auth_user, basic_auth_password, insecure_ssl,"
+    " allow_private, previous_secret, previous_secret_expires_at FROM hookd_hooks"
 )
 _INSERT = (
     "INSERT INTO hookd_hooks (id, account_id, name, url, events, active, secret, basic_auth_user,"
-    " basic_auth_password, insecure_ssl, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " basic_auth_password, insecure_ssl, allow_private, created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# An import that changes the secret ends any rotation overlap: the old secret belonged to another one.
 _UPSERT = _INSERT + (
     " ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id, name = excluded.name, url = excluded.url,"
-    " events = excluded.events, active = excluded.active, secret = excluded.secret,"
-    " basic_auth_user = excluded.basic_auth_user, basic_auth_password = excluded.basic_auth_password,"
-    " insecure_ssl = excluded.insecure_ssl, updated_at = excluded.updated_at"
+    " events = excluded.events, active = excluded.active,"
+    " previous_secret = CASE WHEN hookd_hooks.secret = excluded.secret THEN hookd_hooks.previous_secret END,"
+    " previous_secret_expires_at = CASE WHEN hookd_hooks.secret = excluded.secret"
+    " THEN hookd_hooks.previous_secret_expires_at END,"
+    " secret = excluded.secret, basic_auth_user = excluded.basic_auth_user,"
+    " basic_auth_password = excluded.basic_auth_password, insecure_ssl = excluded.insecure_ssl,"
+    " allow_private = excluded.allow_private, updated_at = excluded.updated_at"
 )
 _UPDATE = (
     "UPDATE hookd_hooks SET name = ?, url = ?, events = ?, active = ?, basic_auth_user = ?,"
-    " basic_auth_password = ?, insecure_ssl = ?, updated_at = ? WHERE id = ?"
+    " basic_auth_password = ?, insecure_ssl = ?, allow_private = ?, updated_at = ? WHERE id = ?"
 )
 _MAX_NUMERIC_DIGITS = 18  # longer numeric ids would overflow BIGINT next_id; they sort as text
 
@@ -66,6 +73,8 @@ class Unset(enum.Enum):
 
 
 UNSET: Final = Unset.UNSET
+#: A caller's extra rules for a hook about to be written (e.g. the network policy): one message per problem.
+HookCheck = Callable[[Hook], list[str]]
 
 
 def generate_secret() -> str:
@@ -128,8 +137,15 @@ class SqlStore:
         insecure_ssl: bool = False,
         secret: str | None = None,
         hook_id: str | None = None,
+        allow_private: bool = False,
+        check: HookCheck | None = None,
     ) -> Hook:
-        """Add a hook; the id is the next free integer and the secret is generated unless given."""
+        """Add a hook; the id is the next free integer and the secret is generated unless given.
+
+        `allow_private` is the operator-only override of the SSRF guard: callers acting for an
+        account admin (an API) must never pass it through from their request. `check` adds the
+        caller's own rules (the CLI passes the network policy's URL check).
+        """
         hook = Hook(
             id=(hook_id.strip() if isinstance(hook_id, str) else hook_id) or "",
             account_id=normalize_account(account_id) or "",
@@ -140,8 +156,11 @@ class SqlStore:
             active=active,
             basic_auth=basic_auth,
             insecure_ssl=insecure_ssl,
+            allow_private=allow_private,
         )
         problems = _problems(hook, check_id=hook_id is not None)
+        if check is not None and not problems:
+            problems = check(hook)
         if problems:
             raise ConfigError(problems, f"hook {hook_id}" if hook_id is not None else "new hook")
         now = datetime.now(UTC)
@@ -165,29 +184,37 @@ class SqlStore:
         active: bool | Unset = UNSET,
         basic_auth: BasicAuth | Unset | None = UNSET,
         insecure_ssl: bool | Unset = UNSET,
+        allow_private: bool | Unset = UNSET,
+        check: HookCheck | None = None,
     ) -> Hook:
-        """Change only the given fields (events are replaced as a whole); `basic_auth=None` removes it."""
+        """Change only the given fields (events are replaced as a whole); `basic_auth=None` removes it.
+
+        `allow_private` is operator-only, as in `create`. `check` runs on the changed hook inside
+        the transaction, so it judges exactly what is written.
+        """
         with self.db.transaction(write=True) as tx:
             lock = " FOR UPDATE" if tx.dialect == "postgresql" else ""  # SQLite: BEGIN IMMEDIATE locked already
             row = tx.fetchone(_SELECT + " WHERE id = ?" + lock, (hook_id,))
             if row is None:
                 raise HookNotFound(hook_id)
             old = _to_hook(row)
-            hook = Hook(
-                id=old.id,
-                account_id=old.account_id,
+            hook = dataclasses.replace(
+                old,
                 url=old.url if url is UNSET else _strip(url),
                 events=old.events if events is UNSET else _events_tuple(events),
-                secret=old.secret,
                 name=old.name if name is UNSET else name,
                 active=old.active if active is UNSET else active,
                 basic_auth=old.basic_auth if basic_auth is UNSET else basic_auth,
                 insecure_ssl=old.insecure_ssl if insecure_ssl is UNSET else insecure_ssl,
+                allow_private=old.allow_private if allow_private is UNSET else allow_private,
             )
             problems = _problems(hook)
+            if check is not None and not problems:
+                problems = check(hook)
             if problems:  # raising inside the transaction rolls it back: nothing changes
                 raise ConfigError(problems, f"hook {hook_id}")
-            tx.execute(_UPDATE, (*_to_params(hook)[2:6], *_to_params(hook)[7:], datetime.now(UTC), hook.id))
+            params = _to_params(hook)
+            tx.execute(_UPDATE, (*params[2:6], *params[7:], datetime.now(UTC), hook.id))
         return hook
 
     def delete(self, hook_id: str) -> bool:
@@ -200,32 +227,47 @@ class SqlStore:
             tx.execute("DELETE FROM hookd_delivery_status WHERE hook_id = ?", (hook_id,))
         return deleted > 0
 
-    def reset_secret(self, hook_id: str) -> Hook:
-        """Give the hook a new generated secret; the old one stops working at once (no overlap)."""
+    def reset_secret(self, hook_id: str, overlap: timedelta | None = None) -> Hook:
+        """Give the hook a new generated secret.
+
+        Without `overlap` the old secret stops working at once. With one, the secret being replaced
+        stays valid that long: deliveries carry a `webhook-signature` for each secret, so receivers
+        can move to the new one at their own pace. A reset during an overlap ends it: only the
+        secret just replaced stays valid, never two old ones.
+        """
+        now = datetime.now(UTC)
         with self.db.transaction(write=True) as tx:
-            changed = tx.execute(
-                "UPDATE hookd_hooks SET secret = ?, previous_secret = NULL, previous_secret_expires_at = NULL, "
-                "updated_at = ? WHERE id = ?",
-                (generate_secret(), datetime.now(UTC), hook_id),
-            )
+            if overlap is not None and overlap > timedelta(0):
+                changed = tx.execute(
+                    "UPDATE hookd_hooks SET previous_secret = secret, previous_secret_expires_at = ?, secret = ?,"
+                    " updated_at = ? WHERE id = ?",
+                    (now + overlap, generate_secret(), now, hook_id),
+                )
+            else:
+                changed = tx.execute(
+                    "UPDATE hookd_hooks SET secret = ?, previous_secret = NULL, previous_secret_expires_at = NULL,"
+                    " updated_at = ? WHERE id = ?",
+                    (generate_secret(), now, hook_id),
+                )
             if changed == 0:
                 raise HookNotFound(hook_id)
             row = tx.fetchone(_SELECT + " WHERE id = ?", (hook_id,))
         assert row is not None
         return _to_hook(row)
 
-    def import_hooks(self, hooks: Iterable[Hook]) -> int:
+    def import_hooks(self, hooks: Iterable[Hook], check: HookCheck | None = None) -> int:
         """Insert or replace hooks by id, all in one transaction; return how many were written.
 
-        Every hook is validated first; any problem raises `ConfigError` listing all of them and
-        nothing is written. Existing hooks keep their `created_at`.
+        Every hook is validated first (with `check` too, if given); any problem raises `ConfigError`
+        listing all of them and nothing is written. Existing hooks keep their `created_at`.
         """
         batch = builtins.list(hooks)
         problems: builtins.list[str] = []
         seen: dict[str, int] = {}
         for index, hook in enumerate(batch):
             where = f"hooks[{index}] (id {hook.id!r})"
-            problems.extend(f"{where}: {p}" for p in _problems(hook))
+            own = _problems(hook)
+            problems.extend(f"{where}: {p}" for p in own or (check(hook) if check is not None else []))
             if hook.id in seen:
                 problems.append(f"{where}: duplicate id (also hooks[{seen[hook.id]}])")
             seen.setdefault(hook.id, index)
@@ -297,11 +339,16 @@ def _problems(hook: Hook, *, check_id: bool = True) -> builtins.list[str]:
         "name": hook.name,
         "active": hook.active,
         "insecure_ssl": hook.insecure_ssl,
+        "allow_private": hook.allow_private,
         "password": "" if auth is None else auth.password,
     }
     if not isinstance(raw["name"], str):
         problems.append("name: must be a string")
-    problems.extend(f"{key}: must be true or false" for key in ("active", "insecure_ssl") if type(raw[key]) is not bool)
+    problems.extend(
+        f"{key}: must be true or false"
+        for key in ("active", "insecure_ssl", "allow_private")
+        if type(raw[key]) is not bool
+    )
     if auth is not None and (not _text(auth.username) or ":" in auth.username):
         problems.append("basic_auth.username: required, a string without ':'")
     if not isinstance(raw["password"], str):
@@ -327,7 +374,7 @@ def _events_tuple(events: object) -> tuple[str, ...]:
 
 
 def _to_params(hook: Hook) -> tuple[object, ...]:
-    """The hook's column values in `_SELECT` order."""
+    """The hook's column values in `_INSERT` order (the first eleven of `_SELECT`)."""
     auth = hook.basic_auth
     return (
         hook.id,
@@ -340,12 +387,17 @@ def _to_params(hook: Hook) -> tuple[object, ...]:
         None if auth is None else auth.username,
         None if auth is None else auth.password,
         hook.insecure_ssl,
+        hook.allow_private,
     )
 
 
-def _to_hook(row: Row) -> Hook:
-    """A row as a `Hook`, leniently: a malformed `events` value reads as () and fails validation."""
-    hook_id, account, name, url, events, active, secret, user, password, insecure = row
+def _to_hook(row: Row, now: datetime | None = None) -> Hook:
+    """A row as a `Hook`, leniently: a malformed `events` value reads as () and fails validation.
+
+    A previous secret whose overlap has not ended yet becomes `old_secrets`; an expired one is ignored.
+    """
+    hook_id, account, name, url, events, active, secret, user, password, insecure, private, previous, until = row
+    expiry = _overlap_end(previous, until, now or datetime.now(UTC))
     try:
         decoded = json.loads(events) if isinstance(events, str) else None
     except ValueError:
@@ -360,4 +412,18 @@ def _to_hook(row: Row) -> Hook:
         active=bool(active),
         basic_auth=None if user is None else BasicAuth(user, password or ""),
         insecure_ssl=bool(insecure),
+        allow_private=bool(private),
+        old_secrets=() if expiry is None else (previous,),
+        old_secrets_expire_at=expiry,
     )
+
+
+def _overlap_end(previous: object, until: object, now: datetime) -> datetime | None:
+    """When the rotation overlap of a row ends, if it has a previous secret and the overlap lasts."""
+    if not isinstance(previous, str) or not previous or until is None:
+        return None
+    try:
+        expiry = parse_utc(until)
+    except (TypeError, ValueError):
+        return None  # a hand-written, unreadable expiry: treat the overlap as over rather than endless
+    return expiry if expiry > now else None

@@ -1,4 +1,9 @@
-"""Hooks from a YAML file (config as code). Every problem in the file is reported at once."""
+"""Hooks from a YAML file (config as code). Every problem in the file is reported at once.
+
+Secrets need not sit in the file: `secret_env`/`secret_file` (and `password_env`/`password_file` for
+basic auth) read them from the environment or from files, so the hooks file can be world-readable
+while the secrets are not. The file is operator-controlled, so it may also set `allow_private`.
+"""
 
 from __future__ import annotations
 
@@ -28,9 +33,11 @@ _HOOK_KEYS = frozenset(
         "secret_file",
         "basic_auth",
         "insecure_ssl",
+        "allow_private",
     }
 )
 _SECRET_KEYS = ("secret", "secret_env", "secret_file")
+_PASSWORD_KEYS = ("password", "password_env", "password_file")
 
 
 class YamlStore:
@@ -50,6 +57,9 @@ class YamlStore:
             raise ConfigError([f"cannot read hooks file: {exc.strerror}"], str(self.path)) from None
         except UnicodeDecodeError:
             raise ConfigError(["hooks file is not UTF-8 text"], str(self.path)) from None
+        except ValueError:  # the OS cannot even be asked: the name holds a NUL character
+            problem = "cannot read hooks file: its name contains a NUL character"
+            raise ConfigError([problem], repr(str(self.path))) from None
         return parse_hooks(text, source=str(self.path), base_dir=self.path.parent, environ=self._environ)
 
 
@@ -113,8 +123,11 @@ def _parse_hook(
     insecure = entry.get("insecure_ssl", False)
     if not isinstance(insecure, bool):
         problems.append(f"{where}.insecure_ssl: must be true or false")
-    auth = _parse_basic_auth(entry.get("basic_auth"), f"{where}.basic_auth", problems)
-    secret = _resolve_secret(entry, where, problems, base_dir, environ)
+    allow_private = entry.get("allow_private", False)
+    if not isinstance(allow_private, bool):
+        problems.append(f"{where}.allow_private: must be true or false")
+    auth = _parse_basic_auth(entry.get("basic_auth"), f"{where}.basic_auth", problems, base_dir, environ)
+    secret = _resolve_secret(entry, where, problems, base_dir, environ, keys=_SECRET_KEYS)
     if len(problems) > before:
         return None
     assert hook_id is not None and account is not None and secret is not None
@@ -128,54 +141,74 @@ def _parse_hook(
         active=active,
         basic_auth=auth,
         insecure_ssl=insecure,
+        allow_private=allow_private,
     )
 
 
-def _parse_basic_auth(value: object, where: str, problems: list[str]) -> BasicAuth | None:
+def _parse_basic_auth(
+    value: object, where: str, problems: list[str], base_dir: Path, environ: Mapping[str, str]
+) -> BasicAuth | None:
     if value is None:
         return None
-    if not isinstance(value, dict) or set(value) - {"username", "password"}:
-        problems.append(f"{where}: must be a mapping with username and password")
+    if not isinstance(value, dict) or set(value) - {"username", *_PASSWORD_KEYS}:
+        problems.append(f"{where}: must be a mapping with username and password (or password_env, password_file)")
         return None
-    username, password = value.get("username"), value.get("password", "")
+    username = value.get("username")
     if not isinstance(username, str) or not username or ":" in username:
         problems.append(f"{where}.username: required, a string without ':'")
         return None
-    if not isinstance(password, str):
-        problems.append(f"{where}.password: must be a string")
-        return None
-    return BasicAuth(username, password)
+    present = [key for key in _PASSWORD_KEYS if key in value]
+    if not present:
+        return BasicAuth(username, "")
+    if present == ["password"]:  # inline; unlike the others it may be empty
+        if not isinstance(value["password"], str):
+            problems.append(f"{where}.password: must be a string")
+            return None
+        return BasicAuth(username, value["password"])
+    password = _resolve_secret(value, where, problems, base_dir, environ, keys=_PASSWORD_KEYS)
+    return None if password is None else BasicAuth(username, password)
 
 
 def _resolve_secret(
-    entry: Mapping[str, Any], where: str, problems: list[str], base_dir: Path, environ: Mapping[str, str]
+    entry: Mapping[str, Any],
+    where: str,
+    problems: list[str],
+    base_dir: Path,
+    environ: Mapping[str, str],
+    *,
+    keys: tuple[str, str, str],
 ) -> str | None:
-    given = [key for key in _SECRET_KEYS if key in entry]
+    """The value of exactly one of `keys` (inline, `*_env` variable, `*_file` path), or None after a problem."""
+    inline, env_key, file_key = keys
+    given = [key for key in keys if key in entry]
     if len(given) != 1:
-        problems.append(f"{where}: exactly one of secret, secret_env or secret_file is required")
+        problems.append(f"{where}: exactly one of {inline}, {env_key} or {file_key} is required")
         return None
     key = given[0]
     value = entry[key]
     if not isinstance(value, str) or not value:
         problems.append(f"{where}.{key}: must be a non-empty string")
         return None
-    if key == "secret":
+    if key == inline:
         return value
-    if key == "secret_env":
+    if "\x00" in value:  # no variable or file name holds NUL; the OS would refuse it with ValueError
+        problems.append(f"{where}.{key}: must not contain a NUL character")
+        return None
+    if key == env_key:
         secret = environ.get(value)
         if not secret:
-            problems.append(f"{where}.secret_env: environment variable {value} is not set or empty")
+            problems.append(f"{where}.{key}: environment variable {value} is not set or empty")
         return secret or None
     path = Path(value) if os.path.isabs(value) else base_dir / value
     try:
         secret = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        problems.append(f"{where}.secret_file: cannot read {path}: {exc.strerror}")
+        problems.append(f"{where}.{key}: cannot read {path}: {exc.strerror}")
         return None
     except UnicodeDecodeError:
-        problems.append(f"{where}.secret_file: {path} is not UTF-8 text")
+        problems.append(f"{where}.{key}: {path} is not UTF-8 text")
         return None
     if not secret:
-        problems.append(f"{where}.secret_file: {path} is empty")
+        problems.append(f"{where}.{key}: {path} is empty")
         return None
     return secret

@@ -44,14 +44,15 @@ from hookd.retry import (
     ],
 )
 def test_classify(status: int | None, verdict: Verdict) -> None:
-    """2xx is delivered; no response, 408, 429 and 5xx are retryable; other 3xx/4xx are permanent."""
+    """2xx is delivered; no response, 408, 429 and 5xx are retryable; 410 is gone; other 3xx/4xx are permanent."""
     assert classify(status) is verdict
 
 
 @given(st.integers(min_value=100, max_value=599))
 def test_classify_every_status_has_a_verdict(status: int) -> None:
-    """Every HTTP status maps to delivered, retryable or permanent, never blocked."""
-    assert classify(status) in {Verdict.DELIVERED, Verdict.RETRYABLE, Verdict.PERMANENT}
+    """Every HTTP status maps to delivered, retryable, permanent or (410 only) gone, never blocked."""
+    expected = {Verdict.GONE} if status == 410 else {Verdict.DELIVERED, Verdict.RETRYABLE, Verdict.PERMANENT}
+    assert classify(status) in expected
 
 
 SCHEDULE = (5.0, 300.0, 1800.0)

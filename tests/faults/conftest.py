@@ -1,0 +1,114 @@
+"""Fixtures of the fault-injection suite.
+
+The broker, the AMQP channel and the hookd factory are the integration suite's own (re-exported
+from `integration.conftest`: pytest's default `prepend` import mode puts `tests/` on `sys.path`
+and names that package `integration`). This suite adds a misbehaving receiver, a private RabbitMQ
+node, and its own per-test prefix: hookd may declare queues the contract does not list (parking,
+breaker), so at the end of the session every queue whose name starts with this session's prefix is
+swept, found with `rabbitmqctl` when the broker is the local one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pika
+import pika.exceptions
+import pytest
+from integration.conftest import (  # re-exported fixtures: pytest finds them by name in this conftest
+    Reaper,
+    amqp,  # noqa: F401
+    broker_url,  # noqa: F401
+    hookd,  # noqa: F401
+)
+from integration.helpers import Amqp, Names
+
+from hookd.devbroker import PrivateBroker, installed
+
+from .receiver import FaultReceiver
+
+#: Every queue of this session starts with this, so the final sweep touches nothing of anyone else's.
+SESSION_PREFIX = f"hookd-fault-{uuid.uuid4().hex[:6]}-"
+
+
+@pytest.fixture(scope="session")
+def reaper(broker_url: str) -> Iterator[Reaper]:  # noqa: F811 (the suite's own, with a final sweep)
+    """Background teardown, joined at the end of the session, then a sweep of this session's queues."""
+    background = Reaper()
+    yield background
+    background.join()
+    _sweep(broker_url, SESSION_PREFIX, background.errors)
+    assert not background.errors, background.errors
+
+
+@pytest.fixture
+def prefix(broker_url: str, reaper: Reaper) -> Iterator[Names]:  # noqa: F811
+    """A unique queue prefix and exchange for one test; its known queues and the exchange go after it."""
+    token = uuid.uuid4().hex[:8]
+    names = Names(prefix=f"{SESSION_PREFIX}{token}", exchange=f"{SESSION_PREFIX}{token}.exchange")
+    yield names
+
+    def delete() -> None:
+        for step in names.before_delete:
+            step()
+        with Amqp(broker_url) as channel:
+            channel.delete(names)
+
+    reaper.submit(names.prefix, delete)
+
+
+def _sweep(url: str, prefix: str, errors: list[str]) -> None:
+    """Delete every queue named `prefix...` on the local broker (best effort without rabbitmqctl)."""
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None or urlsplit(url).hostname not in ("127.0.0.1", "localhost"):
+        return
+    try:
+        listed = subprocess.run(
+            [ctl, "list_queues", "-q", "--no-table-headers", "name"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return
+    leftovers = [name.strip() for name in listed.stdout.splitlines() if name.strip().startswith(prefix)]
+    if not leftovers:
+        return
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        for name in leftovers:
+            channel.queue_delete(name)
+    except pika.exceptions.AMQPError as exc:
+        errors.append(f"sweeping {len(leftovers)} leftover queue(s): {exc!r}")
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[FaultReceiver]:
+    """A recording receiver on 127.0.0.1 whose paths can hang, trickle, flood or answer scripted statuses."""
+    server = FaultReceiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
+    """A RabbitMQ node of the test's own (needs the rabbitmq-server package and root; fails under CI without)."""
+    if not installed() or os.geteuid() != 0:
+        message = "a private RabbitMQ node needs the rabbitmq-server package and root"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    node = PrivateBroker(tmp_path / "rabbit")
+    node.start()
+    yield node
+    node.close()

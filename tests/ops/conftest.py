@@ -1,0 +1,167 @@
+"""Fixtures of the operations suite: sd_notify, metrics and health, `hookd dlq`, `hookd explain`, units.
+
+The broker, the AMQP channel, the receiver and the hookd factory are the integration suite's own
+(re-exported from `integration.conftest`: pytest's default `prepend` import mode puts `tests/` on
+`sys.path` and names that package `integration`). This suite adds its own per-test prefix, which
+deletes every queue `Topology.queues()` names (hookd may declare more than the contract lists),
+a config writer with the `metrics` and `state` sections, and an in-process CLI runner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pika
+import pytest
+import yaml
+from integration.conftest import (  # re-exported fixtures: pytest finds them by name in this conftest
+    Reaper,
+    amqp,  # noqa: F401
+    broker_url,  # noqa: F401
+    hookd,  # noqa: F401
+    receiver,  # noqa: F401
+)
+from integration.helpers import Names, config_document, write_hooks
+
+from hookd.broker import Topology
+from hookd.cli import main
+
+#: The retry schedule of this suite's configs: short, one queue per delay.
+RETRY_DELAYS_S = (1.0, 2.0)
+
+
+def unavailable(message: str) -> None:
+    """Skip the test, or fail it under CI=true, where a missing service is a broken build."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def reaper() -> Iterator[Reaper]:
+    """Background teardown (a daemon's drain, then its queues), joined and checked at session end."""
+    background = Reaper()
+    yield background
+    background.join()
+    assert not background.errors, background.errors
+
+
+def delete_topology(url: str, names: Names) -> None:
+    """Delete every queue hookd's topology names for this prefix, and its exchange (idempotent)."""
+    topology = Topology(exchange=names.exchange, prefix=names.prefix, retry_delays_s=tuple(names.retry_delays_s))
+    params = pika.URLParameters(url)
+    params.connection_attempts = 1
+    connection = pika.BlockingConnection(params)
+    try:
+        channel = connection.channel()
+        for queue in {*topology.queues(), *(names.retry(d) for d in names.retry_delays_s)}:
+            channel.queue_delete(queue)
+        channel.exchange_delete(names.exchange)
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def prefix(broker_url: str, reaper: Reaper) -> Iterator[Names]:  # noqa: F811
+    """A unique queue prefix and exchange for one test; every queue and the exchange are deleted after."""
+    token = uuid.uuid4().hex[:10]
+    names = Names(prefix=f"hookd-ops-{token}", exchange=f"hookd-ops-{token}.exchange")
+    names.retry_delays_s.update(RETRY_DELAYS_S)
+    yield names
+
+    def delete() -> None:
+        for step in names.before_delete:
+            step()
+        delete_topology(broker_url, names)
+
+    reaper.submit(names.prefix, delete)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- config files --------------------------------------------------------------------------------------
+@dataclass
+class OpsConfig:
+    """hookd.yaml and hooks.yaml of one test; `write()` rewrites both."""
+
+    path: Path
+    hooks_path: Path
+    state_path: Path
+    broker_url: str
+    names: Names
+
+    def write(
+        self,
+        hooks: list[Mapping[str, Any]],
+        *,
+        delivery: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        broker: Mapping[str, Any] | None = None,
+    ) -> Path:
+        write_hooks(self.hooks_path, hooks)
+        doc = config_document(
+            broker_url=self.broker_url,
+            names=self.names,
+            hooks_path=self.hooks_path,
+            broker=broker,
+            delivery={"retry_delays_s": list(RETRY_DELAYS_S), **(delivery or {})},
+        )
+        doc["state"] = {"url": f"sqlite:///{self.state_path}"}
+        if metrics is not None:
+            doc["metrics"] = dict(metrics)
+        self.path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        return self.path
+
+
+@pytest.fixture
+def ops_config(broker_url: str, prefix: Names, tmp_path: Path) -> OpsConfig:  # noqa: F811
+    """The test's config files (written by `ops_config.write(hooks, ...)`), on its own topology."""
+    return OpsConfig(
+        path=tmp_path / "hookd.yaml",
+        hooks_path=tmp_path / "hooks.yaml",
+        state_path=tmp_path / "state.sqlite3",
+        broker_url=broker_url,
+        names=prefix,
+    )
+
+
+# -- running the command line in process ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        assert self.code == 0, self.err
+        return json.loads(self.out)
+
+
+Cli = Callable[..., Result]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
+    """`cli("dlq", "list", "--config", path)`: run `hookd ...` in process and capture its output."""
+
+    def run(*argv: str) -> Result:
+        capsys.readouterr()
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:  # argparse: --help, --version and usage errors
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
