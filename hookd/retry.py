@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import enum
+import random
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -155,8 +156,11 @@ def run_inline(
     Waits grow exponentially from `backoff_s` with jitter. When `stop` is set the loop ends at once
     and the last retryable result is returned, so the caller hands it to the durable retry path.
     """
-    counter = iter(range(first_number, first_number + attempts))
-    last: list[Attempt] = []
+    first = attempt(first_number)
+    if attempts <= 1 or not _retry_inline(first):
+        return first  # the common case, delivered or final at once: no retry machinery on the hot path
+    counter = iter(range(first_number + 1, first_number + attempts))
+    last: list[Attempt] = [first]
 
     def once() -> Attempt:
         if last and (stop.is_set() or give_up()):
@@ -164,17 +168,25 @@ def run_inline(
         last.append(attempt(next(counter)))
         return last[-1]
 
+    if stop.is_set() or give_up():
+        return first
+    _interruptible_sleep(stop, backoff_s + random.uniform(0, backoff_s))  # noqa: S311 (jitter)
     retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(attempts) | tenacity.stop_when_event_set(stop) | _StopWhen(give_up),
+        stop=tenacity.stop_after_attempt(attempts - 1) | tenacity.stop_when_event_set(stop) | _StopWhen(give_up),
         wait=tenacity.wait_exponential(multiplier=backoff_s, max=backoff_s * 8) + tenacity.wait_random(0, backoff_s),
         # A Retry-After goes straight to the durable path: the receiver asked for a wait.
-        retry=tenacity.retry_if_result(lambda r: r.verdict is Verdict.RETRYABLE and r.retry_after_s is None),
+        retry=tenacity.retry_if_result(_retry_inline),
         sleep=lambda seconds: _interruptible_sleep(stop, seconds),
         retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         reraise=True,
     )
     result: Attempt = retrying(once)
     return result
+
+
+def _retry_inline(result: Attempt) -> bool:
+    """Retryable, and the receiver did not ask for a wait (a Retry-After goes to the durable path)."""
+    return result.verdict is Verdict.RETRYABLE and result.retry_after_s is None
 
 
 def _interruptible_sleep(stop: threading.Event, seconds: float) -> None:
