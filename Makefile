@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint format test unit integration demo bench-history clean verify-units
+.PHONY: install lint format test unit integration demo bench bench-history clean verify-units
 
 install: $(STAMP)
 
@@ -40,6 +40,11 @@ verify-units:
 # End to end on embedded defaults: broker (local, or a private node), hookd, a verifying receiver.
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
+
+# hookd against a naive consumer and the raw HTTP ceiling, one run (not a test: prints figures).
+# Flags: make bench BENCH_ARGS="--events 2000 --only raw,fast"; see bench/README.md.
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # What recording delivery history costs the delivery path (not a test: prints figures).
 bench-history: $(STAMP)

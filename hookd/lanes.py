@@ -26,7 +26,8 @@ class Admission(enum.Enum):
 @dataclass(slots=True)
 class _Lane(Generic[T]):
     running: int = 0
-    backlog: deque[tuple[float, T]] = field(default_factory=deque)
+    backlog: deque[T] = field(default_factory=deque)
+    progress: float = field(default_factory=time.monotonic)  # last time a delivery of this hook got an answer
 
 
 class Lanes(Generic[T]):
@@ -44,30 +45,35 @@ class Lanes(Generic[T]):
             lane.running += 1
             return Admission.RUN
         if len(lane.backlog) < self._backlog_max:
-            lane.backlog.append((time.monotonic(), item))
+            lane.backlog.append(item)
             return Admission.QUEUE
         return Admission.FULL
 
-    def release(self, hook_id: str) -> T | None:
-        """A delivery of `hook_id` finished: free its slot; return the next queued item, if any."""
+    def release(self, hook_id: str, *, answered: bool = True) -> T | None:
+        """A delivery of `hook_id` finished (`answered`: not a timeout or connection failure): free its
+        slot; return the next queued item, if any."""
         lane = self._lanes.get(hook_id)
         if lane is None:
             return None
         lane.running = max(0, lane.running - 1)
+        if answered:
+            lane.progress = time.monotonic()
         if lane.backlog:
-            return lane.backlog.popleft()[1]
+            return lane.backlog.popleft()
         if lane.running == 0:
             del self._lanes[hook_id]
         return None
 
     def take_stale(self, max_wait_s: float) -> list[T]:
-        """Remove and return what has waited longer than `max_wait_s` behind its hook's running
-        deliveries: that hook is slow, and its work is better parked than holding the prefetch window."""
+        """Remove and return the backlog of every hook that has had no answer for `max_wait_s`:
+        it is stuck (hanging receiver), and its work is better parked than holding the prefetch window.
+        A busy but healthy hook finishes deliveries all the time, however long its backlog."""
         cutoff = time.monotonic() - max_wait_s
         stale: list[T] = []
         for lane in self._lanes.values():
-            while lane.backlog and lane.backlog[0][0] < cutoff:
-                stale.append(lane.backlog.popleft()[1])
+            if lane.backlog and lane.progress < cutoff:
+                stale.extend(lane.backlog)
+                lane.backlog.clear()
         return stale
 
     def running(self, hook_id: str) -> int:

@@ -134,9 +134,9 @@ class Daemon:
         self._lanes: Lanes[_Job] = Lanes(delivery.per_hook_concurrency, delivery.per_hook_backlog)
         self._disabled: dict[str, str] = {}  # hook id -> reason, until the store says inactive
         self._declared_delays: set[float] = set()
-        # A delivery that waited a whole attempt deadline behind its own hook's running ones is parked,
-        # long enough not to churn the broker.
-        self._backlog_wait_s = max(1.0, delivery.timeout_s)
+        # A hook that finished nothing for the attempt deadline (at most 2 s) while work waited behind it
+        # is stuck: its waiting work is parked, long enough not to churn the broker.
+        self._backlog_wait_s = max(1.0, min(delivery.timeout_s, 2.0))
         self._slow_park_s = max(5.0, 5 * delivery.timeout_s)
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._done: queue.SimpleQueue[tuple[_Job, Attempt]] = queue.SimpleQueue()
@@ -457,7 +457,8 @@ class Daemon:
             if last is not _NOT_STARTED:
                 self._settle(job, last)
             if job.lanes is not None:  # its slot is free: the next delivery waiting for this hook goes
-                following = job.lanes.release(job.hook.id)
+                answered = last.verdict is not Verdict.RETRYABLE or last.status is not None
+                following = job.lanes.release(job.hook.id, answered=answered)
                 if following is not None and following.work.conn is self._conn:
                     self._submit(following)
 

@@ -1,0 +1,1 @@
+"""The benchmark harness of hookd (`make bench`); see bench/README.md."""
