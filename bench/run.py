@@ -14,6 +14,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -257,13 +258,28 @@ def make_setup(workdir: Path, hooks: list[BenchHook], processes: int, delivery: 
     return Setup(prefix, base, hooks, settings, configs)
 
 
+#: `--profile DIR`: run every hookd process under `py-spy record` (collapsed stacks, all threads) into DIR.
+PROFILE: dict[str, Path] = {}
+
+
+def hookd_command(path: Path) -> list[str]:
+    command = [sys.executable, "-m", "hookd", "run", "--config", str(path)]
+    if "dir" not in PROFILE:
+        return command
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    out = PROFILE["dir"] / f"{path.parent.parent.name}-{path.parent.name}.txt"
+    # --gil: only the thread holding the GIL is sampled, so the profile shows where CPU goes, not waits.
+    options = ["--format", "raw", "--threads", "--gil", "--nonblocking", "--rate", "400", "-o", str(out)]
+    return [spy, "record", *options, "--", *command]
+
+
 def start_hookd(setup: Setup) -> list[subprocess.Popen[bytes]]:
     procs = []
     for path in setup.configs:
         log = (path.parent / "hookd.log").open("wb")
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "hookd", "run", "--config", str(path)],
+                hookd_command(path),
                 cwd=path.parent,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -289,6 +305,12 @@ def start_naive(setup: Setup, prefetch: int) -> list[subprocess.Popen[bytes]]:
 def stop(procs: list[subprocess.Popen[bytes]], grace_s: float = 3.0) -> None:
     for proc in procs:
         if proc.poll() is None:
+            if "dir" in PROFILE:  # stop hookd under py-spy, which then writes its profile and exits
+                children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+                for child in children:
+                    os.kill(int(child), signal.SIGTERM)
+                grace_s = max(grace_s, 15.0)
+                continue
             proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     for proc in procs:
@@ -753,7 +775,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="override a hookd setting in every run, e.g. --set state.history=false --set delivery.workers=16",
     )
     parser.add_argument("--output", type=Path, default=None, help="JSON path (default bench/results/<timestamp>.json)")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="run hookd under py-spy (pip install py-spy); collapsed stacks per process into DIR",
+    )
     args = parser.parse_args(argv)
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        PROFILE["dir"] = args.profile.resolve()
     for item in args.set:
         key, sep, value = item.partition("=")
         section, dot, name = key.partition(".")

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests.adapters
 from integration.helpers import Receiver, Reply
 
 from hookd.delivery import Notification, Sender
@@ -227,7 +226,7 @@ def tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
     def start(name: str) -> TlsReceiver:
         cert, key = make_certificate(tmp_path, name)
-        monkeypatch.setattr(requests.adapters, "DEFAULT_CA_BUNDLE_PATH", str(cert))
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # OpenSSL's standard override of the system store
         servers.append(TlsReceiver(cert, key))
         return servers[-1]
 
