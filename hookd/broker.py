@@ -18,6 +18,7 @@ from typing import Any
 
 import pika
 import pika.exceptions
+import pika.spec
 from pika.adapters.blocking_connection import BlockingChannel
 
 from hookd.errors import ConnectionLost, PublishFailed
@@ -130,6 +131,17 @@ class Outgoing:
     expiration_ms: int | None = None  # per-message TTL (jitter below a retry queue's own TTL)
 
 
+def _properties(message: Outgoing) -> pika.BasicProperties:
+    return pika.BasicProperties(
+        delivery_mode=pika.DeliveryMode.Persistent,
+        content_type="application/json",
+        message_id=message.message_id,
+        headers=dict(message.headers),
+        timestamp=int(message.timestamp.timestamp()) if message.timestamp else None,
+        expiration=str(message.expiration_ms) if message.expiration_ms is not None else None,
+    )
+
+
 @contextlib.contextmanager
 def _translated() -> Iterator[None]:
     try:
@@ -164,6 +176,10 @@ class BrokerConnection:
         self._connection: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
         self._consumer_tags: list[str] = []
+        self._pipe: BlockingChannel | None = None
+        self._pipe_seq = 0
+        self._unconfirmed: dict[int, Callable[[], None]] = {}  # publish sequence number -> continuation
+        self._pipe_problem: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def connect(self, *, declare: bool = True, exchange_only: bool = False) -> None:
@@ -183,7 +199,8 @@ class BrokerConnection:
 
     def close(self) -> None:
         """Close quietly; unacked messages go back to their queues."""
-        connection, self._connection, self._channel = self._connection, None, None
+        connection, self._connection, self._channel, self._pipe = self._connection, None, None, None
+        self._unconfirmed.clear()  # their continuations never run: the messages they settle come back
         if connection is not None and connection.is_open:
             with contextlib.suppress(*_CONNECTION_ERRORS):
                 connection.close()
@@ -232,6 +249,7 @@ class BrokerConnection:
             raise ConnectionLost("not connected")
         with _translated():
             self._connection.process_data_events(time_limit=timeout_s)
+        self._raise_pipe_problem()
 
     def wake(self, callback: Callable[[], None]) -> bool:
         """From any thread: run `callback` on the connection's thread soon. False if closed."""
@@ -256,16 +274,75 @@ class BrokerConnection:
     # -- publishing --------------------------------------------------------------------------
     def publish(self, message: Outgoing) -> None:
         """Publish persistently and wait for the broker's confirm; raise if it is not routed or kept."""
-        props = pika.BasicProperties(
-            delivery_mode=pika.DeliveryMode.Persistent,
-            content_type="application/json",
-            message_id=message.message_id,
-            headers=dict(message.headers),
-            timestamp=int(message.timestamp.timestamp()) if message.timestamp else None,
-            expiration=str(message.expiration_ms) if message.expiration_ms is not None else None,
-        )
         with _translated():
-            self._ch().basic_publish(message.exchange, message.routing_key, message.body, props, mandatory=True)
+            self._ch().basic_publish(
+                message.exchange, message.routing_key, message.body, _properties(message), mandatory=True
+            )
+
+    def start_pipelining(self) -> None:
+        """Open a second confirm-mode channel for `publish_pipelined` (the daemon's publishes).
+
+        A confirm per publish costs a broker round trip with a quorum-queue commit (1-3 ms): the main
+        thread parking a hanging hook's deliveries spent most of its time waiting for them. Pipelined,
+        many publishes are in flight and each one's continuation (acking the message it settles) runs
+        when its confirm arrives. A nack or a returned (unroutable) message fails the connection:
+        the caller reconnects, redeclares, and the unacked messages come back (at-least-once).
+        """
+        connection = self._connection
+        if connection is None:
+            raise ConnectionLost("not connected")
+        with _translated():
+            channel = connection.channel()
+            channel._impl.add_on_return_callback(self._on_returned)
+            channel._impl.confirm_delivery(ack_nack_callback=self._on_confirm)
+        self._pipe = channel
+        self._pipe_seq = 0
+        self._unconfirmed.clear()
+        self._pipe_problem = None
+
+    def publish_pipelined(self, message: Outgoing, on_confirmed: Callable[[], None]) -> None:
+        """Publish persistently without waiting; `on_confirmed` runs on this thread, in a later `poll`,
+        once the broker has the message. Never runs if the connection is lost first."""
+        if self._pipe is None:
+            raise ConnectionLost("pipelined publishing not started")
+        self._raise_pipe_problem()
+        with _translated():
+            self._pipe._impl.basic_publish(
+                message.exchange, message.routing_key, message.body, _properties(message), mandatory=True
+            )
+        self._pipe_seq += 1
+        self._unconfirmed[self._pipe_seq] = on_confirmed
+
+    @property
+    def unconfirmed(self) -> int:
+        """Pipelined publishes the broker has not confirmed yet."""
+        return len(self._unconfirmed)
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        if isinstance(method, pika.spec.Basic.Nack):
+            self._pipe_problem = f"broker refused (nack) pipelined publish {method.delivery_tag}"
+            return
+        if method.multiple:
+            done = []
+            for seq in self._unconfirmed:  # in publish order
+                if seq > method.delivery_tag:
+                    break
+                done.append(seq)
+        else:
+            done = [method.delivery_tag]
+        for seq in done:
+            continuation = self._unconfirmed.pop(seq, None)
+            if continuation is not None and self._pipe_problem is None:
+                continuation()
+
+    def _on_returned(self, _channel: Any, method: Any, _props: Any, _body: bytes) -> None:
+        where = f"exchange {method.exchange!r}, key {method.routing_key!r}"
+        self._pipe_problem = f"unroutable: {method.reply_text} ({where})"
+
+    def _raise_pipe_problem(self) -> None:
+        if self._pipe_problem is not None:
+            raise PublishFailed(f"broker did not accept a message: {self._pipe_problem}")
 
     def message_count(self, queue: str) -> int:
         """Messages ready in `queue` (not yet delivered to a consumer): a passive declare."""

@@ -21,6 +21,7 @@ class Admission(enum.Enum):
     RUN = "run"
     QUEUE = "queue"
     FULL = "full"
+    STUCK = "stuck"  # the hook has had no answer for the stuck time: do not even queue behind it
 
 
 @dataclass(slots=True)
@@ -36,14 +37,17 @@ class Lanes(Generic[T]):
         self._backlog_max = backlog
         self._lanes: dict[str, _Lane[T]] = {}
 
-    def admit(self, hook_id: str, item: T) -> Admission:
-        """RUN reserves a slot (the caller starts `item`); QUEUE keeps it; FULL leaves it to the caller."""
+    def admit(self, hook_id: str, item: T, stuck_after_s: float | None = None) -> Admission:
+        """RUN reserves a slot (the caller starts `item`); QUEUE keeps it; FULL and STUCK leave it to the
+        caller. STUCK: every slot is taken and none got an answer for `stuck_after_s`."""
         lane = self._lanes.get(hook_id)
         if lane is None:
             lane = self._lanes[hook_id] = _Lane()
         if lane.running < self._cap:
             lane.running += 1
             return Admission.RUN
+        if stuck_after_s is not None and time.monotonic() - lane.progress >= stuck_after_s:
+            return Admission.STUCK
         if len(lane.backlog) < self._backlog_max:
             lane.backlog.append(item)
             return Admission.QUEUE

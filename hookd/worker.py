@@ -3,7 +3,8 @@
 Threads: the main thread owns the broker connection (consume, publish with confirms, ack) and never
 sleeps on it; `delivery.workers` threads make HTTP attempts and hand results back through a queue,
 waking the main thread with `add_callback_threadsafe`. An event is acked only once every matching
-hook's delivery succeeded, was durably handed to the retry queue, or was dead-lettered, so a crash at
+hook's delivery succeeded, or was handed to a retry queue or dead-lettered and the broker confirmed
+it (publishes are pipelined: the ack waits for the confirm, the main thread does not), so a crash at
 any point loses nothing (at worst an in-flight delivery is repeated with the same delivery id).
 """
 
@@ -16,6 +17,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from types import FrameType
 from typing import Any
 
@@ -50,6 +52,7 @@ from hookd.subscriptions.store import SubscriptionStore
 
 log = logs.get_logger("hookd.worker")
 _POLL_S = 0.25
+_PRESSURE_WAIT_S = 0.25  # with the prefetch window full, a hook silent this long is holding it up
 
 
 @dataclass(slots=True)
@@ -59,6 +62,7 @@ class _Work:
     conn: BrokerConnection
     tag: int
     pending: int
+    queue: str
 
 
 @dataclass(slots=True)
@@ -133,11 +137,12 @@ class Daemon:
             disable_after_s=delivery.disable_after_s,
         )
         self._lanes: Lanes[_Job] = Lanes(delivery.per_hook_concurrency, delivery.per_hook_backlog)
+        self._held: dict[str, int] = {}  # queue -> its messages consumed and not yet acked
         self._disabled: dict[str, str] = {}  # hook id -> reason, until the store says inactive
         self._declared_delays: set[float] = set()
         # A hook that finished nothing for the attempt deadline (at most 2 s) while work waited behind it
         # is stuck: its waiting work is parked, long enough not to churn the broker.
-        self._backlog_wait_s = max(1.0, min(delivery.timeout_s, 2.0))
+        self._backlog_wait_s = max(0.5, min(delivery.timeout_s / 10, 2.0))
         self._slow_park_s = max(5.0, 5 * delivery.timeout_s)
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._done: queue.SimpleQueue[tuple[_Job, Attempt]] = queue.SimpleQueue()
@@ -192,6 +197,7 @@ class Daemon:
             try:
                 self._watchdog.tick()
                 self._conn = connect(self.settings, name="hookd worker")
+                self._conn.start_pipelining()
                 self._wake_pending = False  # one queued on a lost connection never runs
                 self.metrics.broker_connected(True)
                 if not self._ready:
@@ -200,6 +206,7 @@ class Daemon:
                 else:
                     sdnotify.status(f"consuming from {self.topology.events}")
                 self._declared_delays = set(self.settings.delivery.retry_delays_s)
+                self._held = {}
                 self._lanes = Lanes(
                     self.settings.delivery.per_hook_concurrency, self.settings.delivery.per_hook_backlog
                 )
@@ -239,6 +246,12 @@ class Daemon:
             for job in self._lanes.take_stale(self._backlog_wait_s):
                 if job.work.conn is conn:
                     self._park(job, self._slow_park_s, "slow_hook")
+            if self._window_full():
+                # Nothing more comes until something settles: work queued behind a hook that has not
+                # answered for a moment is parked briefly (as with a full backlog) so the others flow.
+                for job in self._lanes.take_stale(_PRESSURE_WAIT_S):
+                    if job.work.conn is conn:
+                        self._park(job, 1.0, "backlog")
             self._watchdog.tick()
             if time.monotonic() >= self._lag_due:
                 self._lag_due = time.monotonic() + 5.0
@@ -256,7 +269,7 @@ class Daemon:
         self.metrics.broker_connected(False)
         conn.cancel()
         deadline = time.monotonic() + self.settings.delivery.drain_timeout_s
-        while (self._running or not self._done.empty()) and time.monotonic() < deadline:
+        while (self._running or not self._done.empty() or conn.unconfirmed) and time.monotonic() < deadline:
             conn.poll(0.05)
             self._settle_done()
             self._watchdog.tick()
@@ -338,7 +351,7 @@ class Daemon:
         if not hooks:
             conn.ack(msg.delivery_tag)
             return
-        work = _Work(conn, msg.delivery_tag, len(hooks))
+        work = self._hold(conn, msg, len(hooks))
         for hook in hooks:
             target = Target(
                 hook_id=hook.id,
@@ -358,19 +371,30 @@ class Daemon:
             self._park_invalid(conn, msg, exc)
             return
         hook = self._hooks.get(target.hook_id)
-        job = _Job(_Work(conn, msg.delivery_tag, 1), hook or _absent(target), target, msg.body)
+        job = _Job(self._hold(conn, msg, 1), hook or _absent(target), target, msg.body)
         if hook is None or (not hook.active and target.event != PING):
             self._finish(job, None, HOOK_NOT_FOUND if hook is None else HOOK_INACTIVE)
             return
         self._submit(job)
+
+    def _hold(self, conn: BrokerConnection, msg: Incoming, deliveries: int) -> _Work:
+        """The message stays unacked (in its consumer's prefetch window) until its deliveries settle."""
+        self._held[msg.queue] = self._held.get(msg.queue, 0) + 1
+        return _Work(conn, msg.delivery_tag, deliveries, msg.queue)
+
+    def _window_full(self) -> bool:
+        """A consumer's prefetch window is all held by unsettled messages: the broker sends no more."""
+        return any(count >= self.settings.prefetch for count in self._held.values())
 
     def _park_invalid(self, conn: BrokerConnection, msg: Incoming, exc: EventError) -> None:
         headers: dict[str, Any] = dict(msg.headers)
         headers.update(
             {"reason": exc.reason, "error": exc.detail[:500], "routing_key": msg.routing_key, "queue": msg.queue}
         )
-        conn.publish(Outgoing(self.topology.invalid, msg.body, headers, msg.message_id, msg.timestamp))
-        conn.ack(msg.delivery_tag)
+        tag = msg.delivery_tag
+        conn.publish_pipelined(
+            Outgoing(self.topology.invalid, msg.body, headers, msg.message_id, msg.timestamp), lambda: conn.ack(tag)
+        )
         log.error(
             "event.invalid",
             reason=exc.reason,
@@ -392,10 +416,12 @@ class Daemon:
         if not decision.allow:
             self._park(job, decision.wait_s, "breaker_open")
             return
-        admission = self._lanes.admit(hook_id, job)
+        admission = self._lanes.admit(hook_id, job, self._backlog_wait_s)
         if admission is Admission.RUN:
             job.lanes = self._lanes
             self._jobs.put(job)
+        elif admission is Admission.STUCK:  # what take_stale would park a moment later anyway
+            self._park(job, self._slow_park_s, "slow_hook")
         elif admission is Admission.FULL:
             self._park(job, 1.0, "backlog")
 
@@ -502,7 +528,7 @@ class Daemon:
             if last.retry_after_s is not None:  # the receiver asked for a wait: at least that long
                 delay, expiration = bucket_delay(last.retry_after_s, delivery.retry_delays_s), None
             retry = replace(target, attempts=last.number, retries=target.retries + 1)
-            self._publish_delayed(job, retry, delay, expiration)
+            self._publish_delayed(job, retry, delay, expiration)  # settled once the broker has it
             self.metrics.retry_scheduled(target.event)
             self._record.settlement(target, job.body, RETRYING, last.number, last.status)
             log.info(
@@ -514,7 +540,6 @@ class Daemon:
                 retry=retry.retries,
                 delay_s=delay,
             )
-            self._done_with(job)
         elif last.verdict is Verdict.DELIVERED:
             self.metrics.delivered(target.event)
             self._done_with(job)
@@ -526,20 +551,23 @@ class Daemon:
         work.pending -= 1
         if work.pending == 0:
             work.conn.ack(work.tag)
+            self._held[work.queue] -= 1
 
     def _publish_delayed(self, job: _Job, target: Target, delay: float, expiration_ms: int | None) -> None:
+        """Hand the delivery to a delay queue; its share of the message is settled on the broker's confirm."""
         conn = job.work.conn
         if delay not in self._declared_delays:
             conn.declare_delay(delay)
             self._declared_delays.add(delay)
-        conn.publish(
+        conn.publish_pipelined(
             Outgoing(
                 self.topology.retry_queue(delay),
                 job.body,
                 target_headers(target),
                 target.event_id,
                 expiration_ms=expiration_ms,
-            )
+            ),
+            partial(self._done_with, job),
         )
 
     def _park(self, job: _Job, wait_s: float, reason: str) -> None:
@@ -556,7 +584,6 @@ class Daemon:
             delay_s=delay,
         )
         self._record.settlement(job.target, job.body, RETRYING, job.target.attempts, None)
-        self._done_with(job)
 
     def _finish(self, job: _Job, last: Attempt | None, reason: str) -> None:
         """Dead-letter the delivery (the original body, its story in headers), then settle its share."""
@@ -568,7 +595,9 @@ class Daemon:
             last_status=last.status if last else None,
             error=last.error if last else None,
         )
-        job.work.conn.publish(Outgoing(self.topology.dead, job.body, headers, target.event_id))
+        job.work.conn.publish_pipelined(
+            Outgoing(self.topology.dead, job.body, headers, target.event_id), partial(self._done_with, job)
+        )
         self.metrics.dead_lettered(target.event, reason)
         self._record.settlement(target, job.body, FAILED, attempts, last.status if last else None)
         log.error(
@@ -582,7 +611,6 @@ class Daemon:
             reason=reason,
             last_status=last.status if last else None,
         )
-        self._done_with(job)
 
     def _disable(self, hook: Hook, reason: str) -> None:
         """Stop delivering to a hook (410 Gone, or failing for delivery.disable_after_s), loudly."""

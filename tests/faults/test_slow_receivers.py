@@ -87,6 +87,29 @@ def test_hanging_hook_leaves_the_others_their_throughput(
     assert rate_beside >= 0.8 * rate_alone
 
 
+def test_a_full_prefetch_window_parks_the_work_waiting_on_a_silent_hook(
+    hookd: HookdFactory, receiver: FaultReceiver, amqp: Amqp, prefix: Names
+) -> None:
+    """When every prefetched event is held by deliveries queued behind a hook that does not answer, that
+    backlog is parked (reason "backlog") so the healthy hook gets every event long before the hanging
+    attempts end, rather than one prefetch window per stuck-hook interval."""
+    receiver.on("/hang", Script(then=Reply(200, delay_s=60)))
+    hooks = [hook_entry("ok", receiver.url("/ok")), hook_entry("hang", receiver.url("/hang"))]
+    declare_topology(
+        hookd,
+        hooks,
+        broker={"prefetch": 4},
+        # a 30 s deadline: the hook is "stuck" only after 2 s without an answer; the window fills first
+        delivery=delivery(timeout_s=30, per_hook_concurrency=1, per_hook_backlog=100, retry_delays_s=[60]),
+    )
+    events = publish_events(amqp, prefix, 40)
+    daemon = hookd.start()
+    wait_accepted(receiver, pairs(events, ["ok"]), timeout_s=25)
+    assert daemon.find("delivery.parked", hook_id="hang", reason="backlog"), "nothing was parked for the full window"
+    assert not daemon.find("delivery.attempt", hook_id="hang"), "the hanging attempt ended: the test proves nothing"
+    assert not dead_letters(amqp, prefix)
+
+
 @pytest.mark.parametrize("head", [False, True], ids=["trickled-body", "trickled-status-line"])
 def test_trickling_receiver_is_cut_at_the_deadline(
     hookd: HookdFactory, receiver: FaultReceiver, amqp: Amqp, prefix: Names, head: bool
