@@ -16,21 +16,19 @@ import random
 import signal
 import threading
 import time
-from dataclasses import dataclass, replace
-from functools import partial
 from types import FrameType
 from typing import Any
 
 from hookd import logs, sdnotify
-from hookd.breaker import Breakers, State
+from hookd.breaker import Breakers
 from hookd.broker import BrokerConnection, Incoming, Outgoing, Topology
 from hookd.config import Settings, redact_url
 from hookd.delivery import Notification, Sender
 from hookd.errors import BrokerError, ConfigError, EventError, StoreError
 from hookd.events import PING, decode
-from hookd.history import FAILED, RETRYING, HistoryWriter
+from hookd.history import HistoryWriter
 from hookd.lanes import Admission, Lanes
-from hookd.messages import Target, dead_letter_headers, delivery_id, parse_target, target_headers
+from hookd.messages import Target, delivery_id, parse_target
 from hookd.metrics import Metrics, MetricsServer, daemon_health, recorder_for
 from hookd.netpolicy import NetworkPolicy
 from hookd.recorder import Recorder
@@ -40,12 +38,9 @@ from hookd.retry import (
     HOOK_NOT_FOUND,
     Attempt,
     Verdict,
-    bucket_delay,
-    dead_letter_reason,
-    durable_delay,
-    jittered_ms,
     run_inline,
 )
+from hookd.settlement import Job, Settler
 from hookd.subscriptions.matching import HookSet
 from hookd.subscriptions.model import Hook
 from hookd.subscriptions.store import SubscriptionStore
@@ -53,26 +48,6 @@ from hookd.subscriptions.store import SubscriptionStore
 log = logs.get_logger("hookd.worker")
 _POLL_S = 0.25
 _PRESSURE_WAIT_S = 0.25  # with the prefetch window full, a hook silent this long is holding it up
-
-
-@dataclass(slots=True)
-class _Work:
-    """One consumed message awaiting settlement of all its deliveries before it is acked."""
-
-    conn: BrokerConnection
-    tag: int
-    pending: int
-    queue: str
-
-
-@dataclass(slots=True)
-class _Job:
-    work: _Work
-    hook: Hook
-    target: Target
-    body: bytes
-    lanes: Lanes[_Job] | None = None
-    disable: bool = False  # set by the delivery thread: unbroken failure for delivery.disable_after_s
 
 
 def topology_for(settings: Settings) -> Topology:
@@ -136,16 +111,22 @@ class Daemon:
             cooldown_s=delivery.breaker_cooldown_s,
             disable_after_s=delivery.disable_after_s,
         )
-        self._lanes: Lanes[_Job] = Lanes(delivery.per_hook_concurrency, delivery.per_hook_backlog)
-        self._held: dict[str, int] = {}  # queue -> its messages consumed and not yet acked
-        self._disabled: dict[str, str] = {}  # hook id -> reason, until the store says inactive
-        self._declared_delays: set[float] = set()
+        self._lanes: Lanes[Job] = Lanes(delivery.per_hook_concurrency, delivery.per_hook_backlog)
+        self._settler = Settler(
+            delivery,
+            self.topology,
+            settings.prefetch,
+            metrics=self.metrics,
+            record=self._record,
+            breakers=self._breakers,
+            store=store,
+        )
         # A hook that finished nothing for the attempt deadline (at most 2 s) while work waited behind it
         # is stuck: its waiting work is parked, long enough not to churn the broker.
         self._backlog_wait_s = max(0.5, min(delivery.timeout_s / 10, 2.0))
         self._slow_park_s = max(5.0, 5 * delivery.timeout_s)
-        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        self._done: queue.SimpleQueue[tuple[_Job, Attempt]] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[tuple[Job, Attempt]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._running = 0
@@ -205,8 +186,7 @@ class Daemon:
                     sdnotify.ready(f"consuming from {self.topology.events}")
                 else:
                     sdnotify.status(f"consuming from {self.topology.events}")
-                self._declared_delays = set(self.settings.delivery.retry_delays_s)
-                self._held = {}
+                self._settler.reset()
                 self._lanes = Lanes(
                     self.settings.delivery.per_hook_concurrency, self.settings.delivery.per_hook_backlog
                 )
@@ -245,13 +225,13 @@ class Daemon:
             self._settle_done()
             for job in self._lanes.take_stale(self._backlog_wait_s):
                 if job.work.conn is conn:
-                    self._park(job, self._slow_park_s, "slow_hook")
-            if self._window_full():
+                    self._settler.park(job, self._slow_park_s, "slow_hook")
+            if self._settler.window_full():
                 # Nothing more comes until something settles: work queued behind a hook that has not
                 # answered for a moment is parked briefly (as with a full backlog) so the others flow.
                 for job in self._lanes.take_stale(_PRESSURE_WAIT_S):
                     if job.work.conn is conn:
-                        self._park(job, 1.0, "backlog")
+                        self._settler.park(job, 1.0, "backlog")
             self._watchdog.tick()
             if time.monotonic() >= self._lag_due:
                 self._lag_due = time.monotonic() + 5.0
@@ -289,12 +269,12 @@ class Daemon:
             _mask_secrets(hooks)
             self._hooks = hooks  # one reference swap: readers see the old set or the new one
             persisted = self._revision is not None
-            for hook_id in list(self._disabled):
+            for hook_id in list(self._settler.disabled):
                 hook = hooks.get(hook_id)
                 # A database store now says inactive (it governs from here); a file was reloaded by
                 # its operator, who decides again.
                 if hook is None or not hook.active or not persisted:
-                    self._disabled.pop(hook_id, None)
+                    self._settler.disabled.pop(hook_id, None)
         log.info("subscriptions.reloaded", source=self._store.describe(), hooks=len(hooks))
 
     def _watch_store(self) -> None:
@@ -343,15 +323,15 @@ class Daemon:
             self._park_invalid(conn, msg, exc)
             return
         hooks = self._hooks.match(event.name, event.account_id)
-        if self._disabled:
-            hooks = [h for h in hooks if h.id not in self._disabled]
+        if self._settler.disabled:
+            hooks = [h for h in hooks if h.id not in self._settler.disabled]
         log.debug(
             "event.received", _event=event.name, event_id=event.event_id, account_id=event.account_id, hooks=len(hooks)
         )
         if not hooks:
             conn.ack(msg.delivery_tag)
             return
-        work = self._hold(conn, msg, len(hooks))
+        work = self._settler.hold(conn, msg, len(hooks))
         for hook in hooks:
             target = Target(
                 hook_id=hook.id,
@@ -362,7 +342,7 @@ class Daemon:
                 attempts=0,
                 retries=0,
             )
-            self._submit(_Job(work, hook, target, msg.body))
+            self._submit(Job(work, hook, target, msg.body))
 
     def _on_targeted(self, conn: BrokerConnection, msg: Incoming) -> None:
         try:
@@ -371,20 +351,11 @@ class Daemon:
             self._park_invalid(conn, msg, exc)
             return
         hook = self._hooks.get(target.hook_id)
-        job = _Job(self._hold(conn, msg, 1), hook or _absent(target), target, msg.body)
+        job = Job(self._settler.hold(conn, msg, 1), hook or _absent(target), target, msg.body)
         if hook is None or (not hook.active and target.event != PING):
-            self._finish(job, None, HOOK_NOT_FOUND if hook is None else HOOK_INACTIVE)
+            self._settler.finish(job, None, HOOK_NOT_FOUND if hook is None else HOOK_INACTIVE)
             return
         self._submit(job)
-
-    def _hold(self, conn: BrokerConnection, msg: Incoming, deliveries: int) -> _Work:
-        """The message stays unacked (in its consumer's prefetch window) until its deliveries settle."""
-        self._held[msg.queue] = self._held.get(msg.queue, 0) + 1
-        return _Work(conn, msg.delivery_tag, deliveries, msg.queue)
-
-    def _window_full(self) -> bool:
-        """A consumer's prefetch window is all held by unsettled messages: the broker sends no more."""
-        return any(count >= self.settings.prefetch for count in self._held.values())
 
     def _park_invalid(self, conn: BrokerConnection, msg: Incoming, exc: EventError) -> None:
         headers: dict[str, Any] = dict(msg.headers)
@@ -404,26 +375,26 @@ class Daemon:
             parked_in=self.topology.invalid,
         )
 
-    def _submit(self, job: _Job) -> None:
+    def _submit(self, job: Job) -> None:
         """Start a delivery, or hold it: disabled hook, open circuit, or its lane full."""
         hook_id = job.hook.id
-        if hook_id in self._disabled:
-            self._finish(job, None, HOOK_DISABLED)
+        if hook_id in self._settler.disabled:
+            self._settler.finish(job, None, HOOK_DISABLED)
             return
         decision, change = self._breakers.allow(hook_id)
         if change is not None:
             self._record.breaker(hook_id, change)
         if not decision.allow:
-            self._park(job, decision.wait_s, "breaker_open")
+            self._settler.park(job, decision.wait_s, "breaker_open")
             return
         admission = self._lanes.admit(hook_id, job, self._backlog_wait_s)
         if admission is Admission.RUN:
             job.lanes = self._lanes
             self._jobs.put(job)
         elif admission is Admission.STUCK:  # what take_stale would park a moment later anyway
-            self._park(job, self._slow_park_s, "slow_hook")
+            self._settler.park(job, self._slow_park_s, "slow_hook")
         elif admission is Admission.FULL:
-            self._park(job, 1.0, "backlog")
+            self._settler.park(job, 1.0, "backlog")
 
     # -- delivering (pool threads) ---------------------------------------------------------------
     def _work_loop(self) -> None:
@@ -464,7 +435,7 @@ class Daemon:
         self._wake_pending = False
         self._settle_done()
 
-    def _deliver(self, job: _Job) -> Attempt:
+    def _deliver(self, job: Job) -> Attempt:
         hook, target = job.hook, job.target
         note = Notification(
             event=target.event,
@@ -501,135 +472,13 @@ class Daemon:
                 job, last = self._done.get_nowait()
             except queue.Empty:
                 return
-            if last is not _NOT_STARTED:
-                self._settle(job, last)
+            if last is not _NOT_STARTED and job.work.conn is self._conn:  # else the broker redelivers it
+                self._settler.settle(job, last)
             if job.lanes is not None:  # its slot is free: the next delivery waiting for this hook goes
                 answered = last.verdict is not Verdict.RETRYABLE or last.status is not None
                 following = job.lanes.release(job.hook.id, answered=answered)
                 if following is not None and following.work.conn is self._conn:
                     self._submit(following)
-
-    def _settle(self, job: _Job, last: Attempt) -> None:
-        if job.work.conn is not self._conn:
-            return  # the channel it came from is gone; the broker redelivers the message
-        target, delivery = job.target, self.settings.delivery
-        if job.disable:
-            self._disable(job.hook, "failing")
-            self._finish(job, last, HOOK_DISABLED)
-        elif last.verdict is Verdict.GONE:
-            self._disable(job.hook, "gone")
-            self._finish(job, last, dead_letter_reason(last))
-        elif last.verdict is Verdict.RETRYABLE:
-            delay = durable_delay(target.retries, delivery.retry_delays_s)
-            if delay is None:
-                self._finish(job, last, dead_letter_reason(last))
-                return
-            expiration: int | None = jittered_ms(delay, delivery.retry_jitter, random.random)
-            if last.retry_after_s is not None:  # the receiver asked for a wait: at least that long
-                delay, expiration = bucket_delay(last.retry_after_s, delivery.retry_delays_s), None
-            retry = replace(target, attempts=last.number, retries=target.retries + 1)
-            self._publish_delayed(job, retry, delay, expiration)  # settled once the broker has it
-            self.metrics.retry_scheduled(target.event)
-            self._record.settlement(target, job.body, RETRYING, last.number, last.status)
-            log.info(
-                "delivery.retry_scheduled",
-                _event=target.event,
-                hook_id=target.hook_id,
-                delivery_id=target.delivery_id,
-                attempts=last.number,
-                retry=retry.retries,
-                delay_s=delay,
-            )
-        elif last.verdict is Verdict.DELIVERED:
-            self.metrics.delivered(target.event)
-            self._done_with(job)
-        else:
-            self._finish(job, last, dead_letter_reason(last))
-
-    def _done_with(self, job: _Job) -> None:
-        work = job.work
-        work.pending -= 1
-        if work.pending == 0:
-            work.conn.ack(work.tag)
-            self._held[work.queue] -= 1
-
-    def _publish_delayed(self, job: _Job, target: Target, delay: float, expiration_ms: int | None) -> None:
-        """Hand the delivery to a delay queue; its share of the message is settled on the broker's confirm."""
-        conn = job.work.conn
-        if delay not in self._declared_delays:
-            conn.declare_delay(delay)
-            self._declared_delays.add(delay)
-        conn.publish_pipelined(
-            Outgoing(
-                self.topology.retry_queue(delay),
-                job.body,
-                target_headers(target),
-                target.event_id,
-                expiration_ms=expiration_ms,
-            ),
-            partial(self._done_with, job),
-        )
-
-    def _park(self, job: _Job, wait_s: float, reason: str) -> None:
-        """Hold a delivery on the durable retry path without an attempt (it keeps its attempt count)."""
-        delay = bucket_delay(wait_s)
-        self._publish_delayed(job, job.target, delay, None)
-        self.metrics.parked(job.target.event, reason)
-        log.info(
-            "delivery.parked",
-            _event=job.target.event,
-            hook_id=job.target.hook_id,
-            delivery_id=job.target.delivery_id,
-            reason=reason,
-            delay_s=delay,
-        )
-        self._record.settlement(job.target, job.body, RETRYING, job.target.attempts, None)
-
-    def _finish(self, job: _Job, last: Attempt | None, reason: str) -> None:
-        """Dead-letter the delivery (the original body, its story in headers), then settle its share."""
-        target = job.target
-        attempts = last.number if last else target.attempts
-        headers = dead_letter_headers(
-            replace(target, attempts=attempts),
-            reason=reason,
-            last_status=last.status if last else None,
-            error=last.error if last else None,
-        )
-        job.work.conn.publish_pipelined(
-            Outgoing(self.topology.dead, job.body, headers, target.event_id), partial(self._done_with, job)
-        )
-        self.metrics.dead_lettered(target.event, reason)
-        self._record.settlement(target, job.body, FAILED, attempts, last.status if last else None)
-        log.error(
-            "delivery.dead_lettered",
-            _event=target.event,
-            event_id=target.event_id,
-            account_id=target.account_id,
-            hook_id=target.hook_id,
-            delivery_id=target.delivery_id,
-            attempts=attempts,
-            reason=reason,
-            last_status=last.status if last else None,
-        )
-
-    def _disable(self, hook: Hook, reason: str) -> None:
-        """Stop delivering to a hook (410 Gone, or failing for delivery.disable_after_s), loudly."""
-        if hook.id in self._disabled:
-            return
-        self._disabled[hook.id] = reason
-        self._breakers.forget(hook.id)
-        log.error("hook.disabled", hook_id=hook.id, account_id=hook.account_id, reason=reason, url=hook.url)
-        self._record.health(hook.id, State.CLOSED.value, None, reason)
-        update = getattr(self._store, "update", None)
-        if callable(update):  # a database source keeps it: every worker and the admin see it
-            threading.Thread(target=_persist_disable, args=(update, hook.id), daemon=True).start()
-
-
-def _persist_disable(update: Any, hook_id: str) -> None:
-    try:
-        update(hook_id, active=False)
-    except Exception as exc:  # the in-memory disable stands; say why it was not stored
-        log.error("hook.disable_not_stored", hook_id=hook_id, error=str(exc))
 
 
 def _mask_secrets(hooks: HookSet) -> None:

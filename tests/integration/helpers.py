@@ -33,6 +33,7 @@ import pika.exceptions
 import yaml
 
 from hookd.broker import Topology
+from hookd.retry import DELAY_BUCKETS_S
 
 T = TypeVar("T")
 
@@ -440,7 +441,8 @@ class Amqp:
         """Delete a test's queues and its exchange (idempotent)."""
         ch = self._ch()
         queues = [names.events, names.deliveries, names.dead, names.invalid]
-        queues += sorted({names.retry(d) for d in names.retry_delays_s})
+        # the retry schedule's delay queues, and those hookd declares on the fly (parking, Retry-After)
+        queues += sorted({names.retry(d) for d in (*names.retry_delays_s, *DELAY_BUCKETS_S)})
         for queue in queues:
             ch.queue_delete(queue)
         ch.exchange_delete(names.exchange)

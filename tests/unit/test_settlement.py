@@ -1,0 +1,138 @@
+"""Settling deliveries: a message is acked once all its deliveries are settled, and a share handed to a
+retry or dead-letter queue counts as settled only when the broker confirms it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, cast
+
+from hookd.breaker import Breakers
+from hookd.broker import BrokerConnection, Incoming, Outgoing, Topology
+from hookd.config import DeliverySettings
+from hookd.messages import Target
+from hookd.metrics import NoMetrics
+from hookd.recorder import Recorder
+from hookd.retry import Attempt, Verdict
+from hookd.settlement import Job, Settler
+from hookd.subscriptions.model import Hook
+from hookd.subscriptions.store import SubscriptionStore
+
+TOPOLOGY = Topology(exchange="x", prefix="t", retry_delays_s=(5.0, 60.0))
+
+
+class FakeConnection:
+    """Records what the settler asks of the broker; confirms only when the test says so."""
+
+    def __init__(self) -> None:
+        self.acked: list[int] = []
+        self.published: list[Outgoing] = []
+        self.declared: list[float] = []
+        self._waiting: list[Callable[[], None]] = []
+
+    def ack(self, tag: int) -> None:
+        self.acked.append(tag)
+
+    def declare_delay(self, delay_s: float) -> None:
+        self.declared.append(delay_s)
+
+    def publish_pipelined(self, message: Outgoing, on_confirmed: Callable[[], None]) -> None:
+        self.published.append(message)
+        self._waiting.append(on_confirmed)
+
+    def confirm_all(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        for continuation in waiting:
+            continuation()
+
+
+class NoStore:
+    """A source without `update`: disabling stays in memory."""
+
+
+def _settler(prefetch: int = 10) -> Settler:
+    settler = Settler(
+        DeliverySettings(retry_delays_s=(5.0, 60.0)),
+        TOPOLOGY,
+        prefetch,
+        metrics=NoMetrics(),
+        record=Recorder(None),
+        breakers=Breakers(threshold=5, cooldown_s=30, disable_after_s=0),
+        store=cast(SubscriptionStore, NoStore()),
+    )
+    settler.reset()
+    return settler
+
+
+def _message(tag: int) -> Incoming:
+    return Incoming("t.events", "job.failed", b"{}", "evt-1", {}, None, tag, False)
+
+
+def _jobs(settler: Settler, conn: FakeConnection, tag: int, hooks: int) -> list[Job]:
+    work = settler.hold(cast(BrokerConnection, conn), _message(tag), hooks)
+    jobs = []
+    for n in range(hooks):
+        hook = Hook(id=f"h{n}", account_id="acme", url="https://example.com/", events=("job",), secret="s" * 32)
+        jobs.append(Job(work, hook, Target(hook.id, "job.failed", "evt-1", "acme", f"d{n}", 0, 0), b"{}"))
+    return jobs
+
+
+def _attempt(verdict: Verdict, status: int | None = None, **fields: Any) -> Attempt:
+    return Attempt(1, verdict, 0.01, status=status, **fields)
+
+
+def test_the_message_is_acked_after_its_last_delivery() -> None:
+    settler, conn = _settler(), FakeConnection()
+    first, second = _jobs(settler, conn, tag=7, hooks=2)
+    settler.settle(first, _attempt(Verdict.DELIVERED, 200))
+    assert conn.acked == []
+    settler.settle(second, _attempt(Verdict.DELIVERED, 204))
+    assert conn.acked == [7]
+
+
+def test_a_retry_settles_its_share_only_when_the_broker_confirms_it() -> None:
+    settler, conn = _settler(), FakeConnection()
+    [job] = _jobs(settler, conn, tag=3, hooks=1)
+    settler.settle(job, _attempt(Verdict.RETRYABLE, 503, error="HTTP 503"))
+    [retry] = conn.published
+    assert retry.routing_key == TOPOLOGY.retry_queue(5.0)
+    assert retry.headers["hook_id"] == "h0" and retry.headers["retries"] == 1
+    assert conn.acked == []  # not before the confirm: a crash now must bring the event back
+    conn.confirm_all()
+    assert conn.acked == [3]
+
+
+def test_a_permanent_failure_is_dead_lettered_then_acked_on_confirm() -> None:
+    settler, conn = _settler(), FakeConnection()
+    [job] = _jobs(settler, conn, tag=4, hooks=1)
+    settler.settle(job, _attempt(Verdict.PERMANENT, 400, error="HTTP 400"))
+    [dead] = conn.published
+    assert dead.routing_key == TOPOLOGY.dead and dead.headers["reason"] == "permanent_failure"
+    conn.confirm_all()
+    assert conn.acked == [4]
+
+
+def test_gone_disables_the_hook() -> None:
+    settler, conn = _settler(), FakeConnection()
+    [job] = _jobs(settler, conn, tag=5, hooks=1)
+    settler.settle(job, _attempt(Verdict.GONE, 410, error="HTTP 410"))
+    assert settler.disabled == {"h0": "gone"}
+    assert conn.published[0].routing_key == TOPOLOGY.dead
+
+
+def test_a_retry_after_beyond_the_schedule_declares_its_delay_queue_once() -> None:
+    settler, conn = _settler(), FakeConnection()
+    jobs = _jobs(settler, conn, tag=6, hooks=2)
+    for job in jobs:
+        settler.settle(job, _attempt(Verdict.RETRYABLE, 429, error="HTTP 429", retry_after_s=120.0))
+    assert len(conn.declared) == 1 and conn.declared[0] >= 120.0
+    assert {m.routing_key for m in conn.published} == {TOPOLOGY.retry_queue(conn.declared[0])}
+
+
+def test_the_window_is_full_when_every_prefetched_message_is_held() -> None:
+    settler, conn = _settler(prefetch=2), FakeConnection()
+    first = _jobs(settler, conn, tag=1, hooks=1)
+    assert not settler.window_full()
+    _jobs(settler, conn, tag=2, hooks=1)
+    assert settler.window_full()
+    settler.settle(first[0], _attempt(Verdict.DELIVERED, 200))
+    assert not settler.window_full()
