@@ -175,16 +175,24 @@ class Sender:
         self._retry_after_max_s = retry_after_max_s
         self._timeout = Timeout(connect=timeout_s, read=timeout_s)
         # pool_size connections kept alive per host: as many as threads that may post to it at once.
-        self._pools = PoolManager(num_pools=512, maxsize=pool_size, block=False, retries=False, ca_certs=ca_certs)
-        self._pools.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
+        # A connection was checked against the policy of the hook that opened it, so hooks allowed
+        # private addresses never share connections with hooks that are not.
+        self._pools = {private: self._pool_manager(pool_size, ca_certs) for private in (False, True)}
         self._insecure = {"cert_reqs": "CERT_NONE", "assert_hostname": False}
         self._routes: dict[str, _Route] = {}
         self._routes_lock = threading.Lock()
         self._watchdog = Watchdog()
 
+    @staticmethod
+    def _pool_manager(pool_size: int, ca_certs: str | None) -> PoolManager:
+        pools = PoolManager(num_pools=512, maxsize=pool_size, block=False, retries=False, ca_certs=ca_certs)
+        pools.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
+        return pools
+
     def close(self) -> None:
         """Close every kept-alive connection."""
-        self._pools.clear()
+        for pools in self._pools.values():
+            pools.clear()
 
     def attempt(self, hook: Hook, note: Notification, number: int) -> Attempt:
         """Make attempt `number` of `note` to `hook` within the deadline; never raises for network or HTTP
@@ -227,7 +235,7 @@ class Sender:
             headers.update(make_headers(basic_auth=f"{hook.basic_auth.username}:{hook.basic_auth.password}"))
         try:
             route = self._route(hook.url)
-            pool = self._pools.connection_from_host(
+            pool = self._pools[hook.allow_private].connection_from_host(
                 route.host, route.port, route.scheme, pool_kwargs=self._insecure if hook.insecure_ssl else None
             )
             response = pool.urlopen(

@@ -260,3 +260,14 @@ def test_insecure_ssl_skips_verification_for_that_hook(tls: Any) -> None:
     dns = FakeDns({"hooks.test": [["127.0.0.1"]]})
     result = _attempt(f"https://hooks.test:{server.port}/in", ONLY_LOOPBACK_127_0_0_1, dns, insecure_ssl=True)
     assert result.verdict is Verdict.DELIVERED, result
+
+
+def test_a_connection_opened_for_an_allow_private_hook_is_never_reused_by_another_hook(receiver: Receiver) -> None:
+    """Kept-alive connections are shared between threads and hooks of the same host, but one checked
+    under a hook's own allow_private must not carry a request of a hook without it."""
+    sender = Sender(timeout_s=3, address_check=NetworkPolicy().address_check())
+    url = receiver.url("/kept-alive")
+    assert sender.attempt(_hook(url, allow_private=True), _note(), 1).verdict is Verdict.DELIVERED
+    refused = sender.attempt(_hook(url), _note(), 1)
+    assert refused.verdict is Verdict.BLOCKED, refused
+    assert len(receiver.requests("/kept-alive")) == 1
