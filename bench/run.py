@@ -228,7 +228,8 @@ OVERRIDES: dict[str, dict[str, Any]] = {}
 
 def make_setup(workdir: Path, hooks: list[BenchHook], processes: int, delivery: dict[str, Any]) -> Setup:
     """Config files for `processes` hookd processes sharing one queue prefix, each with its own state
-    database (beside its config file: the default), JSON logs at warning level."""
+    database (beside its config file: the default), JSON logs at hookd's default level (info: one
+    line per attempt, as an operator runs it)."""
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     base = workdir / prefix
     base.mkdir()
@@ -247,7 +248,7 @@ def make_setup(workdir: Path, hooks: list[BenchHook], processes: int, delivery: 
             "broker": {"url": AMQP, "exchange": f"{prefix}.events", "queue_prefix": prefix},
             "subscriptions": {"source": "yaml", "path": str(hooks_file)},
             "delivery": {"allow_private_networks": True, **delivery},
-            "logging": {"format": "json", "level": "warning"},
+            "logging": {"format": "json", "level": "info"},
         }
         for section, values in OVERRIDES.items():
             config.setdefault(section, {}).update(values)
@@ -330,9 +331,12 @@ def log_summary(setup: Setup) -> dict[str, int]:
             continue
         for line in log.read_text(errors="replace").splitlines():
             try:
-                msg = str(json.loads(line).get("msg", "?"))
+                entry = json.loads(line)
             except ValueError:
-                msg = "non-json output"
+                entry = {"msg": "non-json output", "level": "error"}
+            if entry.get("level") not in ("warning", "error", "critical"):
+                continue
+            msg = str(entry.get("msg", "?"))
             counts[msg] = counts.get(msg, 0) + 1
     return counts
 
@@ -823,7 +827,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "allow_private_networks": True,
         "queue_type": "quorum (default)",
         "state.history": f"{OVERRIDES.get('state', {}).get('history', True)} (default true): SQLite beside each config",
-        "logging": "json, warning",
+        "logging": "json, info (the default: one line per attempt)",
         "overrides": OVERRIDES,
     }
     report = {

@@ -142,7 +142,7 @@ def _history(settings: Settings) -> HistoryWriter | None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args.config)
-    logs.configure(settings.logging.format, settings.logging.level)
+    logs.configure(settings.logging.format, settings.logging.level, threaded=True)
     for problem in permission_problems(args.config):
         logs.get_logger("hookd.cli").warning("config.permissions", problem=problem)
     daemon = Daemon(settings, open_store(settings), history=_history(settings))

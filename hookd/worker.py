@@ -145,6 +145,7 @@ class Daemon:
         self._signals += 1
         if self._signals > 1:
             log.warning("daemon.stop_forced", signal=signal.Signals(signum).name)
+            logs.flush()
             os._exit(1)
         self._stop.set()
 

@@ -153,3 +153,32 @@ def test_redact_does_not_mutate_nested_input() -> None:
     headers = {"Authorization": "Basic abc"}
     redact(None, "info", {"headers": headers})
     assert headers == {"Authorization": "Basic abc"}
+
+
+def test_threaded_writer_keeps_every_line_from_every_thread_in_order_per_thread() -> None:
+    """`hookd run` writes log lines from a writer thread: none is lost, each thread's stay in order,
+    and closing writes out what is still queued."""
+    import threading
+
+    from hookd import logs
+
+    stream = io.StringIO()
+    configure(fmt="json", stream=stream, threaded=True)
+    try:
+
+        def emit(thread: int) -> None:
+            for seq in range(500):
+                get_logger("x").info("delivery.attempt", thread=thread, seq=seq)
+
+        threads = [threading.Thread(target=emit, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        logs.flush()
+        lines = _lines(stream)
+        assert len(lines) == 8 * 500
+        for n in range(8):
+            assert [line["seq"] for line in lines if line["thread"] == n] == list(range(500))
+    finally:
+        structlog.reset_defaults()
