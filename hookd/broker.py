@@ -131,6 +131,20 @@ class Outgoing:
     expiration_ms: int | None = None  # per-message TTL (jitter below a retry queue's own TTL)
 
 
+def _incoming(queue: str, method: Any, props: pika.BasicProperties, body: bytes) -> Incoming:
+    ts = props.timestamp
+    return Incoming(
+        queue=queue,
+        routing_key=method.routing_key,
+        body=body,
+        message_id=props.message_id,
+        headers=props.headers or {},
+        timestamp=datetime.fromtimestamp(ts, UTC) if isinstance(ts, int) else None,
+        delivery_tag=method.delivery_tag,
+        redelivered=bool(method.redelivered),
+    )
+
+
 def _properties(message: Outgoing) -> pika.BasicProperties:
     return pika.BasicProperties(
         delivery_mode=pika.DeliveryMode.Persistent,
@@ -216,19 +230,7 @@ class BrokerConnection:
         channel = self._ch()
 
         def callback(_ch: Any, method: Any, props: pika.BasicProperties, body: bytes, *, queue: str) -> None:
-            ts = props.timestamp
-            on_message(
-                Incoming(
-                    queue=queue,
-                    routing_key=method.routing_key,
-                    body=body,
-                    message_id=props.message_id,
-                    headers=props.headers or {},
-                    timestamp=datetime.fromtimestamp(ts, UTC) if isinstance(ts, int) else None,
-                    delivery_tag=method.delivery_tag,
-                    redelivered=bool(method.redelivered),
-                )
-            )
+            on_message(_incoming(queue, method, props, body))
 
         with _translated():
             channel.basic_qos(prefetch_count=prefetch)
@@ -367,14 +369,4 @@ class BrokerConnection:
             method, props, body = self._ch().basic_get(queue, auto_ack=False)
         if method is None:
             return None
-        ts = props.timestamp
-        return Incoming(
-            queue=queue,
-            routing_key=method.routing_key,
-            body=body,
-            message_id=props.message_id,
-            headers=props.headers or {},
-            timestamp=datetime.fromtimestamp(ts, UTC) if isinstance(ts, int) else None,
-            delivery_tag=method.delivery_tag,
-            redelivered=bool(method.redelivered),
-        )
+        return _incoming(queue, method, props, body)

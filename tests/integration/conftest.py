@@ -93,12 +93,15 @@ def reaper() -> Iterator[Reaper]:
     assert not background.errors, background.errors
 
 
-@pytest.fixture
-def prefix(broker_url: str, reaper: Reaper) -> Iterator[Names]:
-    """A unique queue prefix and exchange for one test; every queue and the exchange are deleted after."""
+def unique_prefix(
+    broker_url: str, reaper: Reaper, label: str, retry_delays_s: Iterable[float] = _DEFAULT_RETRY_DELAYS_S
+) -> Iterator[Names]:
+    """The body of every suite's `prefix` fixture: a unique queue prefix and exchange for one test;
+    after it, the test's own clean-up steps, then every queue hookd may have declared and the exchange
+    are deleted (in the background, joined at the end of the session)."""
     token = uuid.uuid4().hex[:10]
-    names = Names(prefix=f"hookd-it-{token}", exchange=f"hookd-it-{token}.exchange")
-    names.retry_delays_s.update(_DEFAULT_RETRY_DELAYS_S)
+    names = Names(prefix=f"{label}-{token}", exchange=f"{label}-{token}.exchange")
+    names.retry_delays_s.update(retry_delays_s)
     yield names
 
     def delete() -> None:
@@ -108,6 +111,12 @@ def prefix(broker_url: str, reaper: Reaper) -> Iterator[Names]:
             channel.delete(names)
 
     reaper.submit(names.prefix, delete)
+
+
+@pytest.fixture
+def prefix(broker_url: str, reaper: Reaper) -> Iterator[Names]:
+    """A unique queue prefix and exchange for one test; every queue and the exchange are deleted after."""
+    yield from unique_prefix(broker_url, reaper, "hookd-it")
 
 
 @pytest.fixture

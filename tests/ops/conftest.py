@@ -12,13 +12,11 @@ from __future__ import annotations
 import json
 import os
 import socket
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pika
 import pytest
 import yaml
 from integration.conftest import (  # re-exported fixtures: pytest finds them by name in this conftest
@@ -26,11 +24,12 @@ from integration.conftest import (  # re-exported fixtures: pytest finds them by
     amqp,  # noqa: F401
     broker_url,  # noqa: F401
     hookd,  # noqa: F401
+    reaper,  # noqa: F401
     receiver,  # noqa: F401
+    unique_prefix,
 )
 from integration.helpers import Names, config_document, write_hooks
 
-from hookd.broker import Topology
 from hookd.cli import main
 
 #: The retry schedule of this suite's configs: short, one queue per delay.
@@ -44,44 +43,10 @@ def unavailable(message: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def reaper() -> Iterator[Reaper]:
-    """Background teardown (a daemon's drain, then its queues), joined and checked at session end."""
-    background = Reaper()
-    yield background
-    background.join()
-    assert not background.errors, background.errors
-
-
-def delete_topology(url: str, names: Names) -> None:
-    """Delete every queue hookd's topology names for this prefix, and its exchange (idempotent)."""
-    topology = Topology(exchange=names.exchange, prefix=names.prefix, retry_delays_s=tuple(names.retry_delays_s))
-    params = pika.URLParameters(url)
-    params.connection_attempts = 1
-    connection = pika.BlockingConnection(params)
-    try:
-        channel = connection.channel()
-        for queue in {*topology.queues(), *(names.retry(d) for d in names.retry_delays_s)}:
-            channel.queue_delete(queue)
-        channel.exchange_delete(names.exchange)
-    finally:
-        connection.close()
-
-
 @pytest.fixture
 def prefix(broker_url: str, reaper: Reaper) -> Iterator[Names]:  # noqa: F811
     """A unique queue prefix and exchange for one test; every queue and the exchange are deleted after."""
-    token = uuid.uuid4().hex[:10]
-    names = Names(prefix=f"hookd-ops-{token}", exchange=f"hookd-ops-{token}.exchange")
-    names.retry_delays_s.update(RETRY_DELAYS_S)
-    yield names
-
-    def delete() -> None:
-        for step in names.before_delete:
-            step()
-        delete_topology(broker_url, names)
-
-    reaper.submit(names.prefix, delete)
+    yield from unique_prefix(broker_url, reaper, "hookd-ops", RETRY_DELAYS_S)
 
 
 def free_port() -> int:

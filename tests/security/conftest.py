@@ -10,65 +10,31 @@ should have prevented.
 from __future__ import annotations
 
 import socket
-import uuid
 from collections.abc import Iterator
 
-import pika
 import pytest
 from integration.conftest import (  # re-exported fixtures: pytest finds them by name in this conftest
     Reaper,
     amqp,  # noqa: F401
     broker_url,  # noqa: F401
     hookd,  # noqa: F401
+    reaper,  # noqa: F401
     receiver,  # noqa: F401
+    unique_prefix,
 )
 from integration.helpers import Names
 
 from hookd import logs
-from hookd.broker import Topology
 
 from .helpers import ConnectGuard, Tripwire
 
 RETRY_DELAYS_S = (1.0, 2.0)
 
 
-@pytest.fixture(scope="session")
-def reaper() -> Iterator[Reaper]:
-    """Background teardown (a daemon's drain, then its queues), joined and checked at session end."""
-    background = Reaper()
-    yield background
-    background.join()
-    assert not background.errors, background.errors
-
-
-def _delete_topology(url: str, names: Names) -> None:
-    topology = Topology(exchange=names.exchange, prefix=names.prefix, retry_delays_s=tuple(names.retry_delays_s))
-    params = pika.URLParameters(url)
-    params.connection_attempts = 1
-    connection = pika.BlockingConnection(params)
-    try:
-        channel = connection.channel()
-        for queue in {*topology.queues(), *(names.retry(d) for d in names.retry_delays_s)}:
-            channel.queue_delete(queue)
-        channel.exchange_delete(names.exchange)
-    finally:
-        connection.close()
-
-
 @pytest.fixture
 def prefix(broker_url: str, reaper: Reaper) -> Iterator[Names]:  # noqa: F811
     """A unique queue prefix and exchange for one test; every queue and the exchange are deleted after."""
-    token = uuid.uuid4().hex[:10]
-    names = Names(prefix=f"hookd-sec-{token}", exchange=f"hookd-sec-{token}.exchange")
-    names.retry_delays_s.update(RETRY_DELAYS_S)
-    yield names
-
-    def delete() -> None:
-        for step in names.before_delete:
-            step()
-        _delete_topology(broker_url, names)
-
-    reaper.submit(names.prefix, delete)
+    yield from unique_prefix(broker_url, reaper, "hookd-sec", RETRY_DELAYS_S)
 
 
 @pytest.fixture
