@@ -73,6 +73,7 @@ def run_mode(
         ]
     }
     (workdir / f"{prefix}-hooks.yaml").write_text(yaml.safe_dump(hooks))
+    (workdir / f"{prefix}-hooks.yaml").chmod(0o600)  # it holds secrets: hookd warns otherwise
     config = {
         "broker": {"url": AMQP, "exchange": f"{prefix}.events", "queue_prefix": prefix},
         "subscriptions": {"source": "yaml", "path": f"{prefix}-hooks.yaml"},
@@ -82,6 +83,7 @@ def run_mode(
     }
     path = workdir / f"{prefix}.yaml"
     path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
     settings = load_settings(path, environ={})
     body = (ROOT / "config/samples/job.json").read_bytes()
     with EventPublisher(AMQP, settings.broker.exchange, topology=topology_for(settings)) as publisher:
