@@ -11,7 +11,6 @@ any point loses nothing (at worst an in-flight delivery is repeated with the sam
 from __future__ import annotations
 
 import os
-import queue
 import random
 import signal
 import threading
@@ -23,7 +22,7 @@ from hookd import logs, sdnotify
 from hookd.breaker import Breakers
 from hookd.broker import BrokerConnection, Incoming, Outgoing, Topology
 from hookd.config import Settings, redact_url
-from hookd.delivery import Notification, Sender
+from hookd.delivery import Sender
 from hookd.errors import BrokerError, ConfigError, EventError, StoreError
 from hookd.events import PING, decode
 from hookd.history import HistoryWriter
@@ -31,14 +30,13 @@ from hookd.lanes import Admission, Lanes
 from hookd.messages import Target, delivery_id, parse_target
 from hookd.metrics import Metrics, MetricsServer, daemon_health, recorder_for
 from hookd.netpolicy import NetworkPolicy
+from hookd.pool import DeliveryPool
 from hookd.recorder import Recorder
 from hookd.retry import (
     HOOK_DISABLED,
     HOOK_INACTIVE,
     HOOK_NOT_FOUND,
-    Attempt,
     Verdict,
-    run_inline,
 )
 from hookd.settlement import Job, Settler
 from hookd.subscriptions.matching import HookSet
@@ -112,6 +110,17 @@ class Daemon:
             disable_after_s=delivery.disable_after_s,
         )
         self._lanes: Lanes[Job] = Lanes(delivery.per_hook_concurrency, delivery.per_hook_backlog)
+        self._stop = threading.Event()
+        self._pool = DeliveryPool(
+            delivery,
+            sender=self._sender,
+            record=self._record,
+            breakers=self._breakers,
+            metrics=self.metrics,
+            stop=self._stop,
+            current=lambda: self._conn,
+            on_results=self._settle_done,
+        )
         self._settler = Settler(
             delivery,
             self.topology,
@@ -121,17 +130,11 @@ class Daemon:
             breakers=self._breakers,
             store=store,
         )
-        # A hook that finished nothing for the attempt deadline (at most 2 s) while work waited behind it
-        # is stuck: its waiting work is parked, long enough not to churn the broker.
+        # A hook that finished nothing for a tenth of the attempt deadline (0.5-2 s) while work waited
+        # behind it is stuck: its waiting work is parked, long enough not to churn the broker.
         self._backlog_wait_s = max(0.5, min(delivery.timeout_s / 10, 2.0))
         self._slow_park_s = max(5.0, 5 * delivery.timeout_s)
-        self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
-        self._done: queue.SimpleQueue[tuple[Job, Attempt]] = queue.SimpleQueue()
-        self._stop = threading.Event()
         self._reload = threading.Event()
-        self._running = 0
-        self._running_lock = threading.Lock()
-        self._wake_pending = False  # a wake-up of the main thread is on its way (see _wake_main)
         self._conn: BrokerConnection | None = None
         self._signals = 0
 
@@ -165,8 +168,7 @@ class Daemon:
             hooks=len(self._hooks),
             workers=self.settings.delivery.workers,
         )
-        for index in range(self.settings.delivery.workers):
-            threading.Thread(target=self._work_loop, name=f"delivery-{index}", daemon=True).start()
+        self._pool.start()
         if self._revision is not None:
             threading.Thread(target=self._watch_store, name="store-watcher", daemon=True).start()
         if self._history is not None:
@@ -180,7 +182,7 @@ class Daemon:
                 self._watchdog.tick()
                 self._conn = connect(self.settings, name="hookd worker")
                 self._conn.start_pipelining()
-                self._wake_pending = False  # one queued on a lost connection never runs
+                self._pool.reconnected()
                 self.metrics.broker_connected(True)
                 if not self._ready:
                     self._ready = True
@@ -245,12 +247,13 @@ class Daemon:
 
     def _drain(self, conn: BrokerConnection) -> None:
         """Stop consuming, let running deliveries finish within the drain timeout, return the rest."""
-        log.info("daemon.draining", running=self._running, timeout_s=self.settings.delivery.drain_timeout_s)
-        sdnotify.stopping(f"draining {self._running} deliveries")
+        running = self._pool.running
+        log.info("daemon.draining", running=running, timeout_s=self.settings.delivery.drain_timeout_s)
+        sdnotify.stopping(f"draining {running} deliveries")
         self.metrics.broker_connected(False)
         conn.cancel()
         deadline = time.monotonic() + self.settings.delivery.drain_timeout_s
-        while (self._running or not self._done.empty() or conn.unconfirmed) and time.monotonic() < deadline:
+        while (self._pool.busy or conn.unconfirmed) and time.monotonic() < deadline:
             conn.poll(0.05)
             self._settle_done()
             self._watchdog.tick()
@@ -391,92 +394,19 @@ class Daemon:
         admission = self._lanes.admit(hook_id, job, self._backlog_wait_s)
         if admission is Admission.RUN:
             job.lanes = self._lanes
-            self._jobs.put(job)
+            self._pool.submit(job)
         elif admission is Admission.STUCK:  # what take_stale would park a moment later anyway
             self._settler.park(job, self._slow_park_s, "slow_hook")
         elif admission is Admission.FULL:
             self._settler.park(job, 1.0, "backlog")
 
-    # -- delivering (pool threads) ---------------------------------------------------------------
-    def _work_loop(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if self._stop.is_set() or job.work.conn is not self._conn:
-                self._done.put((job, _NOT_STARTED))  # frees its lane; its message is requeued by the broker
-                continue
-            with self._running_lock:
-                self._running += 1
-            self.metrics.in_flight(+1)
-            try:
-                last = self._deliver(job)
-            except Exception as exc:  # a bug must not lose the event: treat it as retryable
-                log.exception("delivery.internal_error", hook_id=job.hook.id, delivery_id=job.target.delivery_id)
-                last = Attempt(job.target.attempts + 1, Verdict.RETRYABLE, 0.0, error=f"internal error: {exc!r}")
-            self.metrics.in_flight(-1)
-            self._done.put((job, last))
-            with self._running_lock:
-                self._running -= 1
-            self._wake_main(job.work.conn)
-
-    def _wake_main(self, conn: BrokerConnection) -> None:
-        """Have the main thread settle soon, with one wake-up for any number of finished deliveries.
-
-        A result is queued before the flag is read and the main thread clears the flag before it
-        drains the queue, so a result is never left unseen; at worst one wake-up too many. Waking per
-        delivery made 64 threads queue on pika's connection lock and a pipe write each (a third of
-        the GIL time at 1,000 deliveries/s).
-        """
-        if self._wake_pending:
-            return
-        self._wake_pending = True
-        if not conn.wake(self._on_wake):
-            self._wake_pending = False
-
-    def _on_wake(self) -> None:
-        self._wake_pending = False
-        self._settle_done()
-
-    def _deliver(self, job: Job) -> Attempt:
-        hook, target = job.hook, job.target
-        note = Notification(
-            event=target.event,
-            event_id=target.event_id,
-            account_id=target.account_id,
-            delivery_id=target.delivery_id,
-            body=job.body,
-            secrets=hook.signing_secrets(),
-        )
-
-        def attempt(number: int) -> Attempt:
-            result = self._sender.attempt(hook, note, number)
-            self._record.attempt(target, job.body, result)
-            if result.verdict is not Verdict.BLOCKED:
-                change = self._breakers.record(hook.id, ok=result.verdict is not Verdict.RETRYABLE)
-                if change is not None:
-                    self._record.breaker(hook.id, change)
-                    job.disable = job.disable or change.disable
-            return result
-
-        return run_inline(
-            attempt,
-            first_number=target.attempts + 1,
-            attempts=self.settings.delivery.inline_attempts,
-            backoff_s=self.settings.delivery.inline_backoff_s,
-            stop=self._stop,
-            give_up=lambda: job.disable or self._breakers.is_open(hook.id),
-        )
-
     # -- settling (main thread) ------------------------------------------------------------------
     def _settle_done(self) -> None:
-        while True:
-            try:
-                job, last = self._done.get_nowait()
-            except queue.Empty:
-                return
-            if last is not _NOT_STARTED and job.work.conn is self._conn:  # else the broker redelivers it
+        for job, last in self._pool.finished():
+            if last is not None and job.work.conn is self._conn:  # else the broker redelivers it
                 self._settler.settle(job, last)
             if job.lanes is not None:  # its slot is free: the next delivery waiting for this hook goes
-                answered = last.verdict is not Verdict.RETRYABLE or last.status is not None
+                answered = last is not None and (last.verdict is not Verdict.RETRYABLE or last.status is not None)
                 following = job.lanes.release(job.hook.id, answered=answered)
                 if following is not None and following.work.conn is self._conn:
                     self._submit(following)
@@ -496,6 +426,3 @@ def _revision_of(store: SubscriptionStore) -> int | None:
     """The store's change revision if it has one (databases); None for sources reloaded by SIGHUP."""
     revision = getattr(store, "revision", None)
     return int(revision()) if callable(revision) else None
-
-
-_NOT_STARTED = Attempt(0, Verdict.RETRYABLE, 0.0, error="not started")
