@@ -25,6 +25,7 @@ import queue
 import re
 import sys
 import threading
+import time
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -215,6 +216,9 @@ class LineWriter:
     """
 
     _MAX_BATCH = 1000
+    #: Lines waiting at most; beyond it callers wait (stdout stuck, e.g. journald stalled) rather than
+    #: the queue growing without bound: the same back-pressure a direct write would give.
+    _MAX_QUEUED = 50_000
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
@@ -224,6 +228,8 @@ class LineWriter:
         atexit.register(self.close)
 
     def msg(self, message: str) -> None:
+        while self._lines.qsize() >= self._MAX_QUEUED and self._thread.is_alive():
+            time.sleep(0.001)
         self._lines.put(message)
 
     log = debug = info = warn = warning = error = err = critical = fatal = exception = failure = msg

@@ -182,3 +182,34 @@ def test_threaded_writer_keeps_every_line_from_every_thread_in_order_per_thread(
             assert [line["seq"] for line in lines if line["thread"] == n] == list(range(500))
     finally:
         structlog.reset_defaults()
+
+
+def test_threaded_writer_holds_callers_back_when_its_stream_is_stuck() -> None:
+    """A stalled stdout makes callers wait at the bound instead of queueing lines without limit."""
+    import threading
+
+    from hookd.logs import LineWriter
+
+    release = threading.Event()
+
+    class Stuck(io.StringIO):
+        def write(self, text: str) -> int:
+            release.wait(10)
+            return super().write(text)
+
+    stream = Stuck()
+    writer = LineWriter(stream)
+    writer._MAX_QUEUED = 5  # type: ignore[misc]
+    done = threading.Event()
+
+    def emit() -> None:
+        for n in range(50):
+            writer.msg(f"line {n}")
+        done.set()
+
+    threading.Thread(target=emit, daemon=True).start()
+    assert not done.wait(0.5)  # held back: the writer is stuck on its first batch
+    release.set()
+    assert done.wait(10)
+    writer.close()
+    assert stream.getvalue().splitlines() == [f"line {n}" for n in range(50)]
