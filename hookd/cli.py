@@ -21,6 +21,7 @@ from hookd.errors import ConfigError, EventError, HookdError, StoreError
 from hookd.events import EVENTS
 from hookd.filesafety import permission_problems
 from hookd.history import HistoryWriter
+from hookd.netpolicy import NetworkPolicy
 from hookd.publisher import ping_message, publish_event
 from hookd.receiver import serve
 from hookd.subscriptions.factory import open_store
@@ -224,6 +225,15 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     assert settings is not None and hooks is not None
     source = settings.subscriptions.path or settings.subscriptions.source
     print(f"{args.config}: ok ({len(hooks)} hooks from {source})")
+    # Valid, but refused on every attempt: say so now rather than in the dead-letter queue.
+    policy = NetworkPolicy.from_settings(settings.delivery)
+    for hook in hooks:
+        why = policy.for_hook(hook.allow_private).url_problem(hook.url)
+        if why is not None:
+            print(
+                f"hookd: warning: hook {hook.id}: {why}; its deliveries will be dead-lettered (ssrf_blocked)",
+                file=sys.stderr,
+            )
     return EXIT_OK
 
 

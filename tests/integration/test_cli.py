@@ -115,6 +115,27 @@ def test_check_config_ok(hookd: HookdFactory) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_check_config_warns_about_hooks_the_network_policy_refuses(hookd: HookdFactory) -> None:
+    """A hook on a private literal address is valid config but would be refused on every attempt:
+    check-config still exits 0 and warns about that hook only (not one the operator allowed)."""
+    hookd.write_config(
+        [
+            hook_entry("internal", "http://10.1.2.3/hook"),
+            hook_entry("local", "http://localhost:8080/hook"),
+            {**hook_entry("allowed", "http://10.1.2.4/hook"), "allow_private": True},
+            hook_entry("public", "https://hooks.example.com/a"),
+        ],
+        delivery={"allow_private_networks": False},
+    )
+
+    result = hookd.cli("check-config", "--config", str(hookd.config_path))
+
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if line.startswith("hookd: warning:")]
+    assert [line.split()[3] for line in warned] == ["internal:", "local:"], result.stderr
+    assert all("ssrf_blocked" in line for line in warned)
+
+
 def test_check_config_lists_every_config_problem(hookd: HookdFactory) -> None:
     """`hookd check-config` exits 2 and names every bad key of hookd.yaml at once."""
     hookd.write_config(
