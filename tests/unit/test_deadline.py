@@ -75,18 +75,22 @@ def test_a_connection_taken_over_by_a_later_attempt_is_not_cut_by_the_earlier_de
     fired: list[bool] = []
 
     def earlier() -> None:
-        watch = dog.arm(0.3)
+        watch = dog.arm(1.0)
         dog.bind(watch, conn)
+        bound.set()
         handed_over.wait(5)
-        threading.Event().wait(0.6)  # its deadline passes while the later attempt uses the connection
+        threading.Event().wait(watch.remaining() + 0.3)  # its deadline passes while the later one holds it
         fired.append(dog.disarm(watch))
 
     def later() -> None:
+        bound.wait(5)
         watch = dog.arm(10.0)
         dog.bind(watch, conn)
         handed_over.set()
-        threading.Event().wait(0.8)
+        threading.Event().wait(1.6)
         dog.disarm(watch)
+
+    bound = threading.Event()
 
     handed_over = threading.Event()
     first = threading.Thread(target=earlier)
