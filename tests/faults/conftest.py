@@ -10,12 +10,10 @@ swept, found with `rabbitmqctl` when the broker is the local one.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pika
@@ -26,10 +24,9 @@ from integration.conftest import (  # re-exported fixtures: pytest finds them by
     amqp,  # noqa: F401
     broker_url,  # noqa: F401
     hookd,  # noqa: F401
+    private_broker,  # noqa: F401
 )
 from integration.helpers import Amqp, Names
-
-from hookd.devbroker import PrivateBroker, installed
 
 from .receiver import FaultReceiver
 
@@ -98,17 +95,3 @@ def receiver() -> Iterator[FaultReceiver]:
     server = FaultReceiver()
     yield server
     server.close()
-
-
-@pytest.fixture
-def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
-    """A RabbitMQ node of the test's own (needs the rabbitmq-server package and root; fails under CI without)."""
-    if not installed() or os.geteuid() != 0:
-        message = "a private RabbitMQ node needs the rabbitmq-server package and root"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    node = PrivateBroker(tmp_path / "rabbit")
-    node.start()
-    yield node
-    node.close()

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from hookd.devbroker import PrivateBroker, installed
+
 from .helpers import (
     DEFAULT_AMQP_URL,
     Amqp,
@@ -197,3 +199,18 @@ def hookd(broker_url: str, prefix: Names, tmp_path: Path) -> Iterator[HookdFacto
     for process in factory.processes:
         process.terminate()
     prefix.before_delete.append(factory.stop_all)  # waits for the drain (kills after 5 s), then queues go
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
+    """A RabbitMQ node of the test's own, to stop and restart under hookd (needs the rabbitmq-server
+    package and root; skipped without them, failed under CI=true)."""
+    if not installed() or os.geteuid() != 0:
+        message = "a private RabbitMQ node needs the rabbitmq-server package and root"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    node = PrivateBroker(tmp_path / "rabbit")
+    node.start()
+    yield node
+    node.close()

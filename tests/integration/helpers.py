@@ -161,15 +161,17 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
 
-class _Server(ThreadingHTTPServer):
+class TrackingServer(ThreadingHTTPServer):
+    """A threaded HTTP server on 127.0.0.1 that knows its open connections, so `stop()` can cut
+    kept-alive ones instead of waiting for clients to hang up (the test receivers' base)."""
+
     daemon_threads = True
     block_on_close = True  # server_close() joins the connection threads
 
-    def __init__(self, receiver: Receiver) -> None:
-        self.receiver = receiver
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", 0), handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self.connections_lock:
@@ -183,6 +185,22 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         return None  # a client gone mid-answer (timeout, kill -9) is expected in these tests
+
+    def stop(self) -> None:
+        """Stop serving, cut every open connection, join the connection threads."""
+        self.shutdown()
+        with self.connections_lock:
+            connections = list(self.connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        self.server_close()
+
+
+class _Server(TrackingServer):
+    def __init__(self, receiver: Receiver) -> None:
+        self.receiver = receiver
+        super().__init__(_Handler)
 
 
 class Receiver:
@@ -239,13 +257,7 @@ class Receiver:
     def close(self) -> None:
         """Stop serving, cut keep-alive connections, join every thread."""
         self.closing.set()
-        self._server.shutdown()
-        with self._server.connections_lock:
-            connections = list(self._server.connections)
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        self._server.server_close()
+        self._server.stop()
         self._thread.join(timeout=10)
 
 

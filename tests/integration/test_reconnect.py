@@ -3,33 +3,17 @@ own is stopped and started under a running hookd, which reconnects by itself and
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from hookd.devbroker import PrivateBroker, installed
+from hookd.devbroker import PrivateBroker
 from hookd.messages import delivery_id
 
 from .conftest import HookdFactory
 from .helpers import Amqp, Names, Receiver, hook_entry, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
-    """A RabbitMQ node on its own port and data dir (needs the rabbitmq-server package and root)."""
-    if not installed() or os.geteuid() != 0:
-        message = "a private RabbitMQ node needs the rabbitmq-server package and root"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    broker = PrivateBroker(tmp_path / "rabbit")
-    broker.start()
-    yield broker
-    broker.close()
 
 
 def test_daemon_reconnects_after_broker_restart_and_loses_nothing(
