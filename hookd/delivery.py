@@ -189,11 +189,6 @@ class Sender:
         pools.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
         return pools
 
-    def close(self) -> None:
-        """Close every kept-alive connection."""
-        for pools in self._pools.values():
-            pools.clear()
-
     def attempt(self, hook: Hook, note: Notification, number: int) -> Attempt:
         """Make attempt `number` of `note` to `hook` within the deadline; never raises for network or HTTP
         problems: every outcome is an `Attempt`."""
