@@ -25,10 +25,9 @@ from typing import ClassVar
 
 import yaml
 
-from hookd.broker import BrokerConnection
+from hookd.broker import BrokerConnection, topology_for
 from hookd.config import load_settings
 from hookd.publisher import EventPublisher
-from hookd.worker import topology_for
 
 ROOT = Path(__file__).resolve().parent.parent
 AMQP = os.environ.get("HOOKD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")

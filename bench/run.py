@@ -45,9 +45,8 @@ from bench.common import (
     peak_rss_mb,
 )
 from hookd import __version__
-from hookd.broker import BrokerConnection, Topology
+from hookd.broker import BrokerConnection, Topology, topology_for
 from hookd.config import Settings, load_settings
-from hookd.worker import topology_for
 
 AMQP = os.environ.get("HOOKD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 RESULTS = ROOT / "bench/results"

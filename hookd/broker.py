@@ -21,6 +21,7 @@ import pika.exceptions
 import pika.spec
 from pika.adapters.blocking_connection import BlockingChannel
 
+from hookd.config import Settings
 from hookd.errors import ConnectionLost, PublishFailed
 from hookd.retry import DELAY_BUCKETS_S, delay_label
 
@@ -370,3 +371,25 @@ class BrokerConnection:
         if method is None:
             return None
         return _incoming(queue, method, props, body)
+
+
+def topology_for(settings: Settings) -> Topology:
+    return Topology(
+        exchange=settings.broker.exchange,
+        prefix=settings.broker.queue_prefix,
+        queue_type=settings.broker.queue_type,
+        retry_delays_s=settings.delivery.retry_delays_s,
+    )
+
+
+def connect(settings: Settings, *, name: str = "hookd", declare: bool = True) -> BrokerConnection:
+    """Open a broker connection for `settings` (the daemon and every command that talks to the broker)."""
+    conn = BrokerConnection(
+        settings.broker.url,
+        topology_for(settings),
+        heartbeat_s=settings.broker.heartbeat_s,
+        connect_timeout_s=settings.broker.connect_timeout_s,
+        name=name,
+    )
+    conn.connect(declare=declare)
+    return conn

@@ -50,10 +50,9 @@ try:
     import yaml
 
     from hookd import devbroker
-    from hookd.broker import BrokerConnection
+    from hookd.broker import BrokerConnection, topology_for
     from hookd.config import AMQP_URL_ENV, DEFAULT_AMQP_URL, load_settings, redact_url
     from hookd.errors import HookdError
-    from hookd.worker import topology_for
 except ImportError as exc:  # run with a Python that does not have hookd installed
     sys.exit(f"demo: {exc}; run it with `make demo` (it uses the project's .venv)")
 

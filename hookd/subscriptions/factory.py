@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hookd.config import Settings
-from hookd.db import Database
+from hookd.state.db import Database
 from hookd.subscriptions.sql_store import SqlStore
 from hookd.subscriptions.store import SubscriptionStore
 from hookd.subscriptions.yaml_store import YamlStore

@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from hookd.db import Database, Row, Transaction, parse_utc
 from hookd.errors import ConfigError, StoreError
 from hookd.events import normalize_account
+from hookd.state.db import Database, Row, Transaction, parse_utc
 from hookd.subscriptions.matching import HookSet
 from hookd.subscriptions.model import BasicAuth, Hook
 from hookd.subscriptions.validation import events_problems, url_problem

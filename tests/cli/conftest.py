@@ -26,8 +26,8 @@ import yaml
 
 from hookd.broker import Topology
 from hookd.cli import main
-from hookd.db import Database
-from hookd.history import AttemptRecord, Settlement, write_batch
+from hookd.state.db import Database
+from hookd.state.history import AttemptRecord, Settlement, write_batch
 
 POSTGRES_URL = os.environ.get("HOOKD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 AMQP_URL = os.environ.get("HOOKD_TEST_AMQP_URL") or "amqp://guest:guest@127.0.0.1:5672/%2F"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hookd.db import Database
 from hookd.messages import delivery_id
+from hookd.state.db import Database
 
 from .conftest import Broker, Cli, ConfigWriter, Recorder, attempt, settlement
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hookd.db import Database
-from hookd.migrations import LATEST_VERSION
+from hookd.state.db import Database
+from hookd.state.migrations import LATEST_VERSION
 
 from .conftest import Cli, ConfigWriter
 

@@ -6,9 +6,9 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
-from hookd.db import Database
 from hookd.events import CLUSTER_EVENTS
-from hookd.history import write_batch
+from hookd.state.db import Database
+from hookd.state.history import write_batch
 
 from .conftest import Cli, attempt
 

@@ -12,12 +12,11 @@ import pytest
 from integration.conftest import HookdFactory
 from integration.helpers import Amqp, Receiver, hook_entry, settle, wait_until
 
-from hookd.broker import BrokerConnection, Outgoing
-from hookd.commands.dlq import read_dead_letter, replay_one
+from hookd.broker import BrokerConnection, Outgoing, connect
+from hookd.cli.dlq import read_dead_letter, replay_one
 from hookd.config import load_settings
 from hookd.errors import PublishFailed
 from hookd.messages import Target, dead_letter_headers, delivery_id
-from hookd.worker import connect
 
 from .conftest import Cli, OpsConfig
 

@@ -10,13 +10,12 @@ from typing import Any
 import pytest
 from integration.helpers import hook_entry, wait_until
 
-from hookd.broker import Outgoing
-from hookd.commands.explain import judge
+from hookd.broker import Outgoing, connect
+from hookd.cli.explain import judge
 from hookd.config import DeliverySettings, load_settings
-from hookd.db import Database
 from hookd.messages import Target, dead_letter_headers, delivery_id
+from hookd.state.db import Database
 from hookd.subscriptions.model import Hook
-from hookd.worker import connect
 
 from .conftest import Cli, OpsConfig
 

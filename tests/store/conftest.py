@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from hookd.db import Database
 from hookd.errors import StoreError
+from hookd.state.db import Database
 from hookd.subscriptions.model import Hook
 from hookd.subscriptions.sql_store import SqlStore
 
@@ -58,7 +58,7 @@ def sqlite_opener(tmp_path: Path) -> Iterator[DatabaseOpener]:
     handles: list[Database] = []
 
     def open_database() -> Database:
-        handles.append(Database.from_url(f"sqlite:///{tmp_path / 'hookd.db'}"))
+        handles.append(Database.from_url(f"sqlite:///{tmp_path / 'hookd.state.db'}"))
         return handles[-1]
 
     yield open_database

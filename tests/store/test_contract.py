@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hookd.db import Database
 from hookd.events import EVENTS, PING
+from hookd.state.db import Database
 from hookd.subscriptions.matching import matches
 from hookd.subscriptions.model import BasicAuth, Hook
 from hookd.subscriptions.sql_store import SqlStore

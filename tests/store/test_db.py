@@ -1,4 +1,4 @@
-"""hookd.db: URL parsing, transactions, error translation, migrations and the delivery tables."""
+"""hookd.state.db: URL parsing, transactions, error translation, migrations and the delivery tables."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from hookd.db import Database, parse_utc, utc_text
 from hookd.errors import ConfigError, StoreError
-from hookd.migrations import LATEST_VERSION
+from hookd.state.db import Database, parse_utc, utc_text
+from hookd.state.migrations import LATEST_VERSION
 from hookd.subscriptions.sql_store import SqlStore
 
 Opener = Callable[[], Database]

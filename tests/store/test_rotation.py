@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from hookd.errors import ConfigError
-from hookd.migrations import LATEST_VERSION
+from hookd.state.migrations import LATEST_VERSION
 from hookd.subscriptions.model import Hook
 from hookd.subscriptions.sql_store import HookNotFound, SqlStore
 

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from hookd.db import Database
 from hookd.errors import ConfigError, StoreError
+from hookd.state.db import Database
 from hookd.subscriptions.model import BasicAuth, Hook
 from hookd.subscriptions.sql_store import HookNotFound, SqlStore
 

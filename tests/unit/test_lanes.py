@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hookd.lanes import Admission, Lanes
+from hookd.daemon.lanes import Admission, Lanes
 
 
 def test_a_hook_runs_up_to_its_cap_then_queues_then_is_full() -> None:

@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
-from hookd.breaker import Breakers
 from hookd.broker import BrokerConnection, Incoming, Outgoing, Topology
 from hookd.config import DeliverySettings
+from hookd.daemon.breaker import Breakers
+from hookd.daemon.recorder import Recorder
+from hookd.daemon.settlement import Job, Settler
 from hookd.messages import Target
 from hookd.metrics import NoMetrics
-from hookd.recorder import Recorder
 from hookd.retry import Attempt, Verdict
-from hookd.settlement import Job, Settler
 from hookd.subscriptions.model import Hook
 from hookd.subscriptions.store import SubscriptionStore
 

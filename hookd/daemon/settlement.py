@@ -15,19 +15,19 @@ from functools import partial
 from typing import Any
 
 from hookd import logs
-from hookd.breaker import Breakers, State
 from hookd.broker import BrokerConnection, Incoming, Outgoing, Topology
 from hookd.config import DeliverySettings
-from hookd.history import FAILED, RETRYING
-from hookd.lanes import Lanes
+from hookd.daemon.breaker import Breakers, State
+from hookd.daemon.lanes import Lanes
+from hookd.daemon.recorder import Recorder
 from hookd.messages import Target, dead_letter_headers, target_headers
 from hookd.metrics import MetricsRecorder
-from hookd.recorder import Recorder
 from hookd.retry import HOOK_DISABLED, Attempt, Verdict, bucket_delay, dead_letter_reason, durable_delay, jittered_ms
+from hookd.state.history import FAILED, RETRYING
 from hookd.subscriptions.model import Hook
 from hookd.subscriptions.store import SubscriptionStore
 
-log = logs.get_logger("hookd.worker")
+log = logs.get_logger("hookd.daemon.daemon")
 
 
 @dataclass(slots=True)

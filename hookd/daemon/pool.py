@@ -15,16 +15,16 @@ import threading
 from collections.abc import Callable, Iterator
 
 from hookd import logs
-from hookd.breaker import Breakers
 from hookd.broker import BrokerConnection
 from hookd.config import DeliverySettings
+from hookd.daemon.breaker import Breakers
+from hookd.daemon.recorder import Recorder
+from hookd.daemon.settlement import Job
 from hookd.delivery import Notification, Sender
 from hookd.metrics import MetricsRecorder
-from hookd.recorder import Recorder
 from hookd.retry import Attempt, Verdict, run_inline
-from hookd.settlement import Job
 
-log = logs.get_logger("hookd.worker")
+log = logs.get_logger("hookd.daemon.daemon")
 
 
 class DeliveryPool:

@@ -22,10 +22,10 @@ from datetime import datetime
 from typing import Any
 
 from hookd.config import DeliverySettings, Settings
-from hookd.db import Database
 from hookd.errors import BlockedDestination
 from hookd.events import EVENTS, PING, normalize_account
 from hookd.netpolicy import NetworkPolicy, Resolver, system_resolver
+from hookd.state.db import Database
 from hookd.subscriptions.matching import subscribes
 from hookd.subscriptions.model import Hook
 from hookd.subscriptions.sql_store import HookNotFound

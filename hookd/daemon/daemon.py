@@ -19,55 +19,33 @@ from types import FrameType
 from typing import Any
 
 from hookd import logs, sdnotify
-from hookd.breaker import Breakers
-from hookd.broker import BrokerConnection, Incoming, Outgoing, Topology
+from hookd.broker import BrokerConnection, Incoming, Outgoing, connect, topology_for
 from hookd.config import Settings, redact_url
+from hookd.daemon.breaker import Breakers
+from hookd.daemon.lanes import Admission, Lanes
+from hookd.daemon.pool import DeliveryPool
+from hookd.daemon.recorder import Recorder
+from hookd.daemon.settlement import Job, Settler
 from hookd.delivery import Sender
 from hookd.errors import BrokerError, ConfigError, EventError, StoreError
 from hookd.events import PING, decode
-from hookd.history import HistoryWriter
-from hookd.lanes import Admission, Lanes
 from hookd.messages import Target, delivery_id, parse_target
 from hookd.metrics import Metrics, MetricsServer, daemon_health, recorder_for
 from hookd.netpolicy import NetworkPolicy
-from hookd.pool import DeliveryPool
-from hookd.recorder import Recorder
 from hookd.retry import (
     HOOK_DISABLED,
     HOOK_INACTIVE,
     HOOK_NOT_FOUND,
     Verdict,
 )
-from hookd.settlement import Job, Settler
+from hookd.state.history import HistoryWriter
 from hookd.subscriptions.matching import HookSet
 from hookd.subscriptions.model import Hook
 from hookd.subscriptions.store import SubscriptionStore
 
-log = logs.get_logger("hookd.worker")
+log = logs.get_logger("hookd.daemon.daemon")
 _POLL_S = 0.25
 _PRESSURE_WAIT_S = 0.25  # with the prefetch window full, a hook silent this long is holding it up
-
-
-def topology_for(settings: Settings) -> Topology:
-    return Topology(
-        exchange=settings.broker.exchange,
-        prefix=settings.broker.queue_prefix,
-        queue_type=settings.broker.queue_type,
-        retry_delays_s=settings.delivery.retry_delays_s,
-    )
-
-
-def connect(settings: Settings, *, name: str = "hookd", declare: bool = True) -> BrokerConnection:
-    """Open a broker connection for `settings` (CLI helpers and the daemon share this)."""
-    conn = BrokerConnection(
-        settings.broker.url,
-        topology_for(settings),
-        heartbeat_s=settings.broker.heartbeat_s,
-        connect_timeout_s=settings.broker.connect_timeout_s,
-        name=name,
-    )
-    conn.connect(declare=declare)
-    return conn
 
 
 class Daemon:

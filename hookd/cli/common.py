@@ -13,13 +13,12 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from hookd.broker import BrokerConnection
+from hookd.broker import BrokerConnection, connect
 from hookd.config import Settings, load_settings, redact_url
-from hookd.db import Database
 from hookd.errors import BrokerError, HookdError
-from hookd.migrations import LATEST_VERSION
+from hookd.state.db import Database
+from hookd.state.migrations import LATEST_VERSION
 from hookd.subscriptions.sql_store import HookNotFound
-from hookd.worker import connect
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 

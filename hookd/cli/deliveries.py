@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hookd.broker import Outgoing
-from hookd.db import Database
-from hookd.history import DELIVERED, FAILED, RETRYING
 from hookd.messages import Target, target_headers
+from hookd.state.db import Database
+from hookd.state.history import DELIVERED, FAILED, RETRYING
 
 from .common import (
     EXIT_OK,

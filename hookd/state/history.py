@@ -17,10 +17,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hookd import logs
-from hookd.db import Database, Transaction
 from hookd.errors import StoreError
+from hookd.state.db import Database, Transaction
 
-log = logs.get_logger("hookd.history")
+log = logs.get_logger("hookd.state.history")
 
 DELIVERED, RETRYING, FAILED = "delivered", "retrying", "failed"
 

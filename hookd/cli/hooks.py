@@ -21,6 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from hookd import resource
 from hookd.config import Settings
 from hookd.errors import ConfigError
 from hookd.events import normalize_account
@@ -31,7 +32,7 @@ from hookd.subscriptions.sql_store import HookCheck, SqlStore
 from hookd.subscriptions.validation import events_problems, url_problem
 from hookd.subscriptions.yaml_store import parse_hooks
 
-from . import resource
+from . import render
 from .common import (
     EXIT_OK,
     UsageError,
@@ -262,7 +263,7 @@ def _print_hook(args: argparse.Namespace, hooks: Hooks, hook: Hook, title: str, 
     if args.json:
         print_json(resource.hook_resource(hook, reveal=reveal, times=times))
     else:
-        print(resource.render_hook(hook, title, reveal=reveal, times=times))
+        print(render.render_hook(hook, title, reveal=reveal, times=times))
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -304,7 +305,7 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         print_json([resource.hook_resource(h, times=times.get(h.id)) for h in found])
     elif found:
-        print(resource.render_list(found))
+        print(render.render_list(found))
     else:
         print("no hooks" + (f" for account {args.account}" if args.account else ""))
     return EXIT_OK
@@ -321,9 +322,9 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:  # for scripts, shaped like the platform's resource, which shows the salt to its admin
         print_json(resource.hook_resource(hook, reveal=True, times=times, statuses=statuses))
     else:
-        print(resource.render_hook(hook, f"hook {hook.id}", reveal=reveal, times=times))
+        print(render.render_hook(hook, f"hook {hook.id}", reveal=reveal, times=times))
         print("statuses")
-        print("\n".join("  " + line for line in resource.render_statuses(statuses).splitlines()))
+        print("\n".join("  " + line for line in render.render_statuses(statuses).splitlines()))
     return EXIT_OK
 
 
@@ -445,7 +446,7 @@ def _import(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     with open_hooks(settings_from(args)) as hooks:
         found = hooks.list()
-    sys.stdout.write(resource.export_document(found))
+    sys.stdout.write(render.export_document(found))
     return EXIT_OK
 
 

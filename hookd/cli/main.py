@@ -13,21 +13,23 @@ from pathlib import Path
 
 import yaml
 
-from hookd import __version__, commands, logs
-from hookd.commands.common import broker_connection, sqlite_file_missing
+from hookd import __version__, logs
+from hookd.broker import topology_for
+from hookd.cli import db, deliveries, dlq, explain, hooks
+from hookd.cli.common import broker_connection, sqlite_file_missing
 from hookd.config import AMQP_URL_ENV, DEFAULT_AMQP_URL, Settings, load_settings
-from hookd.db import Database
+from hookd.daemon.daemon import Daemon
 from hookd.errors import ConfigError, EventError, HookdError, StoreError
 from hookd.events import EVENTS
 from hookd.filesafety import permission_problems
-from hookd.history import HistoryWriter
 from hookd.netpolicy import NetworkPolicy
 from hookd.publisher import ping_message, publish_event
 from hookd.receiver import serve
+from hookd.state.db import Database
+from hookd.state.history import HistoryWriter
 from hookd.subscriptions.factory import open_store
 from hookd.subscriptions.matching import HookSet
 from hookd.subscriptions.yaml_store import YamlStore
-from hookd.worker import Daemon, topology_for
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -96,11 +98,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     chk.add_argument("--config", required=True, type=Path)
 
-    commands.hooks.register(sub)
-    commands.deliveries.register(sub)
-    commands.db.register(sub)
-    commands.dlq.register(sub)
-    commands.explain.register(sub)
+    hooks.register(sub)
+    deliveries.register(sub)
+    db.register(sub)
+    dlq.register(sub)
+    explain.register(sub)
     return parser
 
 
@@ -269,11 +271,11 @@ _COMMANDS = {
     "ping": _cmd_ping,
     "receive": _cmd_receive,
     "check-config": _cmd_check_config,
-    "hooks": commands.hooks.run,
-    "deliveries": commands.deliveries.run,
-    "db": commands.db.run,
-    "dlq": commands.dlq.run,
-    "explain": commands.explain.run,
+    "hooks": hooks.run,
+    "deliveries": deliveries.run,
+    "db": db.run,
+    "dlq": dlq.run,
+    "explain": explain.run,
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from hookd.db import Database
+from hookd.state.db import Database
 
 from .common import EXIT_OK, add_action, add_group, common_options, run_action, settings_from
 from .output import print_json

@@ -24,7 +24,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from hookd.errors import ConfigError, StoreError
-from hookd.migrations import COLUMN_TYPES, MIGRATIONS, Dialect, Migration
+from hookd.state.migrations import COLUMN_TYPES, MIGRATIONS, Dialect, Migration
 
 Row: TypeAlias = tuple[Any, ...]
 _Connection: TypeAlias = sqlite3.Connection | psycopg.Connection[Row]

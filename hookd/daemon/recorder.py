@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from hookd import logs
-from hookd.breaker import Change, State
-from hookd.history import AttemptRecord, HealthRecord, HistoryWriter, Settlement
+from hookd.daemon.breaker import Change, State
 from hookd.messages import Target
 from hookd.metrics import MetricsRecorder, NoMetrics
 from hookd.retry import Attempt, Verdict
+from hookd.state.history import AttemptRecord, HealthRecord, HistoryWriter, Settlement
 
-log = logs.get_logger("hookd.worker")
+log = logs.get_logger("hookd.daemon.daemon")
 
 
 class Recorder:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from hookd.db import parse_utc
+from hookd.state.db import parse_utc
 
 NONE = "-"
 

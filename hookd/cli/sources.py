@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from hookd.config import Settings
-from hookd.db import Database
 from hookd.events import normalize_account
+from hookd.state.db import Database
 from hookd.subscriptions.model import Hook
 from hookd.subscriptions.sql_store import HookNotFound, SqlStore
 from hookd.subscriptions.yaml_store import YamlStore

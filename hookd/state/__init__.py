@@ -1,0 +1,1 @@
+"""hookd's databases: the connection layer, the schema, and the delivery history written and read."""
