@@ -1,6 +1,6 @@
 """RabbitMQ adapter: the only module that imports pika.
 
-One `BrokerConnection` is owned by one thread (the daemon's main thread). It declares hookd's
+One `BrokerConnection` (a `Connection`) is owned by one thread (the daemon's main thread). It declares hookd's
 topology, consumes, acks, and publishes with publisher confirms. Other threads may only call
 `wake()`, which uses pika's `add_callback_threadsafe`. pika's exceptions never leave this module:
 they become `ConnectionLost` or `PublishFailed`.
@@ -14,7 +14,7 @@ import socket
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import pika
 import pika.exceptions
@@ -130,6 +130,30 @@ class Outgoing:
     timestamp: datetime | None = None
     exchange: str = ""
     expiration_ms: int | None = None  # per-message TTL (jitter below a retry queue's own TTL)
+
+
+class Connection(Protocol):
+    """What hookd does with a broker connection, owned by one thread: `BrokerConnection` over pika,
+    and `hookd.testing.stub_broker`'s in-memory one, which builds the daemon without RabbitMQ."""
+
+    topology: Topology
+
+    @property
+    def is_open(self) -> bool: ...
+    @property
+    def unconfirmed(self) -> int: ...
+    def close(self) -> None: ...
+    def consume(self, queues: list[str], prefetch: int, on_message: Callable[[Incoming], None]) -> None: ...
+    def cancel(self) -> None: ...
+    def poll(self, timeout_s: float) -> None: ...
+    def wake(self, callback: Callable[[], None]) -> bool: ...
+    def ack(self, delivery_tag: int) -> None: ...
+    def publish(self, message: Outgoing) -> None: ...
+    def start_pipelining(self) -> None: ...
+    def publish_pipelined(self, message: Outgoing, on_confirmed: Callable[[], None]) -> None: ...
+    def message_count(self, queue: str) -> int: ...
+    def declare_delay(self, delay_s: float) -> None: ...
+    def get(self, queue: str) -> Incoming | None: ...
 
 
 def _incoming(queue: str, method: Any, props: pika.BasicProperties, body: bytes) -> Incoming:

@@ -125,6 +125,15 @@ class Settings:
         return self.broker.prefetch or max(2 * self.delivery.workers, 32)
 
 
+#: The config file's sections and the keys each one takes (the fields of its settings class).
+_SECTIONS: dict[str, frozenset[str]] = {
+    "broker": frozenset(BrokerSettings.__slots__),
+    "subscriptions": frozenset(SubscriptionSettings.__slots__),
+    "delivery": frozenset(DeliverySettings.__slots__),
+    "logging": frozenset(LoggingSettings.__slots__),
+    "state": frozenset(StateSettings.__slots__),
+    "metrics": frozenset(MetricsSettings.__slots__),
+}
 T = TypeVar("T")
 
 
@@ -228,74 +237,80 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
 def parse_settings(doc: object, *, path: Path, environ: Mapping[str, str]) -> Settings:
     """Build `Settings` from a parsed document; relative paths resolve against the config file."""
     problems: list[str] = []
-    top = _Section(
-        "config", doc, problems, frozenset({"broker", "subscriptions", "delivery", "logging", "state", "metrics"})
-    )
-    b = _Section("broker", top.data.get("broker"), problems, frozenset(BrokerSettings.__slots__))
-    d = _Section("delivery", top.data.get("delivery"), problems, frozenset(DeliverySettings.__slots__))
-    s = _Section("subscriptions", top.data.get("subscriptions"), problems, frozenset(SubscriptionSettings.__slots__))
-    st = _Section("state", top.data.get("state"), problems, frozenset(StateSettings.__slots__))
-    lg = _Section("logging", top.data.get("logging"), problems, frozenset(LoggingSettings.__slots__))
-    defaults_b, defaults_d = BrokerSettings(), DeliverySettings()
+    top = _Section("config", doc, problems, frozenset(_SECTIONS))
 
-    url = b.get("url", defaults_b.url, _amqp_url, echo=False)
+    def section(name: str) -> _Section:
+        return _Section(name, top.data.get(name), problems, _SECTIONS[name])
+
+    subscriptions = _subscriptions(section("subscriptions"), path, problems)
+    settings = Settings(
+        broker=_broker(section("broker"), environ, problems),
+        subscriptions=subscriptions,
+        state=_state(section("state"), path, subscriptions, environ),
+        metrics=MetricsSettings(listen=section("metrics").get("listen", "", _listen)),
+        delivery=_delivery(section("delivery")),
+        logging=_logging(section("logging")),
+        source=path,
+    )
+    if problems:
+        raise ConfigError(problems, str(path))
+    return settings
+
+
+def _broker(b: _Section, environ: Mapping[str, str], problems: list[str]) -> BrokerSettings:
+    """`broker.*`; `HOOKD_AMQP_URL` overrides `broker.url`."""
+    defaults = BrokerSettings()
+    url = b.get("url", defaults.url, _amqp_url, echo=False)
     if environ.get(AMQP_URL_ENV):
         url = environ[AMQP_URL_ENV]
         if (why := _amqp_url(url)) is not None:
             problems.append(f"{AMQP_URL_ENV} (environment): {why}")
-    broker = BrokerSettings(
+    return BrokerSettings(
         url=url,
-        exchange=b.get("exchange", defaults_b.exchange, _text()),
-        queue_prefix=b.get("queue_prefix", defaults_b.queue_prefix, _text()),
-        queue_type=b.get("queue_type", defaults_b.queue_type, _text(QUEUE_TYPES)),
-        prefetch=b.get("prefetch", defaults_b.prefetch, _number(0, 65535, integer=True)),
-        heartbeat_s=b.get("heartbeat_s", defaults_b.heartbeat_s, _number(0, 3600, integer=True)),
-        connect_timeout_s=b.get("connect_timeout_s", defaults_b.connect_timeout_s, _number(0.1, 300)),
-        reconnect_max_s=b.get("reconnect_max_s", defaults_b.reconnect_max_s, _number(0.1, 3600)),
+        exchange=b.get("exchange", defaults.exchange, _text()),
+        queue_prefix=b.get("queue_prefix", defaults.queue_prefix, _text()),
+        queue_type=b.get("queue_type", defaults.queue_type, _text(QUEUE_TYPES)),
+        prefetch=b.get("prefetch", defaults.prefetch, _number(0, 65535, integer=True)),
+        heartbeat_s=b.get("heartbeat_s", defaults.heartbeat_s, _number(0, 3600, integer=True)),
+        connect_timeout_s=b.get("connect_timeout_s", defaults.connect_timeout_s, _number(0.1, 300)),
+        reconnect_max_s=b.get("reconnect_max_s", defaults.reconnect_max_s, _number(0.1, 3600)),
         max_message_bytes=b.get(
-            "max_message_bytes", defaults_b.max_message_bytes, _number(1, 128 * 1_048_576, integer=True)
+            "max_message_bytes", defaults.max_message_bytes, _number(1, 128 * 1_048_576, integer=True)
         ),
     )
-    delivery = DeliverySettings(
-        timeout_s=d.get("timeout_s", defaults_d.timeout_s, _number(0.1, 600)),
-        workers=d.get("workers", defaults_d.workers, _number(1, 1024, integer=True)),
-        retry_delays_s=tuple(float(x) for x in d.get("retry_delays_s", list(defaults_d.retry_delays_s), _delays)),
-        inline_attempts=d.get("inline_attempts", defaults_d.inline_attempts, _number(1, 10, integer=True)),
-        inline_backoff_s=d.get("inline_backoff_s", defaults_d.inline_backoff_s, _number(0, 30)),
-        allow_private_networks=d.get("allow_private_networks", defaults_d.allow_private_networks, _boolean),
-        drain_timeout_s=d.get("drain_timeout_s", defaults_d.drain_timeout_s, _number(0, 3600)),
+
+
+def _delivery(d: _Section) -> DeliverySettings:
+    """`delivery.*`: deadlines, concurrency, retries, isolation and the network policy."""
+    defaults = DeliverySettings()
+    return DeliverySettings(
+        timeout_s=d.get("timeout_s", defaults.timeout_s, _number(0.1, 600)),
+        workers=d.get("workers", defaults.workers, _number(1, 1024, integer=True)),
+        retry_delays_s=tuple(float(x) for x in d.get("retry_delays_s", list(defaults.retry_delays_s), _delays)),
+        inline_attempts=d.get("inline_attempts", defaults.inline_attempts, _number(1, 10, integer=True)),
+        inline_backoff_s=d.get("inline_backoff_s", defaults.inline_backoff_s, _number(0, 30)),
+        allow_private_networks=d.get("allow_private_networks", defaults.allow_private_networks, _boolean),
+        drain_timeout_s=d.get("drain_timeout_s", defaults.drain_timeout_s, _number(0, 3600)),
         allowed_networks=tuple(d.get("allowed_networks", [], _networks)),
         per_hook_concurrency=d.get(
-            "per_hook_concurrency", defaults_d.per_hook_concurrency, _number(1, 1024, integer=True)
+            "per_hook_concurrency", defaults.per_hook_concurrency, _number(1, 1024, integer=True)
         ),
-        per_hook_backlog=d.get("per_hook_backlog", defaults_d.per_hook_backlog, _number(1, 1_000_000, integer=True)),
+        per_hook_backlog=d.get("per_hook_backlog", defaults.per_hook_backlog, _number(1, 1_000_000, integer=True)),
         max_response_bytes=d.get(
-            "max_response_bytes", defaults_d.max_response_bytes, _number(0, 10_485_760, integer=True)
+            "max_response_bytes", defaults.max_response_bytes, _number(0, 10_485_760, integer=True)
         ),
-        retry_after_max_s=d.get("retry_after_max_s", defaults_d.retry_after_max_s, _number(1, 7 * 86400)),
-        retry_jitter=d.get("retry_jitter", defaults_d.retry_jitter, _number(0, 0.5)),
-        breaker_threshold=d.get("breaker_threshold", defaults_d.breaker_threshold, _number(0, 10_000, integer=True)),
-        breaker_cooldown_s=d.get("breaker_cooldown_s", defaults_d.breaker_cooldown_s, _number(0.1, 86400)),
-        disable_after_s=d.get("disable_after_s", defaults_d.disable_after_s, _number(0, 365 * 86400)),
+        retry_after_max_s=d.get("retry_after_max_s", defaults.retry_after_max_s, _number(1, 7 * 86400)),
+        retry_jitter=d.get("retry_jitter", defaults.retry_jitter, _number(0, 0.5)),
+        breaker_threshold=d.get("breaker_threshold", defaults.breaker_threshold, _number(0, 10_000, integer=True)),
+        breaker_cooldown_s=d.get("breaker_cooldown_s", defaults.breaker_cooldown_s, _number(0.1, 86400)),
+        disable_after_s=d.get("disable_after_s", defaults.disable_after_s, _number(0, 365 * 86400)),
     )
-    m = _Section("metrics", top.data.get("metrics"), problems, frozenset(MetricsSettings.__slots__))
-    metrics = MetricsSettings(listen=m.get("listen", "", _listen))
-    subscriptions = _subscriptions(s, path, problems)
-    state = _state(st, path, subscriptions, environ)
-    logging = LoggingSettings(
+
+
+def _logging(lg: _Section) -> LoggingSettings:
+    return LoggingSettings(
         format=lg.get("format", "auto", _text(LOG_FORMATS)),
         level=lg.get("level", "info", _text(LOG_LEVELS)),
-    )
-    if problems:
-        raise ConfigError(problems, str(path))
-    return Settings(
-        broker=broker,
-        subscriptions=subscriptions,
-        state=state,
-        metrics=metrics,
-        delivery=delivery,
-        logging=logging,
-        source=path,
     )
 
 

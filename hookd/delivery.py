@@ -19,19 +19,16 @@ from __future__ import annotations
 import socket
 import threading
 import time
-import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-from urllib3 import PoolManager, Timeout
+from urllib3 import HTTPHeaderDict, PoolManager, Timeout
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     HTTPError,
-    InsecureRequestWarning,
     LocationParseError,
     NameResolutionError,
     NewConnectionError,
@@ -41,31 +38,20 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util import make_headers, parse_url
 
 from hookd import __version__
+from hookd.config import Settings
 from hookd.deadline import Watch, Watchdog
 from hookd.errors import BlockedDestination
-from hookd.retry import Attempt, Verdict, classify, parse_retry_after
+from hookd.messages import Delivery
+from hookd.netpolicy import AddressCheck, NetworkPolicy
+from hookd.outcomes import Verdict
+from hookd.retry import Attempt, classify, parse_retry_after
 from hookd.signing import signature_headers
 from hookd.subscriptions.model import Hook
 
+if TYPE_CHECKING:
+    from urllib3._base_connection import BaseHTTPConnection
+
 USER_AGENT = f"hookd/{__version__}"
-#: Checks a host before connecting: returns the addresses that may be used, raises
-#: `BlockedDestination` (policy) or `OSError` (resolution). None: no policy, resolve normally.
-AddressCheck = Callable[[str, int, Hook], list[str]]
-#: An operator turned verification off for that hook (`insecure_ssl`): saying so on every request
-#: helps nobody; `hookd hooks show` and the hook resource say it instead.
-warnings.filterwarnings("ignore", category=InsecureRequestWarning)
-
-
-@dataclass(frozen=True, slots=True)
-class Notification:
-    """What is sent to one hook for one event; identical on every attempt except the attempt number."""
-
-    event: str
-    event_id: str
-    account_id: str
-    delivery_id: str
-    body: bytes
-    secrets: tuple[str, ...]  # current first, then those still valid during a rotation overlap
 
 
 class _Current(threading.local):
@@ -96,7 +82,7 @@ class _GuardedMixin:
         if check is None or hook is None:
             return super()._new_conn()  # type: ignore[misc,no-any-return]
         try:
-            addresses = check(self._dns_host, self.port, hook)
+            addresses = check(self._dns_host, self.port, hook.allow_private)
         except socket.gaierror as exc:
             raise NameResolutionError(self.host, self, exc) from exc  # type: ignore[arg-type]
         except OSError as exc:
@@ -143,6 +129,14 @@ class _GuardedHTTPPool(HTTPConnectionPool):
 class _GuardedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _GuardedHTTPSConnection
 
+    def _validate_conn(self, conn: BaseHTTPConnection) -> None:
+        """urllib3's own check minus its `InsecureRequestWarning`: an unverified connection here is one
+        an operator asked for (`insecure_ssl`); `hookd hooks show` and the resource say so instead of a
+        warning on every request, and no process-wide warnings filter is needed."""
+        HTTPConnectionPool._validate_conn(self, conn)
+        if conn.is_closed:
+            conn.connect()
+
 
 @dataclass(frozen=True, slots=True)
 class _Route:
@@ -183,20 +177,33 @@ class Sender:
         self._routes_lock = threading.Lock()
         self._watchdog = Watchdog()
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Sender:
+        """The daemon's sender: the attempt deadline, limits and network policy of `settings`."""
+        delivery = settings.delivery
+        return cls(
+            timeout_s=delivery.timeout_s,
+            address_check=NetworkPolicy.from_settings(delivery).address_check(),
+            pool_size=delivery.workers,
+            excerpt_bytes=settings.state.response_excerpt_bytes,
+            max_response_bytes=delivery.max_response_bytes,
+            retry_after_max_s=delivery.retry_after_max_s,
+        )
+
     @staticmethod
     def _pool_manager(pool_size: int, ca_certs: str | None) -> PoolManager:
         pools = PoolManager(num_pools=512, maxsize=pool_size, block=False, retries=False, ca_certs=ca_certs)
         pools.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
         return pools
 
-    def attempt(self, hook: Hook, note: Notification, number: int) -> Attempt:
-        """Make attempt `number` of `note` to `hook` within the deadline; never raises for network or HTTP
+    def attempt(self, hook: Hook, delivery: Delivery, number: int) -> Attempt:
+        """Make attempt `number` of `delivery` to `hook` within the deadline; never raises for network or HTTP
         problems: every outcome is an `Attempt`."""
         started = time.monotonic()
         watch = self._watchdog.arm(self._timeout_s)
         _current.watch, _current.hook, _current.check, _current.watchdog = watch, hook, self._check, self._watchdog
         try:
-            return self._post(hook, note, number, watch, started)
+            return self._post(hook, delivery, number, watch, started)
         finally:
             _current.watch = _current.hook = _current.check = None
             self._watchdog.disarm(watch)
@@ -215,42 +222,9 @@ class Sender:
                 self._routes[url] = route
         return route
 
-    def _post(self, hook: Hook, note: Notification, number: int, watch: Watch, started: float) -> Attempt:
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            "X-Hook-Event": note.event,
-            "X-Hook-ID": hook.id,
-            "X-Hook-Delivery": note.delivery_id,
-            "X-Hook-Attempt": str(number),
-            # X-Hook-Signature (current secret) and the Standard Webhooks headers, timestamped per attempt
-            **signature_headers(note.secrets, note.delivery_id, note.body),
-        }
-        if hook.basic_auth:
-            headers.update(make_headers(basic_auth=f"{hook.basic_auth.username}:{hook.basic_auth.password}"))
+    def _post(self, hook: Hook, delivery: Delivery, number: int, watch: Watch, started: float) -> Attempt:
         try:
-            route = self._route(hook.url)
-            pool = self._pools[hook.allow_private].connection_from_host(
-                route.host, route.port, route.scheme, pool_kwargs=self._insecure if hook.insecure_ssl else None
-            )
-            response = pool.urlopen(
-                "POST",
-                route.path,
-                body=note.body,
-                headers=headers,
-                retries=False,
-                redirect=False,
-                assert_same_host=False,
-                timeout=self._timeout,
-                preload_content=False,
-                decode_content=False,
-            )
-            try:
-                head = self._read_capped(response, watch)
-            finally:
-                if not response.closed or response.connection is not None:
-                    response.close()  # not read to its end: the connection cannot be reused
-                response.release_conn()
+            status, headers, head, cut = self._exchange(hook, delivery, number, watch)
         except BlockedDestination as exc:
             return Attempt(number, Verdict.BLOCKED, time.monotonic() - started, error=str(exc))
         except (LocationParseError, ValueError) as exc:  # a URL or header value no request can carry
@@ -259,47 +233,109 @@ class Sender:
             error = f"timeout: deadline of {self._timeout_s:g} s exceeded" if watch.fired else _describe(exc)
             return Attempt(number, Verdict.RETRYABLE, time.monotonic() - started, error=error)
         elapsed = time.monotonic() - started
-        status = response.status
         verdict = classify(status)
-        location = response.headers.get("Location")
-        if 300 <= status < 400 and location and self._check is not None:
-            # Never followed; but a redirect to an internal address is an SSRF attempt, reported as such.
-            try:
-                target = urlsplit(urljoin(hook.url, location))
-                self._check(target.hostname or "", target.port or (443 if target.scheme == "https" else 80), hook)
-            except BlockedDestination as exc:
-                return Attempt(number, Verdict.BLOCKED, elapsed, status=status, error=f"redirect: {exc}")
-            except (OSError, ValueError):
-                pass
+        if (blocked := self._redirect_refusal(hook, status, headers.get("Location"))) is not None:
+            return Attempt(number, Verdict.BLOCKED, elapsed, status=status, error=f"redirect: {blocked}")
         retry_after: float | None = None
         if status in (429, 503):
             retry_after = parse_retry_after(
-                response.headers.get("Retry-After"), now=datetime.now(UTC), maximum_s=self._retry_after_max_s
+                headers.get("Retry-After"), now=datetime.now(UTC), maximum_s=self._retry_after_max_s
             )
         excerpt = head[: self._excerpt_bytes].decode("utf-8", "replace") if self._excerpt_bytes else None
-        problem = None if verdict is Verdict.DELIVERED else f"HTTP {status}"
+        problems = [] if verdict is Verdict.DELIVERED else [f"HTTP {status}"]
+        if cut:  # the answer counts, but say that the receiver trickled its body past the deadline
+            problems.append(f"timeout: deadline of {self._timeout_s:g} s exceeded while reading the response body")
         return Attempt(
-            number, verdict, elapsed, status=status, error=problem, excerpt=excerpt, retry_after_s=retry_after
+            number,
+            verdict,
+            elapsed,
+            status=status,
+            error="; ".join(problems) or None,
+            excerpt=excerpt,
+            retry_after_s=retry_after,
         )
 
-    def _read_capped(self, response: BaseHTTPResponse, watch: Watch) -> bytes:
+    def _exchange(
+        self, hook: Hook, delivery: Delivery, number: int, watch: Watch
+    ) -> tuple[int, HTTPHeaderDict, bytes, bool]:
+        """POST the delivery; return the status, the headers, the start of the body and whether the
+        deadline cut the body. Network and HTTP errors propagate to `_post`, which classifies them."""
+        route = self._route(hook.url)
+        pool = self._pools[hook.allow_private].connection_from_host(
+            route.host, route.port, route.scheme, pool_kwargs=self._insecure if hook.insecure_ssl else None
+        )
+        response = pool.urlopen(
+            "POST",
+            route.path,
+            body=delivery.body,
+            headers=_request_headers(hook, delivery, number),
+            retries=False,
+            redirect=False,
+            assert_same_host=False,
+            timeout=self._timeout,
+            preload_content=False,
+            decode_content=False,
+        )
+        try:
+            head, cut = self._read_capped(response, watch)
+        finally:
+            if not response.closed or response.connection is not None:
+                response.close()  # not read to its end: the connection cannot be reused
+            response.release_conn()
+        return response.status, response.headers, head, cut
+
+    def _redirect_refusal(self, hook: Hook, status: int, location: str | None) -> str | None:
+        """Redirects are never followed; but one to an address the policy refuses is an SSRF attempt,
+        reported as such (`ssrf_blocked`) rather than as a plain permanent failure."""
+        if not (300 <= status < 400 and location and self._check is not None):
+            return None
+        try:
+            target = urlsplit(urljoin(hook.url, location))
+            self._check(
+                target.hostname or "", target.port or (443 if target.scheme == "https" else 80), hook.allow_private
+            )
+        except BlockedDestination as exc:
+            return str(exc)
+        except (OSError, ValueError):
+            return None
+        return None
+
+    def _read_capped(self, response: BaseHTTPResponse, watch: Watch) -> tuple[bytes, bool]:
         """Read at most the cap before the deadline; a body read to its end keeps the connection alive.
 
         The status line and headers are what matter; past the deadline or the cap the rest is dropped
-        (the connection is closed instead of reused).
+        (the connection is closed instead of reused). True with the data when the deadline cut it.
         """
         data = bytearray()
         try:
-            while len(data) <= self._max_response_bytes and time.monotonic() < watch.deadline:
+            while len(data) <= self._max_response_bytes:
+                if time.monotonic() >= watch.deadline:
+                    return bytes(data), True
                 chunk = response.read(self._max_response_bytes + 1 - len(data))
                 if not chunk:
                     break
                 data += chunk
         except (HTTPError, OSError):
             if watch.fired:
-                return bytes(data)  # the response arrived; its body was cut at the deadline
+                return bytes(data), True  # the response arrived; its body was cut at the deadline
             raise
-        return bytes(data)
+        return bytes(data), False
+
+
+def _request_headers(hook: Hook, delivery: Delivery, number: int) -> dict[str, str]:
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-Hook-Event": delivery.event,
+        "X-Hook-ID": hook.id,
+        "X-Hook-Delivery": delivery.delivery_id,
+        "X-Hook-Attempt": str(number),
+        # X-Hook-Signature (current secret) and the Standard Webhooks headers, timestamped per attempt
+        **signature_headers(hook.signing_secrets(), delivery.delivery_id, delivery.body),
+    }
+    if hook.basic_auth:
+        headers.update(make_headers(basic_auth=f"{hook.basic_auth.username}:{hook.basic_auth.password}"))
+    return headers
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,12 +1,26 @@
 """The exception tree: every error hookd raises on purpose derives from `HookdError`.
 
-Library exceptions (pika, requests, yaml, psycopg) are translated at the adapter boundary so the
-rest of the code reasons about hookd's own types only.
+    HookdError
+    ├── ConfigError            a config or hooks file (or a hook) is invalid: every problem at once
+    ├── UsageError             a bad command-line argument: exit code 2, nothing changed
+    ├── EventError             a consumed message breaks the contract (`reason`: outcomes.Invalid)
+    ├── DeliveryError
+    │   └── BlockedDestination the network policy refuses the hook's address (SSRF guard)
+    ├── BrokerError
+    │   ├── ConnectionLost     the connection or channel is gone; unacked messages come back
+    │   └── PublishFailed      the broker refused or could not route a message we needed kept
+    ├── StoreError             a database could not be read or written
+    │   └── HookNotFound       no hook has this id (also a KeyError)
+    ├── MetricsServerError     the metrics endpoint could not listen
+    └── DevBrokerError         a private RabbitMQ node (hookd.testing) could not be started
+
+Library exceptions (pika, urllib3, yaml, sqlite3, psycopg) are translated at the adapter boundary
+so the rest of the code reasons about hookd's own types only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 
 class HookdError(Exception):
@@ -22,6 +36,14 @@ class ConfigError(HookdError):
         head = f"{source}: " if source else ""
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{head}{len(self.problems)} problem(s):\n{lines}")
+
+
+class UsageError(HookdError):
+    """A bad argument or a request the configuration forbids: exit code 2, nothing changed."""
+
+    def __init__(self, *problems: str) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
 
 
 class EventError(HookdError):
@@ -57,6 +79,25 @@ class StoreError(HookdError):
     """The subscription store could not be read or written."""
 
 
+class HookNotFound(StoreError, KeyError):
+    """No hook has this id. Also a `KeyError`, so mapping-style callers can catch the usual error."""
+
+    def __init__(self, hook_id: str) -> None:
+        self.hook_id = hook_id
+        super().__init__(f"no hook with id {hook_id!r}")
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+class MetricsServerError(HookdError):
+    """The metrics endpoint could not listen (address in use, not an address of this host...)."""
+
+
+class DevBrokerError(HookdError):
+    """A private RabbitMQ node could not be started (the message carries the tail of its output)."""
+
+
 def yaml_problem(exc: Exception) -> str:
     """Describe a YAML syntax error by position only: PyYAML's own message quotes the offending line,
     which may hold a secret, and this text reaches logs and stderr."""
@@ -65,8 +106,3 @@ def yaml_problem(exc: Exception) -> str:
     if mark is not None:
         return f"not valid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}"
     return f"not valid YAML: {problem}"
-
-
-def join_problems(problems: Sequence[str]) -> str:
-    """Render a list of problems as an indented block for CLI output."""
-    return "\n".join(f"  - {p}" for p in problems)

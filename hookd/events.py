@@ -2,7 +2,7 @@
 
 The scheduler publishes one message per lifecycle change: routing key = event name, body = the API
 resource JSON object, `message_id` = event id, header `account_id`. Anything else breaks the contract
-and is refused with a stable reason code so it can be parked on `<prefix>.invalid`.
+and is refused with a stable reason code (`outcomes.Invalid`) so it can be parked on `<prefix>.invalid`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from hookd.errors import EventError
+from hookd.outcomes import Invalid
 
 JOB_EVENTS = ("job.submitted", "job.started", "job.stopped", "job.completed", "job.failed")
 CLUSTER_EVENTS = (
@@ -31,15 +32,8 @@ GROUPS: Mapping[str, frozenset[str]] = {
 }
 #: Names a hook may list in `events`: every event and both groups.
 SUBSCRIBABLE: frozenset[str] = EVENTS | frozenset(GROUPS)
-
-# Reason codes for messages that break the contract (header `reason` on `<prefix>.invalid`).
-TOO_LARGE = "too_large"
-NOT_JSON = "not_json"
-NOT_OBJECT = "not_object"
-MISSING_ID = "missing_id"
-MISSING_ACCOUNT = "missing_account"
-UNKNOWN_EVENT = "unknown_event"
-BAD_DELIVERY = "bad_delivery_message"
+#: Each event's place in the catalogue, for listing events in the platform's order.
+CATALOGUE_ORDER: Mapping[str, int] = {name: index for index, name in enumerate(JOB_EVENTS + CLUSTER_EVENTS)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,22 +74,22 @@ def decode(
 ) -> Event:
     """Validate one scheduler message against the contract; raise `EventError` with a reason code."""
     if len(body) > max_bytes:
-        raise EventError(TOO_LARGE, f"body is {len(body)} bytes, limit is {max_bytes}")
+        raise EventError(Invalid.TOO_LARGE, f"body is {len(body)} bytes, limit is {max_bytes}")
     if routing_key not in EVENTS:
-        raise EventError(UNKNOWN_EVENT, f"routing key {routing_key[:100]!r} is not a known event")
+        raise EventError(Invalid.UNKNOWN_EVENT, f"routing key {routing_key[:100]!r} is not a known event")
     if not message_id or not str(message_id).strip():
-        raise EventError(MISSING_ID, "message_id (the event id) is required")
+        raise EventError(Invalid.MISSING_ID, "message_id (the event id) is required")
     account = normalize_account((headers or {}).get("account_id"))
     if account is None:
-        raise EventError(MISSING_ACCOUNT, "header account_id (string or integer) is required")
+        raise EventError(Invalid.MISSING_ACCOUNT, "header account_id (string or integer) is required")
     try:
         parsed = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise EventError(NOT_JSON, f"body is not UTF-8 JSON: {str(exc)[:200]}") from None
+        raise EventError(Invalid.NOT_JSON, f"body is not UTF-8 JSON: {str(exc)[:200]}") from None
     except RecursionError:
-        raise EventError(NOT_JSON, "body nests too deeply to be an API resource") from None
+        raise EventError(Invalid.NOT_JSON, "body nests too deeply to be an API resource") from None
     if not isinstance(parsed, dict):
-        raise EventError(NOT_OBJECT, f"body is a JSON {type(parsed).__name__}, not an object")
+        raise EventError(Invalid.NOT_OBJECT, f"body is a JSON {type(parsed).__name__}, not an object")
     return Event(
         name=routing_key,
         event_id=str(message_id).strip(),

@@ -2,19 +2,21 @@
 
 A *targeted delivery* (`<prefix>.deliveries`: retries, pings, redeliveries, replays) and a *dead
 letter* (`<prefix>.dead`) keep the event body byte for byte and describe the delivery in headers, so
-either can be replayed later with the same delivery id.
+either can be replayed later with the same delivery id. `Delivery` is the one type that carries a
+delivery from the moment an event fans out to a hook until it is settled.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from hookd.errors import EventError
-from hookd.events import BAD_DELIVERY, EVENTS, PING, normalize_account
+from hookd.events import EVENTS, PING, Event, normalize_account
+from hookd.outcomes import Invalid
 
 _DELIVERY_NAMESPACE = uuid.UUID("5b0c1d2e-8f43-4c57-9a31-6d1e2f3a4b5c")
 
@@ -25,27 +27,45 @@ def delivery_id(event_id: str, hook_id: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
-    """The delivery a targeted message asks for."""
+class Delivery:
+    """One event's delivery to one hook: what is sent (`body`, byte for byte) and how far it got.
+
+    `attempts` counts the HTTP attempts already made, `retries` the durable retries already used;
+    both travel in the headers of a targeted message, so a retry continues where it stopped.
+    """
 
     hook_id: str
     event: str
     event_id: str
     account_id: str
     delivery_id: str
-    attempts: int  # attempts already made
-    retries: int  # durable retries already used
+    body: bytes = field(default=b"", repr=False)
+    attempts: int = 0
+    retries: int = 0
+
+    @classmethod
+    def of(cls, event: Event, hook_id: str) -> Delivery:
+        """The first delivery of a freshly consumed event to one of its hooks."""
+        return cls(
+            hook_id=hook_id,
+            event=event.name,
+            event_id=event.event_id,
+            account_id=event.account_id,
+            delivery_id=delivery_id(event.event_id, hook_id),
+            body=event.body,
+        )
 
 
-def target_headers(target: Target) -> dict[str, Any]:
+def delivery_headers(delivery: Delivery) -> dict[str, Any]:
+    """The headers of a targeted message (and of a dead letter) describing `delivery`."""
     return {
-        "hook_id": target.hook_id,
-        "event": target.event,
-        "event_id": target.event_id,
-        "account_id": target.account_id,
-        "delivery_id": target.delivery_id,
-        "attempts": target.attempts,
-        "retries": target.retries,
+        "hook_id": delivery.hook_id,
+        "event": delivery.event,
+        "event_id": delivery.event_id,
+        "account_id": delivery.account_id,
+        "delivery_id": delivery.delivery_id,
+        "attempts": delivery.attempts,
+        "retries": delivery.retries,
     }
 
 
@@ -65,8 +85,8 @@ def _count(value: object) -> int | None:
     return None
 
 
-def parse_target(headers: Mapping[str, Any], message_id: str | None) -> Target:
-    """Read a targeted delivery's headers; raise `EventError(bad_delivery_message)` when malformed."""
+def parse_delivery(headers: Mapping[str, Any], message_id: str | None, body: bytes = b"") -> Delivery:
+    """Read a targeted message's headers; raise `EventError(bad_delivery_message)` when malformed."""
     hook_id = _text(headers.get("hook_id"))
     event = _text(headers.get("event"))
     event_id = _text(headers.get("event_id")) or message_id or None
@@ -86,17 +106,17 @@ def parse_target(headers: Mapping[str, Any], message_id: str | None) -> Target:
         if value is None
     ]
     if missing:
-        raise EventError(BAD_DELIVERY, f"missing or invalid headers: {', '.join(missing)}")
+        raise EventError(Invalid.BAD_DELIVERY, f"missing or invalid headers: {', '.join(missing)}")
     assert hook_id and event and event_id and account is not None and attempts is not None and retries is not None
     d_id = _text(headers.get("delivery_id")) or delivery_id(event_id, hook_id)
-    return Target(hook_id, event, event_id, account, d_id, attempts, retries)
+    return Delivery(hook_id, event, event_id, account, d_id, body, attempts, retries)
 
 
 def dead_letter_headers(
-    target: Target, *, reason: str, last_status: int | None, error: str | None, now: datetime | None = None
+    delivery: Delivery, *, reason: str, last_status: int | None, error: str | None, now: datetime | None = None
 ) -> dict[str, Any]:
     """Everything needed to understand and replay a dead letter."""
-    headers = target_headers(target)
+    headers = delivery_headers(delivery)
     headers["reason"] = reason
     headers["dead_lettered_at"] = (now or datetime.now(UTC)).isoformat(timespec="seconds")
     if last_status is not None:

@@ -17,13 +17,14 @@ calls reads flags the main thread sets.
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -34,11 +35,14 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
 )
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from hookd import __version__
-from hookd.errors import HookdError
+from hookd.errors import MetricsServerError
+from hookd.subscriptions.store import SubscriptionStore
 
+#: /metrics' body for an `Accept` header, and its content type.
+Render = Callable[[str], tuple[bytes, str]]
 #: /healthz's answer: healthy or not, and a JSON-ready explanation.
 HealthCheck = Callable[[], tuple[bool, dict[str, object]]]
 #: `hookd_hook_breaker_state` values: alert on `> 0`.
@@ -48,10 +52,6 @@ SUCCESS_WINDOW = 100
 #: Attempt durations: from a fast local receiver to delivery.timeout_s's upper range.
 DURATION_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _DELIVERED = "delivered"
-
-
-class MetricsServerError(HookdError):
-    """The metrics endpoint could not listen (address in use, not an address of this host...)."""
 
 
 class MetricsRecorder(Protocol):
@@ -110,7 +110,7 @@ class Metrics:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # `*_created` series only double the output
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        ProcessCollector(namespace="hookd", registry=r)
+        ProcessCollector(registry=r)  # the standard `process_*` series that stock dashboards read
         Info("hookd_build", "hookd version", registry=r).info({"version": __version__})
         self._attempts = Counter(
             "hookd_delivery_attempts_total",
@@ -256,9 +256,11 @@ class Metrics:
                 _remove(self._breaker, hook)
 
     # -- exposition ------------------------------------------------------------------------------
-    def render(self) -> bytes:
-        """The Prometheus text exposition of every metric."""
-        return generate_latest(self.registry)
+    def render(self, accept: str = "") -> tuple[bytes, str]:
+        """Every metric in the format the `Accept` header asks for (OpenMetrics or the Prometheus text
+        format, prometheus_client's own choice), and its content type."""
+        encode, content_type = choose_encoder(accept)
+        return encode(self.registry), content_type
 
     def start_server(self, listen: str, health: HealthCheck | None = None) -> MetricsServer:
         """Serve `/metrics` and `/healthz` on `listen` (`HOST:PORT`, `[v6]:PORT`; port 0 picks one).
@@ -309,27 +311,10 @@ def health_of(checks: Mapping[str, Callable[[], object]]) -> HealthCheck:
     return run
 
 
-class _Readable(Protocol):
-    def load(self) -> Any: ...
-
-
-def store_check(store: _Readable) -> Callable[[], None]:
-    """A /healthz check that the subscription store can be read: the cheap `revision()` of a
-    database, else a full `load()` (a YAML file: re-read and validated)."""
-    revision = getattr(store, "revision", None)
-
-    def check() -> None:
-        if callable(revision):
-            revision()
-        else:
-            store.load()
-
-    return check
-
-
-def daemon_health(metrics: Metrics, store: _Readable) -> HealthCheck:
-    """The daemon's /healthz: broker connected (the flag `broker_connected()` sets) and store readable."""
-    return health_of({"broker": metrics.broker_check, "store": store_check(store)})
+def daemon_health(metrics: Metrics, store: SubscriptionStore) -> HealthCheck:
+    """The daemon's /healthz: broker connected (the flag `broker_connected()` sets) and the store
+    readable now (`SubscriptionStore.check`: a database's revision, a file re-read and validated)."""
+    return health_of({"broker": metrics.broker_check, "store": store.check})
 
 
 # -- the HTTP endpoint ---------------------------------------------------------------------------------
@@ -349,7 +334,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
-            self._send(200, CONTENT_TYPE_LATEST, self.server.render())
+            body, content_type = self.server.render(self.headers.get("Accept", ""))
+            gzipped = gzip_accepted(self.headers.get("Accept-Encoding", ""))
+            self._send(200, content_type, gzip.compress(body) if gzipped else body, gzipped=gzipped)
         elif path == "/healthz":
             try:
                 healthy, detail = self.server.health()
@@ -360,9 +347,11 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, "text/plain; charset=utf-8", b"not found: try /metrics or /healthz\n")
 
-    def _send(self, status: int, content_type: str, body: bytes) -> None:
+    def _send(self, status: int, content_type: str, body: bytes, *, gzipped: bool = False) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if gzipped:
+            self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
@@ -375,7 +364,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], render: Callable[[], bytes], health: HealthCheck) -> None:
+    def __init__(self, address: tuple[str, int], render: Render, health: HealthCheck) -> None:
         self.render = render
         self.health = health
         if ":" in address[0]:
@@ -386,7 +375,7 @@ class _Server(ThreadingHTTPServer):
 class MetricsServer:
     """The running endpoint: a ThreadingHTTPServer in a daemon thread; `close()` stops it."""
 
-    def __init__(self, listen: str, render: Callable[[], bytes], health: HealthCheck) -> None:
+    def __init__(self, listen: str, render: Render, health: HealthCheck) -> None:
         host, port = parse_listen(listen)
         try:
             self._httpd = _Server((host, port), render, health)

@@ -20,7 +20,7 @@ import ipaddress
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Protocol, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 from urllib.parse import unquote, urlsplit
 
 from hookd.errors import BlockedDestination
@@ -34,15 +34,9 @@ Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], list[str]]
 
 
-class Target(Protocol):
-    """What the policy needs to know of a hook (a `Hook` is one): the operator's per-hook override."""
-
-    @property
-    def allow_private(self) -> bool: ...
-
-
-#: `(host, port, hook) -> addresses to connect to`: what delivery's guarded connection calls.
-AddressCheck = Callable[[str, int, Target], list[str]]
+#: `(host, port, allow_private) -> addresses to connect to`: what delivery's guarded connection calls,
+#: with the hook's operator-set `allow_private`. Raises `BlockedDestination` or `OSError` (resolution).
+AddressCheck = Callable[[str, int, bool], list[str]]
 
 _V4, _V6 = ipaddress.IPv4Network, ipaddress.IPv6Network
 # Never a receiver, whatever the configuration says: no TCP service lives there.
@@ -285,8 +279,8 @@ class NetworkPolicy:
     def address_check(self, resolver: Resolver = system_resolver) -> AddressCheck:
         """`check` as delivery calls it, per hook: the hook's `allow_private` widens the policy for it."""
 
-        def check(host: str, port: int, hook: Target) -> list[str]:
-            return self.for_hook(hook.allow_private).check(host, port, resolver)
+        def check(host: str, port: int, allow_private: bool) -> list[str]:
+            return self.for_hook(allow_private).check(host, port, resolver)
 
         return check
 
@@ -301,7 +295,7 @@ class NetworkPolicy:
             raise BlockedDestination("URL names no host")
         return self.check(parts.hostname, port, resolver)
 
-    def url_problem(self, url: str) -> str | None:
+    def creation_problem(self, url: str) -> str | None:
         """Why a hook URL is refused when the hook is created or changed, without any DNS lookup.
 
         Only what can be known without resolving is refused here: a literal non-public address in
@@ -311,7 +305,7 @@ class NetworkPolicy:
         try:
             host = urlsplit(url.strip()).hostname
         except ValueError:
-            return None  # url_problem() reports malformed URLs
+            return None  # subscriptions.rules reports malformed URLs
         if not host:
             return None
         literal = literal_address(host)
@@ -329,8 +323,3 @@ class NetworkPolicy:
 def _is_local_name(host: str) -> bool:
     name = host.strip().rstrip(".").lower()
     return name in _LOCAL_NAMES or name.endswith(".localhost")
-
-
-def check_host(host: str, port: int, resolver: Resolver = system_resolver) -> list[str]:
-    """The default policy's `check`: only public addresses (kept for callers predating `NetworkPolicy`)."""
-    return NetworkPolicy().check(host, port, resolver)

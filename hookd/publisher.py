@@ -15,8 +15,8 @@ from typing import Any
 from hookd.broker import BrokerConnection, Outgoing, Topology
 from hookd.config import DEFAULT_AMQP_URL
 from hookd.errors import PublishFailed
-from hookd.events import decode
-from hookd.messages import Target, delivery_id, target_headers
+from hookd.events import PING, decode
+from hookd.messages import Delivery, delivery_headers, delivery_id
 from hookd.subscriptions.model import Hook
 
 
@@ -95,14 +95,19 @@ def publish_event(
 def ping_message(hook: Hook, topology: Topology) -> tuple[Outgoing, str]:
     """A `ping` for one hook through the normal delivery path; its body is the hook's public fields."""
     event_id = f"ping-{uuid.uuid4()}"
-    target = Target(
+    ping = Delivery(
         hook_id=hook.id,
-        event="ping",
+        event=PING,
         event_id=event_id,
         account_id=hook.account_id,
         delivery_id=delivery_id(event_id, hook.id),
-        attempts=0,
-        retries=0,
+        body=json.dumps(hook.public(), separators=(",", ":")).encode(),
     )
-    body = json.dumps(hook.public(), separators=(",", ":")).encode()
-    return Outgoing(topology.deliveries, body, target_headers(target), event_id, datetime.now(UTC)), target.delivery_id
+    return delivery_message(ping, topology), ping.delivery_id
+
+
+def delivery_message(delivery: Delivery, topology: Topology) -> Outgoing:
+    """A targeted message on `<prefix>.deliveries`: a ping, a redelivery, a replay."""
+    return Outgoing(
+        topology.deliveries, delivery.body, delivery_headers(delivery), delivery.event_id, datetime.now(UTC)
+    )

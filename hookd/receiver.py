@@ -1,7 +1,8 @@
 """`hookd receive`: a small local receiver that verifies signatures and prints one line per delivery.
 
 For the demo, for trying hooks out, and as a reference for receivers' developers: it recomputes
-`X-Hook-Signature` over the exact bytes received and compares in constant time.
+`X-Hook-Signature` (and the Standard Webhooks signature) over the exact bytes received and compares
+in constant time.
 """
 
 from __future__ import annotations
@@ -12,13 +13,18 @@ from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TextIO
 
-from hookd.signing import verify
+from hookd.signing import WEBHOOK_SIGNATURE, verify, verify_standard
 
 SecretLookup = Callable[[str], list[str]]
 
 
 def describe(headers: Mapping[str, str], body: bytes, secrets_for: SecretLookup) -> tuple[bool, str]:
-    """Verify one request; return (verified, the line to print). Header names are case-insensitive."""
+    """Verify one request; return (verified, the line to print). Header names are case-insensitive.
+
+    `X-Hook-Signature` must verify under one of the hook's secrets, and so must the Standard Webhooks
+    headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`, timestamp within 5 minutes)
+    when the request carries them, as every hookd delivery does.
+    """
     headers = {name.lower(): value for name, value in headers.items()}
     event = headers.get("x-hook-event", "?")
     hook_id = headers.get("x-hook-id", "?")
@@ -31,14 +37,22 @@ def describe(headers: Mapping[str, str], body: bytes, secrets_for: SecretLookup)
     secrets = secrets_for(hook_id)
     if not secrets:
         return False, f"{prefix} signature FAILED: no secret known for hook {hook_id}"
-    if any(verify(secret, body, signature) for secret in secrets):
-        return True, f"{prefix} signature verified"
-    return False, f"{prefix} signature FAILED: mismatch (wrong secret or altered body)"
+    if not any(verify(secret, body, signature) for secret in secrets):
+        return False, f"{prefix} signature FAILED: mismatch (wrong secret or altered body)"
+    if WEBHOOK_SIGNATURE in headers and not any(verify_standard(s, headers, body) for s in secrets):
+        return (
+            False,
+            f"{prefix} signature FAILED: webhook-signature mismatch (wrong secret, altered body or old timestamp)",
+        )
+    return True, f"{prefix} signature verified"
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _ReceiverServer
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: with Nagle's algorithm on, a keep-alive client's next
+    # request waits for the delayed ACK of the first write, about 40 ms per response.
+    disable_nagle_algorithm = True
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)

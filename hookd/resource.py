@@ -1,9 +1,9 @@
-"""A hook shaped like the platform's web hook resource, its per-event statuses, and the hooks-file export.
+"""A hook shaped like the platform's web hook resource, with its per-event statuses (JSON-ready).
 
-The secret (`salt`, also under `secret`, and as `secret_whsec` in the Standard Webhooks form that the
-standardwebhooks and svix libraries take) and the basic-auth password (`settings.basic_auth_data`)
-appear only when the caller asks to reveal them: create, reset-secret, `show --json` and
-`show --reveal-secret`. A previous secret still valid during a rotation overlap is never shown, only
+One function builds it for `hookd hooks ... --json` and for the admin API. The secret (`salt`, also
+under `secret`, and as `secret_whsec` in the Standard Webhooks form that the standardwebhooks and svix
+libraries take) and the basic-auth password (`settings.basic_auth_data`) appear only when the caller
+asks to reveal them. A previous secret still valid during a rotation overlap is never shown, only
 when it stops being valid.
 """
 
@@ -11,26 +11,27 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from hookd.cli.output import iso_time
-from hookd.events import CLUSTER_EVENTS, GROUPS, JOB_EVENTS
+from hookd.dispatch import expand
 from hookd.signing import whsec
+from hookd.state import queries
 from hookd.state.db import Database
 from hookd.subscriptions.model import Hook
 
-_CATALOGUE_ORDER = {name: index for index, name in enumerate(JOB_EVENTS + CLUSTER_EVENTS)}
+
+def iso_time(moment: datetime | None) -> str | None:
+    """JSON timestamps: ISO 8601 UTC with milliseconds and a `Z`, e.g. `2026-11-29T02:54:25.101Z`."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def hook_resource(
-    hook: Hook,
-    *,
-    reveal: bool = False,
-    times: tuple[datetime | None, datetime | None] | None = None,
-    statuses: Sequence[dict[str, Any]] | None = None,
+    hook: Hook, *, reveal: bool = False, statuses: Sequence[queries.Status] | None = None
 ) -> dict[str, Any]:
-    """The platform's web hook resource for `hook` (JSON-ready)."""
+    """The platform's web hook resource for `hook`; `created_at`/`updated_at` when the source keeps them."""
     settings: dict[str, Any] = {"url": hook.url, "basic_auth": hook.basic_auth is not None}
     if reveal and hook.basic_auth is not None:
         pair = f"{hook.basic_auth.username}:{hook.basic_auth.password}".encode()
@@ -53,42 +54,24 @@ def hook_resource(
         resource["secret_whsec"] = whsec(hook.secret)
     if hook.old_secrets:
         resource["previous_secret_expires_at"] = iso_time(hook.old_secrets_expire_at)
-    if times is not None:
-        resource["created_at"], resource["updated_at"] = iso_time(times[0]), iso_time(times[1])
+    if hook.created_at is not None:
+        resource["created_at"], resource["updated_at"] = iso_time(hook.created_at), iso_time(hook.updated_at)
     if statuses is not None:
-        resource["statuses"] = list(statuses)
+        resource["statuses"] = [status_resource(s) for s in statuses]
     return resource
 
 
-def subscribed_events(hook: Hook) -> list[str]:
-    """Every event the hook receives, groups expanded, in catalogue order."""
-    names: set[str] = set()
-    for name in hook.events:
-        names.update(GROUPS.get(name, {name}))
-    return sorted(names, key=lambda n: (_CATALOGUE_ORDER.get(n, len(_CATALOGUE_ORDER)), n))
+def status_resource(status: queries.Status) -> dict[str, Any]:
+    """One event's last trigger, as the platform's hook resource lists it under `statuses`."""
+    return {
+        "name": status.event,
+        "last_trigger_status": status.last_trigger_status,
+        "last_trigger_time": iso_time(status.last_trigger_time),
+        "last_response_code": status.last_response_code,
+        "last_response": status.last_response,
+    }
 
 
-def read_statuses(state: Database | None, hook: Hook) -> list[dict[str, Any]]:
-    """Per subscribed event: the last trigger's status, time and response (nulls before the first)."""
-    found: dict[str, tuple[Any, ...]] = {}
-    if state is not None:
-        with state.transaction() as tx:
-            rows = tx.fetchall(
-                "SELECT event, last_trigger_status, last_trigger_time, last_response_code, last_response"
-                " FROM hookd_delivery_status WHERE hook_id = ?",
-                (hook.id,),
-            )
-        found = {str(row[0]): row[1:] for row in rows}
-    statuses = []
-    for name in subscribed_events(hook):
-        status, at, code, response = found.get(name, (None, None, None, None))
-        statuses.append(
-            {
-                "name": name,
-                "last_trigger_status": status,
-                "last_trigger_time": iso_time(at),
-                "last_response_code": code,
-                "last_response": response,
-            }
-        )
-    return statuses
+def hook_statuses(state: Database | None, hook: Hook) -> list[queries.Status]:
+    """Per event the hook subscribes to (groups expanded, catalogue order), its last trigger."""
+    return queries.statuses(state, hook.id, expand(hook.events))

@@ -7,8 +7,6 @@ a sleep that wakes up when the daemon is asked to stop so draining never waits o
 from __future__ import annotations
 
 import email.utils
-import enum
-import random
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,25 +14,7 @@ from datetime import UTC, datetime
 
 import tenacity
 
-
-class Verdict(enum.Enum):
-    """What one HTTP attempt means for the delivery."""
-
-    DELIVERED = "delivered"
-    RETRYABLE = "retryable"
-    PERMANENT = "permanent"
-    BLOCKED = "blocked"  # refused by the network policy before any connection
-    GONE = "gone"  # 410: the receiver says the endpoint is gone for good; the hook is disabled
-
-
-# Dead-letter reasons (header `reason` on `<prefix>.dead`).
-PERMANENT_FAILURE = "permanent_failure"
-RETRIES_EXHAUSTED = "retries_exhausted"
-SSRF_BLOCKED = "ssrf_blocked"
-HOOK_NOT_FOUND = "hook_not_found"
-HOOK_INACTIVE = "hook_inactive"
-HOOK_GONE = "hook_gone"
-HOOK_DISABLED = "hook_disabled"
+from hookd.outcomes import Verdict
 
 #: Durable waits other than the schedule's (Retry-After, parking) are rounded up to one of these, so
 #: a handful of TTL queues serves every value.
@@ -131,17 +111,6 @@ def jittered_ms(delay_s: float, jitter: float, rng: Callable[[], float]) -> int:
     return max(1, round(delay_s * 1000 * (1.0 - jitter * rng())))
 
 
-def dead_letter_reason(last: Attempt) -> str:
-    """Why a delivery whose last attempt was not retried ends in the dead-letter queue."""
-    if last.verdict is Verdict.BLOCKED:
-        return SSRF_BLOCKED
-    if last.verdict is Verdict.GONE:
-        return HOOK_GONE
-    if last.verdict is Verdict.PERMANENT:
-        return PERMANENT_FAILURE
-    return RETRIES_EXHAUSTED
-
-
 def run_inline(
     attempt: Callable[[int], Attempt],
     *,
@@ -150,33 +119,37 @@ def run_inline(
     backoff_s: float,
     stop: threading.Event,
     give_up: Callable[[], bool] = lambda: False,
+    sleep: Callable[[float], None] | None = None,
 ) -> Attempt:
     """Call `attempt(n)` up to `attempts` times while it is retryable; return the last result.
 
-    Waits grow exponentially from `backoff_s` with jitter. When `stop` is set the loop ends at once
-    and the last retryable result is returned, so the caller hands it to the durable retry path.
+    The waits between attempts are `backoff_s`, then 2x, 4x... (at most 8x), each plus up to
+    `backoff_s` of jitter. They sleep on `stop` (tenacity's `sleep_using_event`): when the daemon is
+    asked to stop, the loop ends at once and the last retryable result is returned, so the caller
+    hands it to the durable retry path. `sleep` replaces that wait (tests record the schedule).
     """
     first = attempt(first_number)
     if attempts <= 1 or not _retry_inline(first):
         return first  # the common case, delivered or final at once: no retry machinery on the hot path
-    counter = iter(range(first_number + 1, first_number + attempts))
-    last: list[Attempt] = [first]
+    numbers = iter(range(first_number, first_number + attempts))
+    last: list[Attempt] = []
 
     def once() -> Attempt:
-        if last and (stop.is_set() or give_up()):
+        number = next(numbers)
+        if not last:
+            last.append(first)  # tenacity's first call is the attempt already made
+        elif stop.is_set() or give_up():
             return last[-1]  # stopping, or the circuit opened: no further attempt
-        last.append(attempt(next(counter)))
+        else:
+            last.append(attempt(number))
         return last[-1]
 
-    if stop.is_set() or give_up():
-        return first
-    _interruptible_sleep(stop, backoff_s + random.uniform(0, backoff_s))  # noqa: S311 (jitter)
     retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(attempts - 1) | tenacity.stop_when_event_set(stop) | _StopWhen(give_up),
+        stop=tenacity.stop_after_attempt(attempts) | tenacity.stop_when_event_set(stop) | _StopWhen(give_up),
         wait=tenacity.wait_exponential(multiplier=backoff_s, max=backoff_s * 8) + tenacity.wait_random(0, backoff_s),
         # A Retry-After goes straight to the durable path: the receiver asked for a wait.
         retry=tenacity.retry_if_result(_retry_inline),
-        sleep=lambda seconds: _interruptible_sleep(stop, seconds),
+        sleep=sleep or tenacity.nap.sleep_using_event(stop),
         retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         reraise=True,
     )
@@ -187,10 +160,6 @@ def run_inline(
 def _retry_inline(result: Attempt) -> bool:
     """Retryable, and the receiver did not ask for a wait (a Retry-After goes to the durable path)."""
     return result.verdict is Verdict.RETRYABLE and result.retry_after_s is None
-
-
-def _interruptible_sleep(stop: threading.Event, seconds: float) -> None:
-    stop.wait(seconds)
 
 
 class _StopWhen(tenacity.stop.stop_base):

@@ -9,10 +9,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from hookd.cli.args import EXIT_OK, Subparsers, add_action, add_group, common_options, settings_from
+from hookd.cli.output import print_json
 from hookd.state.db import Database
-
-from .common import EXIT_OK, add_action, add_group, common_options, run_action, settings_from
-from .output import print_json
 
 _EPILOG = """example:
   hookd db upgrade --config /etc/hookd/hookd.yaml
@@ -21,9 +20,9 @@ Exit codes: 0 success (also when already current), 1 a database is unreachable, 
 """
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: Subparsers) -> None:
     """Add `hookd db` and its actions."""
-    actions = add_group(sub, "db", help_text="manage hookd's databases", epilog=_EPILOG)
+    actions = add_group(sub, "db", help_text="manage hookd's databases", epilog=_EPILOG, actions={"upgrade": _upgrade})
     add_action(
         actions,
         "upgrade",
@@ -31,10 +30,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         example="hookd db upgrade --config /etc/hookd/hookd.yaml",
         parents=[common_options()],
     )
-
-
-def run(args: argparse.Namespace) -> int:
-    return run_action("db", {"upgrade": _upgrade}, args)
 
 
 def _upgrade(args: argparse.Namespace) -> int:

@@ -16,7 +16,6 @@ stopped, and a fresh durable retry schedule (`retries=0`).
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -24,26 +23,18 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from hookd.broker import BrokerConnection, Outgoing
-from hookd.errors import EventError
-from hookd.events import GROUPS, PING, SUBSCRIBABLE
-from hookd.messages import Target, parse_target, target_headers
-
-from .common import (
-    EXIT_OK,
-    UsageError,
-    add_action,
-    add_group,
-    broker_connection,
-    common_options,
-    run_action,
-    settings_from,
-)
-from .deliveries import parse_since
-from .output import block, human_time, iso_time, print_json
+from hookd.broker import Connection
+from hookd.cli import args as cli_args
+from hookd.cli.args import EXIT_OK, Subparsers, add_action, add_group, common_options, settings_from
+from hookd.cli.output import block, human_time, iso_time, print_json
+from hookd.cli.sources import broker_connection
+from hookd.dispatch import covers
+from hookd.errors import EventError, UsageError
+from hookd.events import PING, SUBSCRIBABLE
+from hookd.messages import Delivery, parse_delivery
+from hookd.publisher import delivery_message
 
 DEFAULT_RATE_PER_S = 10.0
-_RATE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:/\s*([sm]))?")
 _EPILOG = """examples:
   hookd dlq list --config /etc/hookd/hookd.yaml
   hookd dlq list --hook 42 --event job.failed --since 24h --config hookd.yaml
@@ -61,11 +52,11 @@ Exit codes: 0 success, 1 broker unreachable, 2 bad argument or a DELIVERY_ID not
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """One message of `<prefix>.dead`, read from its headers; `target` is None when they are malformed."""
+    """One message of `<prefix>.dead`, read from its headers; `delivery` is None when they are malformed."""
 
     tag: int
     message_id: str | None
-    target: Target | None
+    delivery: Delivery | None
     reason: str | None
     dead_lettered_at: datetime | None
     last_status: int | None
@@ -75,14 +66,14 @@ class DeadLetter:
 
     @property
     def delivery_id(self) -> str:
-        return self.target.delivery_id if self.target else (self.message_id or "-")
+        return self.delivery.delivery_id if self.delivery else (self.message_id or "-")
 
     def public(self, *, with_body: bool = False) -> dict[str, Any]:
         """JSON-ready fields (the body only on request: it is the customer's resource)."""
-        target = asdict(self.target) if self.target else {}
+        fields = asdict(self.delivery) if self.delivery else {}
         data: dict[str, Any] = {
             "delivery_id": self.delivery_id,
-            **{k: v for k, v in target.items() if k != "delivery_id"},
+            **{k: v for k, v in fields.items() if k not in ("delivery_id", "body")},
             "reason": self.reason,
             "dead_lettered_at": iso_time(self.dead_lettered_at),
             "last_status": self.last_status,
@@ -117,14 +108,14 @@ def read_dead_letter(tag: int, headers: Mapping[str, Any], message_id: str | Non
     """A dead letter from its AMQP headers (see `messages.dead_letter_headers`)."""
     status = headers.get("last_status")
     try:
-        target: Target | None = parse_target(headers, message_id)
+        delivery: Delivery | None = parse_delivery(headers, message_id, body)
         problem = None
     except EventError as exc:
-        target, problem = None, exc.detail
+        delivery, problem = None, exc.detail
     return DeadLetter(
         tag=tag,
         message_id=message_id,
-        target=target,
+        delivery=delivery,
         reason=_text(headers.get("reason")),
         dead_lettered_at=_moment(headers.get("dead_lettered_at")),
         last_status=status if isinstance(status, int) and not isinstance(status, bool) else None,
@@ -134,15 +125,6 @@ def read_dead_letter(tag: int, headers: Mapping[str, Any], message_id: str | Non
     )
 
 
-def parse_rate(value: str) -> float:
-    """`10/s`, `2.5/s`, `300/m` or a bare `10` (per second) as messages per second."""
-    match = _RATE.fullmatch(value.strip())
-    number = float(match[1]) if match else 0.0
-    if not match or number <= 0:
-        raise argparse.ArgumentTypeError(f"expected a rate like 10/s, 0.5/s or 300/m, got {value!r}")
-    return number / 60 if match[2] == "m" else number
-
-
 def _event(value: str) -> str:
     if value not in SUBSCRIBABLE and value != PING:
         raise argparse.ArgumentTypeError(f"unknown event {value!r}; expected one of {', '.join(sorted(SUBSCRIBABLE))}")
@@ -150,7 +132,7 @@ def _event(value: str) -> str:
 
 
 # -- selection -----------------------------------------------------------------------------------------
-def scan(conn: BrokerConnection, *, keep_body: bool) -> Iterator[DeadLetter]:
+def scan(conn: Connection, *, keep_body: bool) -> Iterator[DeadLetter]:
     """Every dead letter now in the queue, front to back, each left unacked (ours until close/ack)."""
     queue = conn.topology.dead
     while (msg := conn.get(queue)) is not None:
@@ -159,22 +141,18 @@ def scan(conn: BrokerConnection, *, keep_body: bool) -> Iterator[DeadLetter]:
 
 def selected(letter: DeadLetter, args: argparse.Namespace) -> bool:
     """True when the dead letter matches every filter given on the command line."""
-    target = letter.target
-    if args.hook is not None and (target is None or target.hook_id != args.hook):
+    delivery = letter.delivery
+    if args.hook is not None and (delivery is None or delivery.hook_id != args.hook):
         return False
-    if args.event is not None:
-        if target is None:
-            return False
-        group = target.event.split(".", 1)[0]
-        if target.event != args.event and not (args.event in GROUPS and group == args.event):
-            return False
+    if args.event is not None and (delivery is None or not covers(args.event, delivery.event)):
+        return False
     if args.since is not None and (letter.dead_lettered_at is None or letter.dead_lettered_at < args.since):
         return False
     ids: Sequence[str] = args.ids
-    return not ids or letter.delivery_id in ids or (target is not None and target.event_id in ids)
+    return not ids or letter.delivery_id in ids or (delivery is not None and delivery.event_id in ids)
 
 
-def _select(conn: BrokerConnection, args: argparse.Namespace, *, keep_body: bool) -> tuple[list[DeadLetter], int]:
+def _select(conn: Connection, args: argparse.Namespace, *, keep_body: bool) -> tuple[list[DeadLetter], int]:
     """The selected dead letters and how many the queue held; unknown DELIVERY_IDs are a usage error.
 
     On a usage error nothing was acked, so closing the connection returns everything.
@@ -185,7 +163,7 @@ def _select(conn: BrokerConnection, args: argparse.Namespace, *, keep_body: bool
         total += 1
         if selected(letter, args):
             chosen.append(letter)
-    found = {letter.delivery_id for letter in chosen} | {c.target.event_id for c in chosen if c.target}
+    found = {letter.delivery_id for letter in chosen} | {c.delivery.event_id for c in chosen if c.delivery}
     missing = [i for i in args.ids if i not in found]
     if missing:
         raise UsageError(*(f"no dead letter with delivery id {i!r} in {conn.topology.dead}" for i in missing))
@@ -194,13 +172,13 @@ def _select(conn: BrokerConnection, args: argparse.Namespace, *, keep_body: bool
 
 # -- output --------------------------------------------------------------------------------------------
 def _line(letter: DeadLetter) -> str:
-    target = letter.target
+    delivery = letter.delivery
     fields = [
         letter.delivery_id.ljust(36),
-        f"hook={target.hook_id if target else '-'}",
-        f"event={target.event if target else '-'}",
+        f"hook={delivery.hook_id if delivery else '-'}",
+        f"event={delivery.event if delivery else '-'}",
         f"reason={letter.reason or '-'}",
-        f"attempts={target.attempts if target else '-'}",
+        f"attempts={delivery.attempts if delivery else '-'}",
         f"at={human_time(letter.dead_lettered_at)}",
     ]
     if letter.problem:
@@ -249,11 +227,11 @@ def _replay(args: argparse.Namespace) -> int:
     with broker_connection(settings, name="hookd dlq replay") as conn:
         chosen, total = _select(conn, args, keep_body=True)
         for letter in chosen:
-            if letter.target is None:
+            if letter.delivery is None:
                 print(f"hookd: skipped malformed dead letter {letter.delivery_id}: {letter.problem}", file=sys.stderr)
         verb = "would replay" if args.dry_run else "replayed"
         started = time.monotonic()
-        for letter in (c for c in chosen if c.target is not None):
+        for letter in (c for c in chosen if c.delivery is not None):
             if not args.dry_run:
                 _pace(conn, started + len(done) / args.rate)
                 replay_one(conn, letter)
@@ -275,20 +253,20 @@ def _report(args: argparse.Namespace, what: str, done: list[DeadLetter], total: 
         print(f"{what} {len(done)} of {total} dead letter(s) ({queue})")
 
 
-def replay_one(conn: BrokerConnection, letter: DeadLetter) -> Target:
+def replay_one(conn: Connection, letter: DeadLetter) -> Delivery:
     """Publish the replayed copy, wait for the broker's confirm, and only then ack the dead letter.
 
     A crash between the two leaves both (the receiver dedupes on the delivery id): never neither.
     """
-    assert letter.target is not None
-    target = replace(letter.target, retries=0)
-    headers = target_headers(target) | {"replayed_from": conn.topology.dead}
-    conn.publish(Outgoing(conn.topology.deliveries, letter.body, headers, target.event_id, datetime.now(UTC)))
+    assert letter.delivery is not None
+    replayed = replace(letter.delivery, retries=0)
+    message = delivery_message(replayed, conn.topology)
+    conn.publish(replace(message, headers={**message.headers, "replayed_from": conn.topology.dead}))
     conn.ack(letter.tag)
-    return target
+    return replayed
 
 
-def _pace(conn: BrokerConnection, due: float) -> None:
+def _pace(conn: Connection, due: float) -> None:
     """Wait until `due` (monotonic), serving the connection meanwhile so heartbeats keep flowing."""
     while (left := due - time.monotonic()) > 0:
         conn.poll(min(left, 1.0))
@@ -312,15 +290,17 @@ def _purge(args: argparse.Namespace) -> int:
 
 
 # -- parser --------------------------------------------------------------------------------------------
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: Subparsers) -> None:
     """Add `hookd dlq` and its actions."""
-    actions = add_group(sub, "dlq", help_text="list, show, replay and purge dead letters", epilog=_EPILOG)
+    actions = add_group(
+        sub, "dlq", help_text="list, show, replay and purge dead letters", epilog=_EPILOG, actions=_ACTIONS
+    )
     filters = argparse.ArgumentParser(add_help=False)
     filters.add_argument("ids", nargs="*", metavar="DELIVERY_ID", help="only these delivery (or event) ids")
     filters.add_argument("--hook", metavar="ID", help="only dead letters of this hook")
     filters.add_argument("--event", type=_event, metavar="E", help="only this event, or the group job/cluster")
     filters.add_argument(
-        "--since", type=parse_since, metavar="T", help="dead-lettered at or after T: ISO 8601, or 15m, 2h, 7d"
+        "--since", type=cli_args.since, metavar="T", help="dead-lettered at or after T: ISO 8601, or 15m, 2h, 7d"
     )
     parents = [common_options(), filters]
     add_action(
@@ -347,7 +327,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--dry-run", action="store_true", help="list what would be replayed; change nothing")
     p.add_argument(
         "--rate",
-        type=parse_rate,
+        type=cli_args.rate,
         default=DEFAULT_RATE_PER_S,
         metavar="N/s",
         help=f"at most N replays per second (default {DEFAULT_RATE_PER_S:g}/s; also N/m)",
@@ -360,10 +340,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         parents=parents,
     )
     p.add_argument("--dry-run", action="store_true", help="list what would be purged; change nothing")
-
-
-def run(args: argparse.Namespace) -> int:
-    return run_action("dlq", _ACTIONS, args)
 
 
 _ACTIONS = {"list": _list, "show": _show, "replay": _replay, "purge": _purge}

@@ -1,11 +1,11 @@
 """`hookd explain`: would each hook of an account receive an event, and if not, why not.
 
 Support's first question about a missing webhook is "why didn't hook X get event Y?". The answer
-depends on four things kept in four places, which this command reads the way the daemon does:
-the hook itself (active, events: the subscription store), its health (circuit breaker and
-automatic disabling: `hookd_hook_health` in the state database, written by the workers), and the
-network policy (the SSRF guard: `delivery.allow_private_networks`, `delivery.allowed_networks`).
-Reasons are checked in the daemon's order and the first one that applies is reported.
+comes from the rules the daemon applies (`hookd.dispatch.decide`, the same function) over what they
+read: the hook itself (active, events: the subscription store), its health (circuit breaker and
+automatic disabling: `hookd_hook_health` in the state database, written by the workers), then the
+network policy an attempt applies (the SSRF guard: `delivery.allow_private_networks`,
+`delivery.allowed_networks`). The first reason that applies is reported.
 
 Given a delivery id (or a dead letter's, or an event id) instead of an event name, the event and
 account come from the delivery history, else from the dead-letter queue, which is only read: every
@@ -16,24 +16,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
+from hookd import dispatch
+from hookd.cli.args import EXIT_OK, Subparsers, common_options, settings_from
+from hookd.cli.dlq import scan
+from hookd.cli.output import iso_time, print_json
+from hookd.cli.sources import broker_connection, open_hooks, open_state
 from hookd.config import DeliverySettings, Settings
-from hookd.errors import BlockedDestination
+from hookd.errors import BlockedDestination, UsageError
 from hookd.events import EVENTS, PING, normalize_account
 from hookd.netpolicy import NetworkPolicy, Resolver, system_resolver
+from hookd.state import queries
 from hookd.state.db import Database
-from hookd.subscriptions.matching import subscribes
 from hookd.subscriptions.model import Hook
-from hookd.subscriptions.sql_store import HookNotFound
-
-from .common import EXIT_OK, UsageError, broker_connection, common_options, settings_from
-from .dlq import scan
-from .output import human_time, iso_time, print_json, timestamp
-from .sources import open_hooks, open_state
 
 _EPILOG = """examples:
   hookd explain --config /etc/hookd/hookd.yaml --account acme job.failed
@@ -48,31 +46,19 @@ Exit codes: 0 explained, 1 a database or the broker unreachable, 2 unknown event
 
 
 @dataclass(frozen=True, slots=True)
-class Health:
-    """A hook's row of `hookd_hook_health` (no row: healthy)."""
-
-    breaker: str = "closed"
-    opened_at: datetime | None = None
-    disabled_reason: str | None = None
-    disabled_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Explanation:
     """Whether one hook would receive the event; `code` and `reason` say why not."""
 
     hook_id: str
     would_receive: bool
-    code: str | None = None  # inactive, not_subscribed, disabled, circuit_open, blocked, not_found
+    code: str | None = None  # a dispatch.Code
     reason: str | None = None
     warning: str | None = None
 
     def line(self) -> str:
-        return (
-            f"{self.hook_id}  would receive"
-            if self.would_receive
-            else f"{self.hook_id}  would not receive: {self.reason}"
-        )
+        if self.would_receive:
+            return f"{self.hook_id}  would receive"
+        return f"{self.hook_id}  would not receive: {self.reason}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +71,12 @@ class Subject:
     found_in: str | None = None  # where an id was found: "history" or the dead-letter queue
 
 
-# -- the rules (pure but for DNS) ----------------------------------------------------------------------
+# -- the rules -----------------------------------------------------------------------------------------
 def network_problem(hook: Hook, delivery: DeliverySettings, resolver: Resolver = system_resolver) -> str | None:
     """Why the network policy (the daemon's SSRF guard) refuses the hook's host, or None.
 
-    The same `NetworkPolicy` the daemon applies on every attempt: public addresses only, unless
-    `allow_private_networks`, the hook's operator-set `allow_private`, or `allowed_networks` say
-    otherwise. A DNS failure raises `OSError`: transient, not a policy refusal.
+    The same `NetworkPolicy` the daemon applies on every attempt. A DNS failure raises `OSError`:
+    transient, not a policy refusal.
     """
     policy = NetworkPolicy.from_settings(delivery).for_hook(hook.allow_private)
     try:
@@ -101,74 +86,51 @@ def network_problem(hook: Hook, delivery: DeliverySettings, resolver: Resolver =
     return None
 
 
-def judge(
-    hook: Hook, event: str, health: Health | None, delivery: DeliverySettings, resolver: Resolver = system_resolver
-) -> Verdict:
-    """The first reason, in the daemon's order, that keeps `event` from `hook`; else "would receive"."""
-    if not hook.active and event != PING:  # inactive hooks still answer pings, as in the daemon
-        return Verdict(hook.id, False, "inactive", "inactive")
-    if not subscribes(hook, event):
-        return Verdict(hook.id, False, "not_subscribed", f"not subscribed to {event}")
-    health = health or Health()
-    if health.disabled_reason:
-        return Verdict(hook.id, False, "disabled", f"disabled: {health.disabled_reason}")
-    if health.breaker == "open":
-        since = f" since {human_time(health.opened_at)}" if health.opened_at else ""
-        return Verdict(hook.id, False, "circuit_open", f"circuit open{since}")
+def explain(
+    hook: Hook | None,
+    hook_id: str,
+    event: str,
+    health: queries.Health | None,
+    delivery: DeliverySettings,
+    *,
+    resolver: Resolver = system_resolver,
+) -> Explanation:
+    """`dispatch.decide` for a fresh event, over the hook's recorded health; then the network policy."""
+    health = health or queries.Health()
+
+    def circuit() -> dispatch.Refusal | None:
+        return dispatch.circuit_open(since=health.opened_at) if health.breaker == "open" else None
+
+    refusal = dispatch.decide(hook, event, targeted=False, disabled=health.disabled_reason, circuit=circuit)
+    if refusal is not None:
+        return Explanation(hook_id, False, refusal.code, refusal.reason)
+    assert hook is not None
     try:
         problem = network_problem(hook, delivery, resolver)
     except (OSError, UnicodeError) as exc:
-        return Verdict(hook.id, True, warning=f"cannot resolve the hook's host now: {exc}")
+        return Explanation(hook_id, True, warning=f"cannot resolve the hook's host now: {exc}")
     if problem is not None:
-        return Verdict(hook.id, False, "blocked", f"blocked by network policy: {problem}")
-    return Verdict(hook.id, True)
+        return Explanation(hook_id, False, dispatch.Code.BLOCKED, f"blocked by network policy: {problem}")
+    return Explanation(hook_id, True)
 
 
 # -- reading state -------------------------------------------------------------------------------------
-def read_health(db: Database | None, hook_ids: Iterable[str]) -> dict[str, Health]:
-    """Health rows of these hooks; a state database without the table (or none at all) means healthy."""
-    wanted = set(hook_ids)
-    if db is None or not wanted:
-        return {}
-    with db.transaction() as tx:
-        rows = tx.fetchdicts("SELECT hook_id, breaker, opened_at, disabled_reason, disabled_at FROM hookd_hook_health")
-    return {
-        str(r["hook_id"]): Health(
-            breaker=str(r["breaker"]),
-            opened_at=timestamp(r["opened_at"]),
-            disabled_reason=r["disabled_reason"] or None,
-            disabled_at=timestamp(r["disabled_at"]),
-        )
-        for r in rows
-        if str(r["hook_id"]) in wanted
-    }
-
-
 def find_subject(settings: Settings, db: Database | None, ident: str) -> Subject | None:
     """The delivery (or event) `ident` names: from the history first, then the dead-letter queue."""
-    if db is not None:
-        with db.transaction() as tx:
-            row = tx.fetchone("SELECT hook_id, event, account_id FROM hookd_deliveries WHERE delivery_id = ?", (ident,))
-            event_row = (
-                None
-                if row
-                else tx.fetchone("SELECT event, account_id FROM hookd_deliveries WHERE event_id = ? LIMIT 1", (ident,))
-            )
-        if row is not None:
-            return Subject(str(row[1]), str(row[2]), str(row[0]), "history")
-        if event_row is not None:
-            return Subject(str(event_row[0]), str(event_row[1]), None, "history")
+    if db is not None and (found := queries.find_delivery(db, ident)) is not None:
+        event, account, hook_id = found
+        return Subject(event, account, hook_id, "history")
     with broker_connection(settings, name="hookd explain") as conn:
         for letter in scan(conn, keep_body=False):  # read only: closing returns every message
-            target = letter.target
-            if target is not None and ident in (target.delivery_id, target.event_id):
-                hook = target.hook_id if ident == target.delivery_id else None
-                return Subject(target.event, target.account_id, hook, conn.topology.dead)
+            delivery = letter.delivery
+            if delivery is not None and ident in (delivery.delivery_id, delivery.event_id):
+                hook = delivery.hook_id if ident == delivery.delivery_id else None
+                return Subject(delivery.event, delivery.account_id, hook, conn.topology.dead)
     return None
 
 
 # -- the command ---------------------------------------------------------------------------------------
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: Subparsers) -> None:
     """Add `hookd explain`."""
     p = sub.add_parser(
         "explain",
@@ -180,59 +142,50 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("subject", metavar="EVENT|DELIVERY_ID", help="an event name (with --account), or a delivery id")
     p.add_argument("--account", metavar="A", help="the account whose hooks to explain (with an event name)")
+    p.set_defaults(handler=_explain)
 
 
-def run(args: argparse.Namespace) -> int:
-    try:
-        return _explain(args)
-    except UsageError as exc:
-        for problem in exc.problems:
-            print(f"hookd: explain: {problem}", file=sys.stderr)
-        return 2
+def _subject(args: argparse.Namespace, settings: Settings, db: Database | None) -> Subject:
+    text: str = args.subject.strip()
+    is_event = text in EVENTS or text == PING
+    if args.account is not None:
+        account = normalize_account(args.account)
+        if account is None:
+            raise UsageError("--account must be a non-empty account id")
+        if not is_event:
+            raise UsageError(f"unknown event {text!r}; expected one of {', '.join(sorted(EVENTS))}, ping")
+        return Subject(text, account)
+    if is_event:
+        raise UsageError(f"--account is required to explain the event {text!r}")
+    found = find_subject(settings, db, text)
+    if found is None:
+        raise UsageError(
+            f"{text!r} is neither an event name nor a delivery id found in the history or "
+            "the dead-letter queue (an event needs --account)"
+        )
+    return found
 
 
 def _explain(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    subject_text: str = args.subject.strip()
-    is_event = subject_text in EVENTS or subject_text == PING
     with open_state(settings) as db:
-        if args.account is not None:
-            account = normalize_account(args.account)
-            if account is None:
-                raise UsageError("--account must be a non-empty account id")
-            if not is_event:
-                raise UsageError(f"unknown event {subject_text!r}; expected one of {', '.join(sorted(EVENTS))}, ping")
-            subject = Subject(subject_text, account)
-        else:
-            if is_event:
-                raise UsageError(f"--account is required to explain the event {subject_text!r}")
-            found = find_subject(settings, db, subject_text)
-            if found is None:
-                raise UsageError(
-                    f"{subject_text!r} is neither an event name nor a delivery id found in the history or "
-                    "the dead-letter queue (an event needs --account)"
-                )
-            subject = found
-        with open_hooks(settings) as hooks:
+        subject = _subject(args, settings, db)
+        with open_hooks(settings) as store:
             if subject.hook_id is None:
-                listed: list[Hook | str] = list(hooks.list(subject.account_id))
+                listed: list[tuple[str, Hook | None]] = [(h.id, h) for h in store.list(subject.account_id)]
             else:
-                try:
-                    listed = [hooks.get(subject.hook_id)]
-                except HookNotFound:
-                    listed = [subject.hook_id]
-        health = read_health(db, [h.id if isinstance(h, Hook) else h for h in listed])
-    verdicts = [
-        judge(h, subject.event, health.get(h.id), settings.delivery)
-        if isinstance(h, Hook)
-        else Verdict(h, False, "not_found", "hook not found (deleted)")
-        for h in listed
+                listed = [(subject.hook_id, store.get(subject.hook_id))]
+        health = queries.health(db, [hook_id for hook_id, _ in listed])
+    explanations = [
+        explain(hook, hook_id, subject.event, health.get(hook_id), settings.delivery) for hook_id, hook in listed
     ]
-    _print(args, subject, verdicts, health)
+    _print(args, subject, explanations, health)
     return EXIT_OK
 
 
-def _print(args: argparse.Namespace, subject: Subject, verdicts: list[Verdict], health: Mapping[str, Health]) -> None:
+def _print(
+    args: argparse.Namespace, subject: Subject, explanations: list[Explanation], health: Mapping[str, queries.Health]
+) -> None:
     if args.json:
         print_json(
             {
@@ -240,26 +193,26 @@ def _print(args: argparse.Namespace, subject: Subject, verdicts: list[Verdict], 
                 "account_id": subject.account_id,
                 "subject": args.subject,
                 "found_in": subject.found_in,
-                "hooks": [_public(v, health.get(v.hook_id)) for v in verdicts],
+                "hooks": [_public(e, health.get(e.hook_id)) for e in explanations],
             }
         )
         return
-    scope = f"hook {subject.hook_id}" if subject.hook_id else f"{len(verdicts)} hook(s)"
+    scope = f"hook {subject.hook_id}" if subject.hook_id else f"{len(explanations)} hook(s)"
     origin = f" (delivery {args.subject}, from {subject.found_in})" if subject.found_in else ""
     print(f"{subject.event} for account {subject.account_id}{origin}: {scope}", file=sys.stderr)
-    for verdict in verdicts:
-        print(verdict.line())
-        if verdict.warning:
-            print(f"hookd: explain: hook {verdict.hook_id}: {verdict.warning}", file=sys.stderr)
+    for explanation in explanations:
+        print(explanation.line())
+        if explanation.warning:
+            print(f"hookd: explain: hook {explanation.hook_id}: {explanation.warning}", file=sys.stderr)
 
 
-def _public(verdict: Verdict, health: Health | None) -> dict[str, Any]:
+def _public(explanation: Explanation, health: queries.Health | None) -> dict[str, Any]:
     return {
-        "hook_id": verdict.hook_id,
-        "would_receive": verdict.would_receive,
-        "code": verdict.code,
-        "reason": verdict.reason,
-        "warning": verdict.warning,
+        "hook_id": explanation.hook_id,
+        "would_receive": explanation.would_receive,
+        "code": explanation.code,
+        "reason": explanation.reason,
+        "warning": explanation.warning,
         "breaker": health.breaker if health else "closed",
         "opened_at": iso_time(health.opened_at) if health else None,
         "disabled_reason": health.disabled_reason if health else None,

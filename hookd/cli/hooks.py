@@ -15,36 +15,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from hookd import resource
+from hookd.cli import args as cli_args
+from hookd.cli import render
+from hookd.cli.args import EXIT_OK, Subparsers, add_action, add_group, common_options, settings_from
+from hookd.cli.output import human_time, print_json
+from hookd.cli.ping import send_ping
+from hookd.cli.sources import open_hooks, open_state, open_writable
 from hookd.config import Settings
-from hookd.errors import ConfigError
+from hookd.errors import ConfigError, HookNotFound, UsageError
 from hookd.events import normalize_account
 from hookd.netpolicy import NetworkPolicy
-from hookd.publisher import ping_message
 from hookd.subscriptions.model import BasicAuth, Hook
-from hookd.subscriptions.sql_store import HookCheck, SqlStore
-from hookd.subscriptions.validation import events_problems, url_problem
-from hookd.subscriptions.yaml_store import parse_hooks
-
-from . import render
-from .common import (
-    EXIT_OK,
-    UsageError,
-    add_action,
-    add_group,
-    broker_connection,
-    common_options,
-    run_action,
-    settings_from,
-)
-from .output import human_time, print_json
-from .sources import Hooks, open_hooks, open_state
+from hookd.subscriptions.rules import events_problems, policy_check, url_problem
+from hookd.subscriptions.store import SubscriptionStore
+from hookd.subscriptions.yaml_store import dump_hooks, parse_hooks
 
 _EPILOG = """examples:
   hookd hooks create --account acme --url https://ops.example.com/hooks --events job.failed,cluster --config hookd.yaml
@@ -59,9 +48,9 @@ Exit codes: 0 success, 1 database or broker unreachable, 2 bad argument (nothing
 """
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: Subparsers) -> None:
     """Add `hookd hooks` and its actions."""
-    actions = add_group(sub, "hooks", help_text="manage account webhooks", epilog=_EPILOG)
+    actions = add_group(sub, "hooks", help_text="manage account webhooks", epilog=_EPILOG, actions=_ACTIONS)
     opts, plain = [common_options()], [common_options(json_output=False)]
 
     p = add_action(
@@ -119,12 +108,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--url")
     p.add_argument("--events", help="comma-separated; replaces the whole list")
     p.add_argument("--name", help='a label; "" resets it to the URL')
-    p.add_argument("--active", type=_boolean, metavar="true|false")
+    p.add_argument("--active", type=cli_args.boolean, metavar="true|false")
     p.add_argument("--basic-auth", metavar="USER:PASS", help='new credentials, or "" to remove basic auth')
-    p.add_argument("--insecure-ssl", type=_boolean, metavar="true|false")
+    p.add_argument("--insecure-ssl", type=cli_args.boolean, metavar="true|false")
     p.add_argument(
         "--allow-private",
-        type=_boolean,
+        type=cli_args.boolean,
         metavar="true|false",
         help="operator only: let this hook reach non-public addresses (SSRF guard off for it)",
     )
@@ -150,7 +139,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("hook_id", metavar="ID")
     p.add_argument(
         "--overlap",
-        type=parse_overlap,
+        type=cli_args.overlap,
         metavar="DURATION",
         help="keep the old secret valid this long (30m, 24h, 7d; at most 30d): deliveries carry a "
         "webhook-signature for both secrets meanwhile; X-Hook-Signature uses the new one only",
@@ -174,51 +163,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    return run_action("hooks", _ACTIONS, args)
-
-
 # -- argument parsing --------------------------------------------------------------------------------
-def _boolean(value: str) -> bool:
-    text = value.strip().lower()
-    if text in ("true", "yes", "on", "1"):
-        return True
-    if text in ("false", "no", "off", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
-
-
-_DURATION = re.compile(r"(\d{1,9})\s*([smhdw])")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-#: The longest rotation overlap: an old secret that never expires defeats the rotation.
-MAX_OVERLAP = timedelta(days=30)
-
-
-def parse_overlap(value: str) -> timedelta:
-    """A rotation overlap: `30s`, `30m`, `24h`, `7d`, `1w`; more than zero and at most 30 days."""
-    match = _DURATION.fullmatch(value.strip().lower())
-    if match is None:
-        raise argparse.ArgumentTypeError(f"expected a duration such as 30m, 24h or 7d, got {value!r}")
-    try:
-        overlap = timedelta(**{_UNITS[match[2]]: int(match[1])})
-    except OverflowError:
-        overlap = MAX_OVERLAP + MAX_OVERLAP
-    if not timedelta(0) < overlap <= MAX_OVERLAP:
-        raise argparse.ArgumentTypeError(f"the overlap must be more than 0 and at most 30d, got {value!r}")
-    return overlap
-
-
-def _policy_check(settings: Settings) -> HookCheck:
-    """The network policy's creation-time rule, for the store to apply to the hook it is about to write."""
-    policy = NetworkPolicy.from_settings(settings.delivery)
-
-    def check(hook: Hook) -> list[str]:
-        why = policy.for_hook(hook.allow_private).url_problem(hook.url)
-        return [] if why is None else [f"url: {why}"]
-
-    return check
-
-
 def _events(raw: str, problems: list[str]) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
     problems.extend(f"--events: {p}" for p in events_problems(names))
@@ -253,17 +198,19 @@ def _config_problems(exc: ConfigError) -> UsageError:
 
 
 # -- actions -------------------------------------------------------------------------------------------
-def _writable(hooks: Hooks) -> SqlStore:
-    assert hooks.store is not None  # open_hooks(write=True) refused every other source
-    return hooks.store
+def _found(store: SubscriptionStore, hook_id: str) -> Hook:
+    """The hook with this id; `HookNotFound` (exit 2) when there is none."""
+    hook = store.get(hook_id)
+    if hook is None:
+        raise HookNotFound(hook_id)
+    return hook
 
 
-def _print_hook(args: argparse.Namespace, hooks: Hooks, hook: Hook, title: str, *, reveal: bool) -> None:
-    times = hooks.times(hook.id).get(hook.id)
+def _print_hook(args: argparse.Namespace, hook: Hook, title: str, *, reveal: bool) -> None:
     if args.json:
-        print_json(resource.hook_resource(hook, reveal=reveal, times=times))
+        print_json(resource.hook_resource(hook, reveal=reveal))
     else:
-        print(render.render_hook(hook, title, reveal=reveal, times=times))
+        print(render.render_hook(hook, title, reveal=reveal))
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -277,9 +224,9 @@ def _create(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     _fail(problems)
     assert account is not None
-    with open_hooks(settings, write=True) as hooks:
+    with open_writable(settings) as store:
         try:
-            hook = _writable(hooks).create(
+            hook = store.create(
                 account_id=account,
                 url=url,
                 events=events,
@@ -288,22 +235,21 @@ def _create(args: argparse.Namespace) -> int:
                 basic_auth=auth,
                 insecure_ssl=args.insecure_ssl,
                 allow_private=args.allow_private,
-                check=_policy_check(settings),
+                check=policy_check(NetworkPolicy.from_settings(settings.delivery)),
             )
         except ConfigError as exc:
             raise _config_problems(exc) from None
-        _print_hook(args, hooks, hook, f"created hook {hook.id}", reveal=True)
+        _print_hook(args, hook, f"created hook {hook.id}", reveal=True)
     return EXIT_OK
 
 
 def _list(args: argparse.Namespace) -> int:
     if args.account is not None and normalize_account(args.account) is None:
         raise UsageError("--account: must be a non-empty account id")
-    with open_hooks(settings_from(args)) as hooks:
-        found = hooks.list(args.account)
-        times = hooks.times()
+    with open_hooks(settings_from(args)) as store:
+        found = store.list(None if args.account is None else normalize_account(args.account))
     if args.json:
-        print_json([resource.hook_resource(h, times=times.get(h.id)) for h in found])
+        print_json([resource.hook_resource(h) for h in found])
     elif found:
         print(render.render_list(found))
     else:
@@ -313,16 +259,15 @@ def _list(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    with open_hooks(settings) as hooks:
-        hook = hooks.get(args.hook_id)
-        times = hooks.times(hook.id).get(hook.id)
+    with open_hooks(settings) as store:
+        hook = _found(store, args.hook_id)
     with open_state(settings) as state:
-        statuses = resource.read_statuses(state, hook)
+        statuses = resource.hook_statuses(state, hook)
     reveal = bool(args.reveal_secret)
     if args.json:  # for scripts, shaped like the platform's resource, which shows the salt to its admin
-        print_json(resource.hook_resource(hook, reveal=True, times=times, statuses=statuses))
+        print_json(resource.hook_resource(hook, reveal=True, statuses=statuses))
     else:
-        print(render.render_hook(hook, f"hook {hook.id}", reveal=reveal, times=times))
+        print(render.render_hook(hook, f"hook {hook.id}", reveal=reveal))
         print("statuses")
         print("\n".join("  " + line for line in render.render_statuses(statuses).splitlines()))
     return EXIT_OK
@@ -355,13 +300,17 @@ def _update(args: argparse.Namespace) -> int:
 def _apply(args: argparse.Namespace, settings: Settings, changes: dict[str, Any], *, verb: str) -> int:
     # The policy judges the destination: only a change of it (url, allow_private) is checked, so that
     # renaming or disabling a hook created under a wider policy still works.
-    check = _policy_check(settings) if {"url", "allow_private"} & changes.keys() else None
-    with open_hooks(settings, write=True) as hooks:
+    check = (
+        policy_check(NetworkPolicy.from_settings(settings.delivery))
+        if {"url", "allow_private"} & changes.keys()
+        else None
+    )
+    with open_writable(settings) as store:
         try:
-            hook = _writable(hooks).update(args.hook_id, check=check, **changes)
+            hook = store.update(args.hook_id, check=check, **changes)
         except ConfigError as exc:
             raise _config_problems(exc) from None
-        _print_hook(args, hooks, hook, f"{verb} hook {hook.id}", reveal=False)
+    _print_hook(args, hook, f"{verb} hook {hook.id}", reveal=False)
     return EXIT_OK
 
 
@@ -374,10 +323,9 @@ def _disable(args: argparse.Namespace) -> int:
 
 
 def _delete(args: argparse.Namespace) -> int:
-    with open_hooks(settings_from(args), write=True) as hooks:
-        store = _writable(hooks)
-        hooks.get(args.hook_id)  # HookNotFound: exit 2
-        store.delete(args.hook_id)
+    with open_writable(settings_from(args)) as store:
+        if not store.delete(args.hook_id):
+            raise HookNotFound(args.hook_id)
     if args.json:
         print_json({"id": args.hook_id, "deleted": True})
     else:
@@ -386,29 +334,24 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 def _reset_secret(args: argparse.Namespace) -> int:
-    with open_hooks(settings_from(args), write=True) as hooks:
-        hook = _writable(hooks).reset_secret(args.hook_id, overlap=args.overlap)
+    with open_writable(settings_from(args)) as store:
+        hook = store.reset_secret(args.hook_id, overlap=args.overlap)
         if args.overlap is None:
             title = f"new secret for hook {hook.id} (the old one no longer verifies)"
         else:
             until = human_time(hook.old_secrets_expire_at)
             title = f"new secret for hook {hook.id} (the old one still verifies webhook-signature until {until})"
-        _print_hook(args, hooks, hook, title, reveal=True)
+    _print_hook(args, hook, title, reveal=True)
     return EXIT_OK
 
 
 def _ping(args: argparse.Namespace) -> int:
-    """The same message and path as `hookd ping`: publisher.ping_message on a confirmed connection."""
+    """`hookd ping` itself (`send_ping`), with this group's output."""
     settings = settings_from(args)
-    with open_hooks(settings) as hooks:
-        hook = hooks.get(args.hook_id)
-    with broker_connection(settings, name="hookd hooks ping") as conn:
-        message, delivery = ping_message(hook, conn.topology)
-        conn.publish(message)
+    hook, delivery, event_id = send_ping(settings, args.hook_id, name="hookd hooks ping")
     if args.json:
-        print_json(
-            {"hook_id": hook.id, "delivery_id": delivery, "event_id": message.message_id, "queue": message.routing_key}
-        )
+        queue = f"{settings.broker.queue_prefix}.deliveries"
+        print_json({"hook_id": hook.id, "delivery_id": delivery, "event_id": event_id, "queue": queue})
     else:
         print(f"ping queued for hook {hook.id} delivery={delivery}")
     return EXIT_OK
@@ -423,15 +366,14 @@ def _import(args: argparse.Namespace) -> int:
     except UnicodeDecodeError:
         raise UsageError(f"{path} is not UTF-8 text") from None
     settings = settings_from(args)
-    with open_hooks(settings, write=True) as hooks:
+    with open_writable(settings) as store:
         try:
             batch = list(parse_hooks(text, source=str(path), base_dir=path.parent, environ=os.environ))
         except ConfigError as exc:
             raise UsageError(*(f"{path}: {p}" for p in exc.problems)) from None
-        store = _writable(hooks)
         existing = {h.id for h in store.list()}
         try:
-            count = store.import_hooks(batch, check=_policy_check(settings))
+            count = store.import_hooks(batch, check=policy_check(NetworkPolicy.from_settings(settings.delivery)))
         except ConfigError as exc:
             raise _config_problems(exc) from None
     created = [h.id for h in batch if h.id not in existing]
@@ -444,9 +386,9 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    with open_hooks(settings_from(args)) as hooks:
-        found = hooks.list()
-    sys.stdout.write(render.export_document(found))
+    with open_hooks(settings_from(args)) as store:
+        found = store.list()
+    sys.stdout.write(dump_hooks(found))
     return EXIT_OK
 
 

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from hookd.state.db import parse_utc
+from hookd.resource import iso_time
+
+__all__ = ["NONE", "block", "cell", "excerpt", "human_time", "iso_time", "print_json", "table"]
 
 NONE = "-"
 
@@ -44,22 +46,8 @@ def cell(value: object) -> str:
     return " ".join(str(value).split()) if isinstance(value, str) else str(value)
 
 
-def timestamp(value: object) -> datetime | None:
-    """A timestamp column from either dialect, as an aware UTC datetime (None stays None)."""
-    return None if value is None else parse_utc(value)
-
-
-def iso_time(value: object) -> str | None:
-    """JSON timestamps: ISO 8601 UTC with milliseconds and a `Z`, e.g. `2026-11-29T02:54:25.101Z`."""
-    moment = timestamp(value)
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def human_time(value: object) -> str:
+def human_time(moment: datetime | None) -> str:
     """Table timestamps: ISO 8601 UTC to the second, e.g. `2026-11-29T02:54:25Z`."""
-    moment = timestamp(value)
     if moment is None:
         return NONE
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -9,17 +9,12 @@ delivery threads record attempts, the main thread asks before dispatching.
 
 from __future__ import annotations
 
-import enum
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-
-class State(enum.Enum):
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
+from hookd.outcomes import Circuit
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +30,7 @@ class Decision:
 class Change:
     """A state change worth logging and recording, and whether the hook should now be disabled."""
 
-    state: State
+    state: Circuit
     failures: int
     opened_at: float | None
     failing_since: float | None
@@ -43,8 +38,8 @@ class Change:
 
 
 @dataclass(slots=True)
-class _Circuit:
-    state: State = State.CLOSED
+class _HookCircuit:
+    state: Circuit = Circuit.CLOSED
     failures: int = 0
     opened_at: float = 0.0
     failing_since: float | None = None  # wall clock of the first failure of the current run
@@ -69,27 +64,27 @@ class Breakers:
         self._clock = clock
         self._wall = wall
         self._lock = threading.Lock()
-        self._circuits: dict[str, _Circuit] = {}
+        self._circuits: dict[str, _HookCircuit] = {}
 
-    def state(self, hook_id: str) -> State:
+    def state(self, hook_id: str) -> Circuit:
         circuit = self._circuits.get(hook_id)
-        return circuit.state if circuit else State.CLOSED
+        return circuit.state if circuit else Circuit.CLOSED
 
     def is_open(self, hook_id: str) -> bool:
-        return self.state(hook_id) is State.OPEN
+        return self.state(hook_id) is Circuit.OPEN
 
     def allow(self, hook_id: str) -> tuple[Decision, Change | None]:
         """Ask before dispatching a delivery. An open circuit whose cool-down is over lets one probe through."""
         with self._lock:
             circuit = self._circuits.get(hook_id)
-            if circuit is None or circuit.state is State.CLOSED:
+            if circuit is None or circuit.state is Circuit.CLOSED:
                 return Decision(True), None
             remaining = circuit.opened_at + self._cooldown_s - self._clock()
-            if circuit.state is State.OPEN and remaining <= 0:
-                circuit.state, circuit.probing = State.HALF_OPEN, True
+            if circuit.state is Circuit.OPEN and remaining <= 0:
+                circuit.state, circuit.probing = Circuit.HALF_OPEN, True
                 return Decision(True, probe=True), self._change(circuit)
             return Decision(
-                False, wait_s=max(remaining, 1.0) if circuit.state is State.OPEN else self._cooldown_s
+                False, wait_s=max(remaining, 1.0) if circuit.state is Circuit.OPEN else self._cooldown_s
             ), None
 
     def record(self, hook_id: str, ok: bool) -> Change | None:
@@ -103,16 +98,16 @@ class Breakers:
                     return None
                 del self._circuits[hook_id]
                 was = circuit.state
-                return Change(State.CLOSED, 0, None, None) if was is not State.CLOSED else None
+                return Change(Circuit.CLOSED, 0, None, None) if was is not Circuit.CLOSED else None
             if circuit is None:
-                circuit = self._circuits[hook_id] = _Circuit()
+                circuit = self._circuits[hook_id] = _HookCircuit()
             circuit.failures += 1
             if circuit.failing_since is None:
                 circuit.failing_since = self._wall()
             disable = self._disable_after_s > 0 and self._wall() - circuit.failing_since >= self._disable_after_s
-            reopen = circuit.state is State.HALF_OPEN
-            if reopen or (circuit.state is State.CLOSED and circuit.failures >= self._threshold):
-                circuit.state, circuit.opened_at, circuit.probing = State.OPEN, self._clock(), False
+            reopen = circuit.state is Circuit.HALF_OPEN
+            if reopen or (circuit.state is Circuit.CLOSED and circuit.failures >= self._threshold):
+                circuit.state, circuit.opened_at, circuit.probing = Circuit.OPEN, self._clock(), False
                 return self._change(circuit, disable)
             return self._change(circuit, disable) if disable else None
 
@@ -120,6 +115,6 @@ class Breakers:
         with self._lock:
             self._circuits.pop(hook_id, None)
 
-    def _change(self, circuit: _Circuit, disable: bool = False) -> Change:
-        opened = self._wall() - (self._clock() - circuit.opened_at) if circuit.state is not State.CLOSED else None
+    def _change(self, circuit: _HookCircuit, disable: bool = False) -> Change:
+        opened = self._wall() - (self._clock() - circuit.opened_at) if circuit.state is not Circuit.CLOSED else None
         return Change(circuit.state, circuit.failures, opened, circuit.failing_since, disable)

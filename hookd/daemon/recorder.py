@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from hookd import logs
-from hookd.daemon.breaker import Change, State
-from hookd.messages import Target
+from hookd.daemon.breaker import Change
+from hookd.messages import Delivery
 from hookd.metrics import MetricsRecorder, NoMetrics
-from hookd.retry import Attempt, Verdict
+from hookd.outcomes import Circuit, Verdict
+from hookd.retry import Attempt
 from hookd.state.history import AttemptRecord, HealthRecord, HistoryWriter, Settlement
 
-log = logs.get_logger("hookd.daemon.daemon")
+log = logs.get_logger("hookd.worker")
 
 
 class Recorder:
@@ -22,70 +23,70 @@ class Recorder:
         self.history = history
         self.metrics = metrics or NoMetrics()
 
-    def attempt(self, target: Target, body: bytes, result: Attempt) -> None:
+    def attempt(self, delivery: Delivery, result: Attempt) -> None:
         """One canonical line per attempt (and its history row)."""
-        self.metrics.attempt(target.event, target.hook_id, result.verdict.value, result.duration_s)
+        self.metrics.attempt(delivery.event, delivery.hook_id, result.verdict, result.duration_s)
         level = log.info if result.verdict is Verdict.DELIVERED else log.warning
         level(
             "delivery.attempt",
-            _event=target.event,
-            event_id=target.event_id,
-            account_id=target.account_id,
-            hook_id=target.hook_id,
-            delivery_id=target.delivery_id,
+            _event=delivery.event,
+            event_id=delivery.event_id,
+            account_id=delivery.account_id,
+            hook_id=delivery.hook_id,
+            delivery_id=delivery.delivery_id,
             attempt=result.number,
             status=result.status,
             duration_ms=round(result.duration_s * 1000, 1),
-            outcome=result.verdict.value,
+            outcome=result.verdict,
             error=result.error,
         )
         if self.history is not None:
             self.history.record(
                 AttemptRecord(
-                    delivery_id=target.delivery_id,
-                    hook_id=target.hook_id,
-                    event=target.event,
-                    event_id=target.event_id,
-                    account_id=target.account_id,
+                    delivery_id=delivery.delivery_id,
+                    hook_id=delivery.hook_id,
+                    event=delivery.event,
+                    event_id=delivery.event_id,
+                    account_id=delivery.account_id,
                     attempt=result.number,
                     status=result.status,
-                    outcome=result.verdict.value,
+                    outcome=result.verdict,
                     duration_ms=round(result.duration_s * 1000, 1),
                     error=result.error,
                     response_excerpt=result.excerpt,
                     at=datetime.now(UTC),
-                    body=body,
+                    body=delivery.body,
                 )
             )
 
-    def settlement(self, target: Target, body: bytes, state: str, attempts: int, status: int | None) -> None:
+    def settlement(self, delivery: Delivery, state: str, attempts: int, status: int | None) -> None:
         if self.history is None:
             return
         self.history.record(
             Settlement(
-                delivery_id=target.delivery_id,
-                hook_id=target.hook_id,
-                event=target.event,
-                event_id=target.event_id,
-                account_id=target.account_id,
+                delivery_id=delivery.delivery_id,
+                hook_id=delivery.hook_id,
+                event=delivery.event,
+                event_id=delivery.event_id,
+                account_id=delivery.account_id,
                 state=state,
                 attempts=attempts,
                 last_status=status,
                 at=datetime.now(UTC),
-                body=body,
+                body=delivery.body,
             )
         )
 
     def breaker(self, hook_id: str, change: Change) -> None:
         """Log a circuit change loudly enough to be seen, and keep it for `hookd explain`."""
-        if change.state is State.OPEN:
+        if change.state is Circuit.OPEN:
             log.warning("breaker.opened", hook_id=hook_id, failures=change.failures)
-        elif change.state is State.HALF_OPEN:
+        elif change.state is Circuit.HALF_OPEN:
             log.info("breaker.half_open", hook_id=hook_id)
         else:
             log.info("breaker.closed", hook_id=hook_id)
-        self.metrics.breaker(hook_id, change.state.value)
-        self.health(hook_id, change.state.value, change, None)
+        self.metrics.breaker(hook_id, change.state)
+        self.health(hook_id, change.state, change, None)
 
     def health(self, hook_id: str, breaker: str, change: Change | None, disabled_reason: str | None) -> None:
         if self.history is None:

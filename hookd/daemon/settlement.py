@@ -2,53 +2,52 @@
 
 An event message is acked once each of its deliveries is settled: delivered, or handed to a retry
 or dead-letter queue and confirmed by the broker (publishes are pipelined, so the share is settled
-in the confirm's continuation). The daemon decides what to do; this module does it and says so in
+in the confirm's continuation). The consumer decides what to do; this module does it and says so in
 the logs, the metrics and the history.
 """
 
 from __future__ import annotations
 
 import random
-import threading
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
 
 from hookd import logs
-from hookd.broker import BrokerConnection, Incoming, Outgoing, Topology
+from hookd.broker import Connection, Incoming, Outgoing, Topology
 from hookd.config import DeliverySettings
-from hookd.daemon.breaker import Breakers, State
+from hookd.daemon.breaker import Breakers
 from hookd.daemon.lanes import Lanes
 from hookd.daemon.recorder import Recorder
-from hookd.messages import Target, dead_letter_headers, target_headers
+from hookd.daemon.roster import Roster
+from hookd.messages import Delivery, dead_letter_headers, delivery_headers
 from hookd.metrics import MetricsRecorder
-from hookd.retry import HOOK_DISABLED, Attempt, Verdict, bucket_delay, dead_letter_reason, durable_delay, jittered_ms
-from hookd.state.history import FAILED, RETRYING
+from hookd.outcomes import Circuit, DeadLetter, DeliveryState, Disabled, Verdict, dead_letter_reason
+from hookd.retry import Attempt, bucket_delay, durable_delay, jittered_ms
 from hookd.subscriptions.model import Hook
-from hookd.subscriptions.store import SubscriptionStore
 
-log = logs.get_logger("hookd.daemon.daemon")
+log = logs.get_logger("hookd.worker")
 
 
 @dataclass(slots=True)
-class Work:
-    """One consumed message awaiting settlement of all its deliveries before it is acked."""
+class Held:
+    """One consumed message, held unacked (in its consumer's prefetch window) until all its
+    deliveries are settled."""
 
-    conn: BrokerConnection
+    conn: Connection
     tag: int
     pending: int
     queue: str
 
 
 @dataclass(slots=True)
-class Job:
-    """One delivery: a message's share for one hook."""
+class Task:
+    """The daemon's handle on one delivery it works on: the delivery, its hook, and the held message
+    whose share it settles."""
 
-    work: Work
+    held: Held
     hook: Hook
-    target: Target
-    body: bytes
-    lanes: Lanes[Job] | None = None
+    delivery: Delivery
+    lanes: Lanes[Task] | None = None  # set when it took a slot of its hook's lane
     disable: bool = False  # set by the delivery thread: unbroken failure for delivery.disable_after_s
 
 
@@ -64,7 +63,7 @@ class Settler:
         metrics: MetricsRecorder,
         record: Recorder,
         breakers: Breakers,
-        store: SubscriptionStore,
+        roster: Roster,
     ) -> None:
         self._delivery = delivery
         self.topology = topology
@@ -72,8 +71,7 @@ class Settler:
         self._metrics = metrics
         self._record = record
         self._breakers = breakers
-        self._store = store
-        self.disabled: dict[str, str] = {}  # hook id -> reason, until the store says inactive
+        self._roster = roster
         self._held: dict[str, int] = {}  # queue -> its messages consumed and not yet acked
         self._declared_delays: set[float] = set()
 
@@ -82,132 +80,123 @@ class Settler:
         self._held = {}
         self._declared_delays = set(self._delivery.retry_delays_s)
 
-    def hold(self, conn: BrokerConnection, msg: Incoming, deliveries: int) -> Work:
+    def hold(self, conn: Connection, msg: Incoming, deliveries: int) -> Held:
         """The message stays unacked (in its consumer's prefetch window) until its deliveries settle."""
         self._held[msg.queue] = self._held.get(msg.queue, 0) + 1
-        return Work(conn, msg.delivery_tag, deliveries, msg.queue)
+        return Held(conn, msg.delivery_tag, deliveries, msg.queue)
 
     def window_full(self) -> bool:
         """A consumer's prefetch window is all held by unsettled messages: the broker sends no more."""
         return any(count >= self._prefetch for count in self._held.values())
 
-    def settle(self, job: Job, last: Attempt) -> None:
+    def settle(self, task: Task, last: Attempt) -> None:
         """Act on the last attempt's verdict: ack, retry queue, disable or dead letter."""
-        target, delivery = job.target, self._delivery
-        if job.disable:
-            self.disable(job.hook, "failing")
-            self.finish(job, last, HOOK_DISABLED)
+        if task.disable:
+            self.disable(task.hook, Disabled.FAILING)
+            self.dead_letter(task, last, DeadLetter.HOOK_DISABLED)
         elif last.verdict is Verdict.GONE:
-            self.disable(job.hook, "gone")
-            self.finish(job, last, dead_letter_reason(last))
+            self.disable(task.hook, Disabled.GONE)
+            self.dead_letter(task, last, dead_letter_reason(last.verdict))
         elif last.verdict is Verdict.RETRYABLE:
-            delay = durable_delay(target.retries, delivery.retry_delays_s)
-            if delay is None:
-                self.finish(job, last, dead_letter_reason(last))
-                return
-            expiration: int | None = jittered_ms(delay, delivery.retry_jitter, random.random)
-            if last.retry_after_s is not None:  # the receiver asked for a wait: at least that long
-                delay, expiration = bucket_delay(last.retry_after_s, delivery.retry_delays_s), None
-            retry = replace(target, attempts=last.number, retries=target.retries + 1)
-            self._publish_delayed(job, retry, delay, expiration)  # settled once the broker has it
-            self._metrics.retry_scheduled(target.event)
-            self._record.settlement(target, job.body, RETRYING, last.number, last.status)
-            log.info(
-                "delivery.retry_scheduled",
-                _event=target.event,
-                hook_id=target.hook_id,
-                delivery_id=target.delivery_id,
-                attempts=last.number,
-                retry=retry.retries,
-                delay_s=delay,
-            )
+            self._retry(task, last)
         elif last.verdict is Verdict.DELIVERED:
-            self._metrics.delivered(target.event)
-            self.done_with(job)
+            self._metrics.delivered(task.delivery.event)
+            self.done_with(task)
         else:
-            self.finish(job, last, dead_letter_reason(last))
+            self.dead_letter(task, last, dead_letter_reason(last.verdict))
 
-    def done_with(self, job: Job) -> None:
-        work = job.work
-        work.pending -= 1
-        if work.pending == 0:
-            work.conn.ack(work.tag)
-            self._held[work.queue] -= 1
+    def _retry(self, task: Task, last: Attempt) -> None:
+        """The next durable retry of the schedule (or at least the receiver's Retry-After); dead-letter
+        once the schedule is spent."""
+        delivery, settings = task.delivery, self._delivery
+        delay = durable_delay(delivery.retries, settings.retry_delays_s)
+        if delay is None:
+            self.dead_letter(task, last, dead_letter_reason(last.verdict))
+            return
+        expiration: int | None = jittered_ms(delay, settings.retry_jitter, random.random)
+        if last.retry_after_s is not None:  # the receiver asked for a wait: at least that long
+            delay, expiration = bucket_delay(last.retry_after_s, settings.retry_delays_s), None
+        retry = replace(delivery, attempts=last.number, retries=delivery.retries + 1)
+        self._publish_delayed(task, retry, delay, expiration)  # settled once the broker has it
+        self._metrics.retry_scheduled(delivery.event)
+        self._record.settlement(delivery, DeliveryState.RETRYING, last.number, last.status)
+        log.info(
+            "delivery.retry_scheduled",
+            _event=delivery.event,
+            hook_id=delivery.hook_id,
+            delivery_id=delivery.delivery_id,
+            attempts=last.number,
+            retry=retry.retries,
+            delay_s=delay,
+        )
 
-    def _publish_delayed(self, job: Job, target: Target, delay: float, expiration_ms: int | None) -> None:
+    def done_with(self, task: Task) -> None:
+        """This task's share of its message is settled; the message is acked with the last share."""
+        held = task.held
+        held.pending -= 1
+        if held.pending == 0:
+            held.conn.ack(held.tag)
+            self._held[held.queue] -= 1
+
+    def _publish_delayed(self, task: Task, delivery: Delivery, delay: float, expiration_ms: int | None) -> None:
         """Hand the delivery to a delay queue; its share of the message is settled on the broker's confirm."""
-        conn = job.work.conn
+        conn = task.held.conn
         if delay not in self._declared_delays:
             conn.declare_delay(delay)
             self._declared_delays.add(delay)
-        conn.publish_pipelined(
-            Outgoing(
-                self.topology.retry_queue(delay),
-                job.body,
-                target_headers(target),
-                target.event_id,
-                expiration_ms=expiration_ms,
-            ),
-            partial(self.done_with, job),
+        message = Outgoing(
+            self.topology.retry_queue(delay),
+            delivery.body,
+            delivery_headers(delivery),
+            delivery.event_id,
+            expiration_ms=expiration_ms,
         )
+        conn.publish_pipelined(message, partial(self.done_with, task))
 
-    def park(self, job: Job, wait_s: float, reason: str) -> None:
+    def park(self, task: Task, wait_s: float, reason: str) -> None:
         """Hold a delivery on the durable retry path without an attempt (it keeps its attempt count)."""
+        delivery = task.delivery
         delay = bucket_delay(wait_s)
-        self._publish_delayed(job, job.target, delay, None)
-        self._metrics.parked(job.target.event, reason)
+        self._publish_delayed(task, delivery, delay, None)
+        self._metrics.parked(delivery.event, reason)
         log.info(
             "delivery.parked",
-            _event=job.target.event,
-            hook_id=job.target.hook_id,
-            delivery_id=job.target.delivery_id,
+            _event=delivery.event,
+            hook_id=delivery.hook_id,
+            delivery_id=delivery.delivery_id,
             reason=reason,
             delay_s=delay,
         )
-        self._record.settlement(job.target, job.body, RETRYING, job.target.attempts, None)
+        self._record.settlement(delivery, DeliveryState.RETRYING, delivery.attempts, None)
 
-    def finish(self, job: Job, last: Attempt | None, reason: str) -> None:
+    def dead_letter(self, task: Task, last: Attempt | None, reason: DeadLetter) -> None:
         """Dead-letter the delivery (the original body, its story in headers), then settle its share."""
-        target = job.target
-        attempts = last.number if last else target.attempts
+        delivery = task.delivery
+        attempts = last.number if last else delivery.attempts
+        status = last.status if last else None
         headers = dead_letter_headers(
-            replace(target, attempts=attempts),
-            reason=reason,
-            last_status=last.status if last else None,
-            error=last.error if last else None,
+            replace(delivery, attempts=attempts), reason=reason, last_status=status, error=last.error if last else None
         )
-        job.work.conn.publish_pipelined(
-            Outgoing(self.topology.dead, job.body, headers, target.event_id), partial(self.done_with, job)
-        )
-        self._metrics.dead_lettered(target.event, reason)
-        self._record.settlement(target, job.body, FAILED, attempts, last.status if last else None)
+        message = Outgoing(self.topology.dead, delivery.body, headers, delivery.event_id)
+        task.held.conn.publish_pipelined(message, partial(self.done_with, task))
+        self._metrics.dead_lettered(delivery.event, reason)
+        self._record.settlement(delivery, DeliveryState.FAILED, attempts, status)
         log.error(
             "delivery.dead_lettered",
-            _event=target.event,
-            event_id=target.event_id,
-            account_id=target.account_id,
-            hook_id=target.hook_id,
-            delivery_id=target.delivery_id,
+            _event=delivery.event,
+            event_id=delivery.event_id,
+            account_id=delivery.account_id,
+            hook_id=delivery.hook_id,
+            delivery_id=delivery.delivery_id,
             attempts=attempts,
             reason=reason,
-            last_status=last.status if last else None,
+            last_status=status,
         )
 
-    def disable(self, hook: Hook, reason: str) -> None:
+    def disable(self, hook: Hook, reason: Disabled) -> None:
         """Stop delivering to a hook (410 Gone, or failing for delivery.disable_after_s), loudly."""
-        if hook.id in self.disabled:
+        if not self._roster.disable(hook, reason):
             return
-        self.disabled[hook.id] = reason
         self._breakers.forget(hook.id)
         log.error("hook.disabled", hook_id=hook.id, account_id=hook.account_id, reason=reason, url=hook.url)
-        self._record.health(hook.id, State.CLOSED.value, None, reason)
-        update = getattr(self._store, "update", None)
-        if callable(update):  # a database source keeps it: every worker and the admin see it
-            threading.Thread(target=_persist_disable, args=(update, hook.id), daemon=True).start()
-
-
-def _persist_disable(update: Any, hook_id: str) -> None:
-    try:
-        update(hook_id, active=False)
-    except Exception as exc:  # the in-memory disable stands; say why it was not stored
-        log.error("hook.disable_not_stored", hook_id=hook_id, error=str(exc))
+        self._record.health(hook.id, Circuit.CLOSED, None, reason)

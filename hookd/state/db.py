@@ -17,24 +17,39 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from hookd.errors import ConfigError, StoreError
 from hookd.state.migrations import COLUMN_TYPES, MIGRATIONS, Dialect, Migration
 
+if TYPE_CHECKING:
+    import psycopg
+
 Row: TypeAlias = tuple[Any, ...]
-_Connection: TypeAlias = sqlite3.Connection | psycopg.Connection[Row]
+_Connection: TypeAlias = "sqlite3.Connection | psycopg.Connection[Row]"
 
 BUSY_TIMEOUT_S = 5.0  # how long SQLite waits for another writer before failing with "database is locked"
 CONNECT_TIMEOUT_S = 5  # PostgreSQL connect timeout unless the URL sets connect_timeout
 MAX_IDLE_CONNECTIONS = 4
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _MIGRATION_LOCK_KEY = 0x686F6F6B64  # "hookd": one advisory lock serializes migrators database-wide
-_DB_ERRORS = (sqlite3.Error, psycopg.Error)
+#: The library errors `translate_errors` turns into `StoreError`: psycopg's join once it is imported.
+_DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
+
+
+def _psycopg() -> Any:
+    """psycopg, imported on first use: a YAML or SQLite setup never loads it (nor libpq)."""
+    global _DB_ERRORS  # noqa: PLW0603 (extended once, before any PostgreSQL connection exists)
+    import psycopg  # noqa: PLC0415 (deliberately lazy, see the docstring)
+
+    if psycopg.Error not in _DB_ERRORS:
+        _DB_ERRORS = (*_DB_ERRORS, psycopg.Error)
+    return psycopg
+
+
+def _is_postgresql(conn: _Connection) -> bool:
+    return not isinstance(conn, sqlite3.Connection)
 
 
 def utc_text(moment: datetime) -> str:
@@ -161,8 +176,9 @@ class Database:
     def _postgresql(cls, url: str, schema: str | None) -> Database:
         if schema is not None and not _SCHEMA_NAME.fullmatch(schema):
             raise ConfigError([f"database schema {schema!r}: letters, digits and _ only"], "database url")
+        psycopg = _psycopg()
         try:
-            params = conninfo_to_dict(url)
+            params = psycopg.conninfo.conninfo_to_dict(url)
         except psycopg.Error as exc:
             raise ConfigError([f"invalid PostgreSQL URL {_redact(url)}: {exc}"], "database url") from None
         extra: dict[str, Any] = {}
@@ -173,7 +189,7 @@ class Database:
         if schema is not None:
             extra["options"] = f"{params.get('options', '')} -c search_path={schema}".strip()
         display = _redact(url) + (f" (schema {schema})" if schema else "")
-        return cls("postgresql", make_conninfo(url, **extra), display=display, schema=schema)
+        return cls("postgresql", psycopg.conninfo.make_conninfo(url, **extra), display=display, schema=schema)
 
     def describe(self) -> str:
         """The URL without any password, plus the schema, for logs and `describe()`."""
@@ -204,7 +220,8 @@ class Database:
         except _DB_ERRORS as exc:
             detail = " ".join(str(exc).split()) or type(exc).__name__
             hint = ""
-            if isinstance(exc, psycopg.errors.UndefinedTable) or "no such table" in detail:
+            undefined = type(exc).__name__ == "UndefinedTable"  # psycopg's, without importing it here
+            if undefined or "no such table" in detail:
                 hint = " (is the schema migrated? run `hookd db upgrade`)"
             raise StoreError(f"{self._display}: {action} failed: {detail}{hint}") from exc
 
@@ -239,13 +256,13 @@ class Database:
         else:
             sql = "BEGIN" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
         conn = self._pop_idle()
-        if isinstance(conn, psycopg.Connection):
+        if conn is not None and _is_postgresql(conn):
             try:
                 conn.execute(sql)
                 return conn
             except BaseException as exc:
                 _close_quietly(conn)
-                if not isinstance(exc, psycopg.OperationalError):
+                if not isinstance(exc, _psycopg().OperationalError):
                     with self.translate_errors("begin"):
                         raise
             conn = None
@@ -262,7 +279,8 @@ class Database:
 
     def _connect_postgresql(self) -> psycopg.Connection[Row]:
         # autocommit: hookd issues BEGIN/COMMIT itself, the same way on both dialects.
-        return psycopg.connect(self._target, autocommit=True)
+        connection: psycopg.Connection[Row] = _psycopg().connect(self._target, autocommit=True)
+        return connection
 
     def _pop_idle(self) -> _Connection | None:
         with self._lock:
@@ -271,7 +289,7 @@ class Database:
             return self._idle.pop() if self._idle else None
 
     def _release(self, conn: _Connection, reusable: bool) -> None:
-        if reusable and isinstance(conn, psycopg.Connection) and (conn.broken or conn.closed):
+        if reusable and _is_postgresql(conn) and (conn.broken or conn.closed):  # type: ignore[union-attr]
             reusable = False
         with self._lock:
             if reusable and not self._closed and len(self._idle) < MAX_IDLE_CONNECTIONS:
@@ -335,7 +353,7 @@ def _rollback(conn: _Connection) -> bool:
         conn.execute("ROLLBACK")
     except _DB_ERRORS:
         return False
-    return not (isinstance(conn, psycopg.Connection) and conn.broken)
+    return not (_is_postgresql(conn) and conn.broken)  # type: ignore[union-attr]
 
 
 def _close_quietly(conn: _Connection) -> None:
@@ -391,3 +409,8 @@ def _migrate(db: Database, migrations: Sequence[Migration]) -> int:
                 (migration.version, migration.description),
             )
     return max(current, latest)
+
+
+def sqlite_file_missing(url: str) -> bool:
+    """True for a `sqlite:///` URL whose file does not exist yet (reading it must not create it)."""
+    return url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists()

@@ -18,11 +18,10 @@ from typing import Any
 
 from hookd import logs
 from hookd.errors import StoreError
+from hookd.outcomes import DeliveryState, Trigger, Verdict
 from hookd.state.db import Database, Transaction
 
-log = logs.get_logger("hookd.state.history")
-
-DELIVERED, RETRYING, FAILED = "delivered", "retrying", "failed"
+log = logs.get_logger("hookd.history")
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,62 +192,68 @@ class HistoryWriter:
 
 
 def write_batch(tx: Transaction, batch: list[_Record]) -> None:
-    """Write one batch in the caller's transaction: attempts first, then delivery and status rows."""
+    """Write one batch in the caller's transaction: attempts first, then delivery, status and health
+    rows, each keyed so that the batch's latest record for a delivery, event or hook wins."""
     attempts: list[tuple[Any, ...]] = []
     deliveries: dict[str, tuple[Any, ...]] = {}
     statuses: dict[tuple[str, str], tuple[Any, ...]] = {}
     health: dict[str, tuple[Any, ...]] = {}
     for item in batch:
         if isinstance(item, HealthRecord):
-            disabled_at = item.at if item.disabled_reason else None
-            health[item.hook_id] = (
-                item.hook_id,
-                item.breaker,
-                item.consecutive_failures,
-                item.failing_since,
-                item.opened_at,
-                item.disabled_reason,
-                disabled_at,
-                item.at,
-            )
+            health[item.hook_id] = _health_row(item)
         elif isinstance(item, AttemptRecord):
-            attempts.append(
-                (
-                    item.delivery_id,
-                    item.hook_id,
-                    item.event,
-                    item.event_id,
-                    item.account_id,
-                    item.attempt,
-                    item.status,
-                    item.outcome,
-                    item.duration_ms,
-                    item.error,
-                    item.response_excerpt,
-                    item.at,
-                )
-            )
-            state = DELIVERED if item.outcome == DELIVERED else RETRYING
+            attempts.append(_attempt_row(item))
+            state = DeliveryState.DELIVERED if item.outcome == Verdict.DELIVERED else DeliveryState.RETRYING
             deliveries[item.delivery_id] = _delivery_row(item, state, item.attempt, item.status)
-            trigger = "success" if item.outcome == DELIVERED else "failure"
-            statuses[(item.hook_id, item.event)] = (
-                item.hook_id,
-                item.event,
-                trigger,
-                item.at,
-                item.status,
-                item.response_excerpt if item.response_excerpt is not None else item.error,
-            )
+            statuses[(item.hook_id, item.event)] = _status_row(item)
         else:
             deliveries[item.delivery_id] = _delivery_row(item, item.state, item.attempts, item.last_status)
-    if attempts:
-        tx.executemany(_INSERT_ATTEMPT, attempts)
-    if deliveries:
-        tx.executemany(_UPSERT_DELIVERY, list(deliveries.values()))
-    if statuses:
-        tx.executemany(_UPSERT_STATUS, list(statuses.values()))
-    if health:
-        tx.executemany(_UPSERT_HEALTH, list(health.values()))
+    for sql, rows in (
+        (_INSERT_ATTEMPT, attempts),
+        (_UPSERT_DELIVERY, list(deliveries.values())),
+        (_UPSERT_STATUS, list(statuses.values())),
+        (_UPSERT_HEALTH, list(health.values())),
+    ):
+        if rows:
+            tx.executemany(sql, rows)
+
+
+def _attempt_row(item: AttemptRecord) -> tuple[Any, ...]:
+    return (
+        item.delivery_id,
+        item.hook_id,
+        item.event,
+        item.event_id,
+        item.account_id,
+        item.attempt,
+        item.status,
+        item.outcome,
+        item.duration_ms,
+        item.error,
+        item.response_excerpt,
+        item.at,
+    )
+
+
+def _status_row(item: AttemptRecord) -> tuple[Any, ...]:
+    """The hook's per-event last trigger, as the platform's hook resource shows it."""
+    trigger = Trigger.SUCCESS if item.outcome == Verdict.DELIVERED else Trigger.FAILURE
+    response = item.response_excerpt if item.response_excerpt is not None else item.error
+    return (item.hook_id, item.event, trigger, item.at, item.status, response)
+
+
+def _health_row(item: HealthRecord) -> tuple[Any, ...]:
+    disabled_at = item.at if item.disabled_reason else None
+    return (
+        item.hook_id,
+        item.breaker,
+        item.consecutive_failures,
+        item.failing_since,
+        item.opened_at,
+        item.disabled_reason,
+        disabled_at,
+        item.at,
+    )
 
 
 def _delivery_row(item: AttemptRecord | Settlement, state: str, attempts: int, status: int | None) -> tuple[Any, ...]:

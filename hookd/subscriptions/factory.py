@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 from hookd.config import Settings
-from hookd.state.db import Database
+from hookd.state.db import Database, sqlite_file_missing
+from hookd.state.migrations import LATEST_VERSION
 from hookd.subscriptions.sql_store import SqlStore
-from hookd.subscriptions.store import SubscriptionStore
+from hookd.subscriptions.store import MemoryStore, SubscriptionStore
 from hookd.subscriptions.yaml_store import YamlStore
 
 
-def open_store(settings: Settings, *, migrate: bool = True) -> SubscriptionStore:
-    """The configured source; a database is migrated to the current schema first (idempotent)."""
+def open_store(settings: Settings, *, create: bool = True, migrate: bool = True) -> SubscriptionStore:
+    """The configured source. A database is brought to the current schema first (idempotent).
+
+    `create=False` (read-only commands): a SQLite file that does not exist yet is not created; it
+    reads as an empty store, because nothing was recorded there yet. `migrate=False` reads a database
+    as it is (`hookd check-config`).
+    """
     subs = settings.subscriptions
-    if subs.source == "db":
-        assert subs.url is not None
-        store = SqlStore(Database.from_url(subs.url))
-        if migrate:
-            store.db.migrate()
-        return store
-    assert subs.path is not None
-    return YamlStore(subs.path)
+    if subs.source != "db":
+        assert subs.path is not None
+        return YamlStore(subs.path)
+    assert subs.url is not None
+    if not create and sqlite_file_missing(subs.url):
+        return MemoryStore(revisioned=False)
+    return open_sql_store(subs.url) if migrate else SqlStore(Database.from_url(subs.url))
+
+
+def open_sql_store(url: str) -> SqlStore:
+    """The SQL store at `url`, migrated to the current schema when it is behind (a schema newer than
+    this hookd knows raises `StoreError`)."""
+    db = Database.from_url(url)
+    if db.version() != LATEST_VERSION:
+        db.migrate()
+    return SqlStore(db)

@@ -42,6 +42,8 @@ class Hook:
     old_secrets: tuple[str, ...] = field(default=(), repr=False)
     old_secrets_expire_at: datetime | None = None
     allow_private: bool = False
+    created_at: datetime | None = field(default=None, compare=False)  # kept by a database source only
+    updated_at: datetime | None = field(default=None, compare=False)
 
     @property
     def display_name(self) -> str:

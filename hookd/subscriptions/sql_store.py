@@ -1,9 +1,9 @@
-"""Hooks in a SQL database (SQLite or PostgreSQL): the source the CLI, and later an API, can write.
+"""Hooks in a SQL database (SQLite or PostgreSQL): the source the CLI and the admin API write.
 
-Every write validates with the same rules as the YAML source and runs in one transaction, so an
-invalid request changes nothing. Triggers bump `hookd_meta.revision` on every change to the hooks
-table, even by hand-written SQL, which lets workers poll `revision()` cheaply and reload only when
-it moves.
+Every write validates with the field rules every source shares (`rules.hook_problems`) and runs in
+one transaction, so an invalid request changes nothing. Triggers bump `hookd_meta.revision` on every
+change to the hooks table, even by hand-written SQL, which lets workers poll `revision()` cheaply and
+reload only when it moves. Rows are read and written by column name (`_COLUMNS`), never by position.
 """
 
 from __future__ import annotations
@@ -13,57 +13,53 @@ import dataclasses
 import enum
 import json
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
-from hookd.errors import ConfigError, StoreError
+from hookd.errors import ConfigError, HookNotFound, StoreError
 from hookd.events import normalize_account
-from hookd.state.db import Database, Row, Transaction, parse_utc
-from hookd.subscriptions.matching import HookSet
+from hookd.state.db import Database, Transaction, parse_utc
+from hookd.subscriptions.hookset import HookSet
 from hookd.subscriptions.model import BasicAuth, Hook
-from hookd.subscriptions.validation import events_problems, url_problem
+from hookd.subscriptions.rules import hook_problems
+from hookd.subscriptions.store import id_order
 
 #: Random bytes in a generated signing secret (token_urlsafe encodes them as 43 characters).
 SECRET_BYTES = 32
-# Column order of every SELECT; `_to_params` gives the first eleven. Queries are whole literals (values
-# are always bound). The previous secret is written only by `reset_secret`.
-_SELECT = (
-    "SELECT id, account_id, name, url, events, active, secret, basic_auth_user, basic_auth_password, insecure_ssl,"
-    " allow_private, previous_secret, previous_secret_expires_at FROM hookd_hooks"
+#: The hook's own columns, written from a `Hook` (`_row`) and read back into one (`_hook`).
+_FIELDS = (
+    "id",
+    "account_id",
+    "name",
+    "url",
+    "events",
+    "active",
+    "secret",
+    "basic_auth_user",
+    "basic_auth_password",
+    "insecure_ssl",
+    "allow_private",
 )
+#: Every column a read needs: the fields, the rotation overlap (written by `reset_secret` only) and times.
+_COLUMNS = (*_FIELDS, "previous_secret", "previous_secret_expires_at", "created_at", "updated_at")
+#: What `update` may change: everything but the id, the account and the secret (`reset_secret`).
+_UPDATABLE = tuple(c for c in _FIELDS if c not in ("id", "account_id", "secret"))
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM hookd_hooks"  # noqa: S608 (fixed column names only)
 _INSERT = (
-    "INSERT INTO hookd_hooks (id, account_id, name, url, events, active, secret, basic_auth_user,"
-    " basic_auth_password, insecure_ssl, allow_private, created_at, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO hookd_hooks ({', '.join(_FIELDS)}, created_at, updated_at)"  # noqa: S608 (fixed text)
+    f" VALUES ({', '.join('?' * (len(_FIELDS) + 2))})"
 )
 # An import that changes the secret ends any rotation overlap: the old secret belonged to another one.
 _UPSERT = _INSERT + (
-    " ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id, name = excluded.name, url = excluded.url,"
-    " events = excluded.events, active = excluded.active,"
+    " ON CONFLICT (id) DO UPDATE SET"
     " previous_secret = CASE WHEN hookd_hooks.secret = excluded.secret THEN hookd_hooks.previous_secret END,"
     " previous_secret_expires_at = CASE WHEN hookd_hooks.secret = excluded.secret"
-    " THEN hookd_hooks.previous_secret_expires_at END,"
-    " secret = excluded.secret, basic_auth_user = excluded.basic_auth_user,"
-    " basic_auth_password = excluded.basic_auth_password, insecure_ssl = excluded.insecure_ssl,"
-    " allow_private = excluded.allow_private, updated_at = excluded.updated_at"
+    " THEN hookd_hooks.previous_secret_expires_at END, "
+    + ", ".join(f"{c} = excluded.{c}" for c in (*_FIELDS[1:], "updated_at"))
 )
-_UPDATE = (
-    "UPDATE hookd_hooks SET name = ?, url = ?, events = ?, active = ?, basic_auth_user = ?,"
-    " basic_auth_password = ?, insecure_ssl = ?, allow_private = ?, updated_at = ? WHERE id = ?"
-)
+_UPDATE = f"UPDATE hookd_hooks SET {', '.join(f'{c} = ?' for c in _UPDATABLE)}, updated_at = ? WHERE id = ?"  # noqa: S608
 _MAX_NUMERIC_DIGITS = 18  # longer numeric ids would overflow BIGINT next_id; they sort as text
-
-
-class HookNotFound(StoreError, KeyError):
-    """No hook has this id. Also a `KeyError`, so mapping-style callers can catch the usual error."""
-
-    def __init__(self, hook_id: str) -> None:
-        self.hook_id = hook_id
-        super().__init__(f"no hook with id {hook_id!r}")
-
-    def __str__(self) -> str:  # KeyError would quote the whole message
-        return str(self.args[0])
 
 
 class Unset(enum.Enum):
@@ -83,11 +79,12 @@ def generate_secret() -> str:
 
 
 class SqlStore:
-    """The `SubscriptionStore` over a migrated `Database`, plus the writes the CLI needs."""
+    """The `SubscriptionStore` over a migrated `Database`, plus the writes the CLI and the API need."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    # -- the SubscriptionStore protocol --------------------------------------------------------------
     def describe(self) -> str:
         return f"sql:{self.db.describe()}"
 
@@ -99,9 +96,9 @@ class SqlStore:
         """The revision and the hooks read in one snapshot, so the pair is always consistent."""
         with self.db.transaction() as tx:
             revision = _revision(tx)
-            rows = tx.fetchall(_SELECT)
-        hooks = sorted((_to_hook(row) for row in rows), key=lambda h: _id_key(h.id))
-        problems = [f"hook {h.id}: {p}" for h in hooks for p in _problems(h)]
+            rows = tx.fetchdicts(_SELECT)
+        hooks = sorted((_hook(row) for row in rows), key=lambda h: id_order(h.id))
+        problems = [f"hook {h.id}: {p}" for h in hooks for p in hook_problems(h)]
         if problems:
             raise ConfigError(problems, self.describe())
         return revision, HookSet(hooks)
@@ -111,20 +108,32 @@ class SqlStore:
         with self.db.transaction() as tx:
             return _revision(tx)
 
+    def check(self) -> None:
+        self.revision()  # cheap: one row, and it proves the schema is there
+
     def get(self, hook_id: str) -> Hook | None:
         with self.db.transaction() as tx:
-            row = tx.fetchone(_SELECT + " WHERE id = ?", (hook_id,))
-        return None if row is None else _to_hook(row)
+            rows = tx.fetchdicts(_SELECT + " WHERE id = ?", (hook_id,))
+        return _hook(rows[0]) if rows else None
 
     def list(self, account_id: str | None = None) -> builtins.list[Hook]:
         """Hooks (of one account, if given) ordered by id, numerically where the id is a number."""
         with self.db.transaction() as tx:
             if account_id is None:
-                rows = tx.fetchall(_SELECT)
+                rows = tx.fetchdicts(_SELECT)
             else:
-                rows = tx.fetchall(_SELECT + " WHERE account_id = ?", (account_id,))
-        return sorted((_to_hook(row) for row in rows), key=lambda h: _id_key(h.id))
+                rows = tx.fetchdicts(_SELECT + " WHERE account_id = ?", (account_id,))
+        return sorted((_hook(row) for row in rows), key=lambda h: id_order(h.id))
 
+    def deactivate(self, hook_id: str) -> bool:
+        """Store the hook as inactive (hookd disabled it): every worker and the admin see it."""
+        try:
+            self.update(hook_id, active=False)
+        except HookNotFound:
+            return False
+        return True
+
+    # -- writes --------------------------------------------------------------------------------------
     def create(
         self,
         *,
@@ -143,8 +152,8 @@ class SqlStore:
         """Add a hook; the id is the next free integer and the secret is generated unless given.
 
         `allow_private` is the operator-only override of the SSRF guard: callers acting for an
-        account admin (an API) must never pass it through from their request. `check` adds the
-        caller's own rules (the CLI passes the network policy's URL check).
+        account admin (the API) must never pass it through from their request. `check` adds the
+        caller's own rules (the CLI and the API pass the network policy's URL check).
         """
         hook = Hook(
             id=(hook_id.strip() if isinstance(hook_id, str) else hook_id) or "",
@@ -158,7 +167,7 @@ class SqlStore:
             insecure_ssl=insecure_ssl,
             allow_private=allow_private,
         )
-        problems = _problems(hook, check_id=hook_id is not None)
+        problems = [str(p) for p in hook_problems(hook, require_id=hook_id is not None)]
         if check is not None and not problems:
             problems = check(hook)
         if problems:
@@ -171,8 +180,8 @@ class SqlStore:
                 raise ConfigError([f"id: {hook.id!r} is already taken"], f"hook {hook.id}")
             else:
                 _reserve_ids(tx, [hook.id])
-            tx.execute(_INSERT, (*_to_params(hook), now, now))
-        return hook
+            tx.execute(_INSERT, (*_row(hook).values(), now, now))
+        return dataclasses.replace(hook, created_at=now, updated_at=now)
 
     def update(
         self,
@@ -192,30 +201,30 @@ class SqlStore:
         `allow_private` is operator-only, as in `create`. `check` runs on the changed hook inside
         the transaction, so it judges exactly what is written.
         """
+        given: dict[str, Any] = {
+            "url": url if url is UNSET else _strip(url),
+            "events": events if events is UNSET else _events_tuple(events),
+            "name": name,
+            "active": active,
+            "basic_auth": basic_auth,
+            "insecure_ssl": insecure_ssl,
+            "allow_private": allow_private,
+        }
+        now = datetime.now(UTC)
         with self.db.transaction(write=True) as tx:
             lock = " FOR UPDATE" if tx.dialect == "postgresql" else ""  # SQLite: BEGIN IMMEDIATE locked already
-            row = tx.fetchone(_SELECT + " WHERE id = ?" + lock, (hook_id,))
-            if row is None:
+            rows = tx.fetchdicts(_SELECT + " WHERE id = ?" + lock, (hook_id,))
+            if not rows:
                 raise HookNotFound(hook_id)
-            old = _to_hook(row)
-            hook = dataclasses.replace(
-                old,
-                url=old.url if url is UNSET else _strip(url),
-                events=old.events if events is UNSET else _events_tuple(events),
-                name=old.name if name is UNSET else name,
-                active=old.active if active is UNSET else active,
-                basic_auth=old.basic_auth if basic_auth is UNSET else basic_auth,
-                insecure_ssl=old.insecure_ssl if insecure_ssl is UNSET else insecure_ssl,
-                allow_private=old.allow_private if allow_private is UNSET else allow_private,
-            )
-            problems = _problems(hook)
+            hook = dataclasses.replace(_hook(rows[0]), **{k: v for k, v in given.items() if v is not UNSET})
+            problems = [str(p) for p in hook_problems(hook)]
             if check is not None and not problems:
                 problems = check(hook)
             if problems:  # raising inside the transaction rolls it back: nothing changes
                 raise ConfigError(problems, f"hook {hook_id}")
-            params = _to_params(hook)
-            tx.execute(_UPDATE, (*params[2:6], *params[7:], datetime.now(UTC), hook.id))
-        return hook
+            values = _row(hook)
+            tx.execute(_UPDATE, (*(values[c] for c in _UPDATABLE), now, hook.id))
+        return dataclasses.replace(hook, updated_at=now)
 
     def delete(self, hook_id: str) -> bool:
         """Remove a hook and its per-event status; False when there was no such hook.
@@ -251,9 +260,8 @@ class SqlStore:
                 )
             if changed == 0:
                 raise HookNotFound(hook_id)
-            row = tx.fetchone(_SELECT + " WHERE id = ?", (hook_id,))
-        assert row is not None
-        return _to_hook(row)
+            rows = tx.fetchdicts(_SELECT + " WHERE id = ?", (hook_id,))
+        return _hook(rows[0])
 
     def import_hooks(self, hooks: Iterable[Hook], check: HookCheck | None = None) -> int:
         """Insert or replace hooks by id, all in one transaction; return how many were written.
@@ -266,7 +274,7 @@ class SqlStore:
         seen: dict[str, int] = {}
         for index, hook in enumerate(batch):
             where = f"hooks[{index}] (id {hook.id!r})"
-            own = _problems(hook)
+            own = [str(p) for p in hook_problems(hook)]
             problems.extend(f"{where}: {p}" for p in own or (check(hook) if check is not None else []))
             if hook.id in seen:
                 problems.append(f"{where}: duplicate id (also hooks[{seen[hook.id]}])")
@@ -277,7 +285,7 @@ class SqlStore:
             return 0
         now = datetime.now(UTC)
         with self.db.transaction(write=True) as tx:
-            tx.executemany(_UPSERT, [(*_to_params(h), now, now) for h in batch])
+            tx.executemany(_UPSERT, [(*_row(h).values(), now, now) for h in batch])
             _reserve_ids(tx, [h.id for h in batch])
         return len(batch)
 
@@ -291,11 +299,6 @@ def _revision(tx: Transaction) -> int:
 
 def _is_number(hook_id: str) -> bool:
     return hook_id.isascii() and hook_id.isdigit() and len(hook_id) <= _MAX_NUMERIC_DIGITS
-
-
-def _id_key(hook_id: str) -> tuple[int, int, str]:
-    """Numeric ids first, in numeric order (2 before 10), then the others as text."""
-    return (0, int(hook_id), hook_id) if _is_number(hook_id) else (1, 0, hook_id)
 
 
 def _allocate_id(tx: Transaction) -> str:
@@ -321,47 +324,6 @@ def _reserve_ids(tx: Transaction, hook_ids: Iterable[str]) -> None:
         tx.execute("UPDATE hookd_meta SET next_id = ? WHERE id = 1 AND next_id <= ?", (top + 1, top))
 
 
-def _problems(hook: Hook, *, check_id: bool = True) -> builtins.list[str]:
-    """Every reason `hook` may not be stored, one message per problem, field name first.
-
-    Types are checked too: callers (CLI, an API) may pass values straight from user input.
-    """
-    problems: builtins.list[str] = []
-    if check_id and not _text(hook.id):
-        problems.append("id: must be a non-empty string")
-    if not _text(hook.account_id):
-        problems.append("account_id: required, a non-empty string")
-    if (why := url_problem(hook.url)) is not None:
-        problems.append(f"url: {why}")
-    problems.extend(f"events: {p}" for p in events_problems(hook.events))
-    auth = hook.basic_auth
-    raw: dict[str, object] = {  # typed as object: the annotations promise what we are here to check
-        "name": hook.name,
-        "active": hook.active,
-        "insecure_ssl": hook.insecure_ssl,
-        "allow_private": hook.allow_private,
-        "password": "" if auth is None else auth.password,
-    }
-    if not isinstance(raw["name"], str):
-        problems.append("name: must be a string")
-    problems.extend(
-        f"{key}: must be true or false"
-        for key in ("active", "insecure_ssl", "allow_private")
-        if type(raw[key]) is not bool
-    )
-    if auth is not None and (not _text(auth.username) or ":" in auth.username):
-        problems.append("basic_auth.username: required, a string without ':'")
-    if not isinstance(raw["password"], str):
-        problems.append("basic_auth.password: must be a string")
-    if not _text(hook.secret):
-        problems.append("secret: must be a non-empty string")
-    return problems
-
-
-def _text(value: object) -> bool:
-    return isinstance(value, str) and bool(value.strip())
-
-
 def _strip(value: object) -> str:
     return value.strip() if isinstance(value, str) else value  # type: ignore[return-value]  # validated after
 
@@ -373,49 +335,56 @@ def _events_tuple(events: object) -> tuple[str, ...]:
     return ()
 
 
-def _to_params(hook: Hook) -> tuple[object, ...]:
-    """The hook's column values in `_INSERT` order (the first eleven of `_SELECT`)."""
+def _row(hook: Hook) -> dict[str, object]:
+    """The hook's own column values, by column name, in `_FIELDS` order."""
     auth = hook.basic_auth
-    return (
-        hook.id,
-        hook.account_id,
-        hook.name,
-        hook.url,
-        json.dumps(builtins.list(hook.events)),
-        hook.active,
-        hook.secret,  # index 6: the one column `update` never writes
-        None if auth is None else auth.username,
-        None if auth is None else auth.password,
-        hook.insecure_ssl,
-        hook.allow_private,
-    )
+    return {
+        "id": hook.id,
+        "account_id": hook.account_id,
+        "name": hook.name,
+        "url": hook.url,
+        "events": json.dumps(builtins.list(hook.events)),
+        "active": hook.active,
+        "secret": hook.secret,
+        "basic_auth_user": None if auth is None else auth.username,
+        "basic_auth_password": None if auth is None else auth.password,
+        "insecure_ssl": hook.insecure_ssl,
+        "allow_private": hook.allow_private,
+    }
 
 
-def _to_hook(row: Row, now: datetime | None = None) -> Hook:
+def _hook(row: Mapping[str, Any], now: datetime | None = None) -> Hook:
     """A row as a `Hook`, leniently: a malformed `events` value reads as () and fails validation.
 
     A previous secret whose overlap has not ended yet becomes `old_secrets`; an expired one is ignored.
     """
-    hook_id, account, name, url, events, active, secret, user, password, insecure, private, previous, until = row
-    expiry = _overlap_end(previous, until, now or datetime.now(UTC))
+    previous = row["previous_secret"]
+    expiry = _overlap_end(previous, row["previous_secret_expires_at"], now or datetime.now(UTC))
     try:
-        decoded = json.loads(events) if isinstance(events, str) else None
+        events = json.loads(row["events"]) if isinstance(row["events"], str) else None
     except ValueError:
-        decoded = None
+        events = None
+    user = row["basic_auth_user"]
     return Hook(
-        id=str(hook_id),
-        account_id=str(account),
-        url=url,
-        events=_events_tuple(decoded),
-        secret=secret,
-        name=name or "",
-        active=bool(active),
-        basic_auth=None if user is None else BasicAuth(user, password or ""),
-        insecure_ssl=bool(insecure),
-        allow_private=bool(private),
+        id=str(row["id"]),
+        account_id=str(row["account_id"]),
+        url=row["url"],
+        events=_events_tuple(events),
+        secret=row["secret"],
+        name=row["name"] or "",
+        active=bool(row["active"]),
+        basic_auth=None if user is None else BasicAuth(user, row["basic_auth_password"] or ""),
+        insecure_ssl=bool(row["insecure_ssl"]),
+        allow_private=bool(row["allow_private"]),
         old_secrets=() if expiry is None else (previous,),
         old_secrets_expire_at=expiry,
+        created_at=_moment(row["created_at"]),
+        updated_at=_moment(row["updated_at"]),
     )
+
+
+def _moment(value: object) -> datetime | None:
+    return None if value is None else parse_utc(value)
 
 
 def _overlap_end(previous: object, until: object, now: datetime) -> datetime | None:

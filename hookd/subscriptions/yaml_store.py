@@ -8,7 +8,7 @@ while the secrets are not. The file is operator-controlled, so it may also set `
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,10 @@ import yaml
 
 from hookd.errors import ConfigError, yaml_problem
 from hookd.events import normalize_account
-from hookd.subscriptions.matching import HookSet
+from hookd.subscriptions.hookset import HookSet
 from hookd.subscriptions.model import BasicAuth, Hook
-from hookd.subscriptions.validation import events_problems, url_problem
+from hookd.subscriptions.rules import hook_problems
+from hookd.subscriptions.store import ordered
 
 _HOOK_KEYS = frozenset(
     {
@@ -62,6 +63,23 @@ class YamlStore:
             raise ConfigError([problem], repr(str(self.path))) from None
         return parse_hooks(text, source=str(self.path), base_dir=self.path.parent, environ=self._environ)
 
+    def revision(self) -> None:
+        """A file has no change counter: SIGHUP reloads it."""
+        return None
+
+    def check(self) -> None:
+        self.load()  # re-read and validated: a file broken since the last reload is unhealthy
+
+    def list(self, account_id: str | None = None) -> list[Hook]:
+        return ordered(self.load(), account_id)
+
+    def get(self, hook_id: str) -> Hook | None:
+        return self.load().get(hook_id)
+
+    def deactivate(self, hook_id: str) -> bool:
+        """The file is the operator's: a hook hookd disabled stays disabled until the next reload."""
+        return False
+
 
 def parse_hooks(text: str, *, source: str, base_dir: Path, environ: Mapping[str, str]) -> HookSet:
     """Parse and validate a hooks document; raise `ConfigError` listing every problem."""
@@ -96,53 +114,33 @@ def parse_hooks(text: str, *, source: str, base_dir: Path, environ: Mapping[str,
 def _parse_hook(
     entry: object, where: str, problems: list[str], base_dir: Path, environ: Mapping[str, str]
 ) -> Hook | None:
+    """One entry as a `Hook`: the file's own concerns here (unknown keys, where secrets come from),
+    then the field rules every source shares (`rules.hook_problems`)."""
     if not isinstance(entry, dict):
         problems.append(f"{where}: must be a mapping")
         return None
-    before = len(problems)
-    problems.extend(f"{where}.{key}: unknown key" for key in entry if key not in _HOOK_KEYS)
-    hook_id = normalize_account(entry.get("id"))  # same text-or-integer rule as account ids
-    if hook_id is None:
-        problems.append(f"{where}.id: required, a string or integer")
-    account = normalize_account(entry.get("account_id"))
-    if account is None:
-        problems.append(f"{where}.account_id: required, a string or integer")
-    url = entry.get("url")
-    if (why := url_problem(url)) is not None:
-        problems.append(f"{where}.url: {why}")
-    events = entry.get("events")
-    problems.extend(f"{where}.events: {p}" for p in events_problems(events))
+    found = [f"{where}.{key}: unknown key" for key in entry if key not in _HOOK_KEYS]
+    auth = _parse_basic_auth(entry.get("basic_auth"), f"{where}.basic_auth", found, base_dir, environ)
+    secret = _resolve_secret(entry, where, found, base_dir, environ, keys=_SECRET_KEYS)
     name = entry.get("name", "")
-    if name is None:
-        name = ""
-    if not isinstance(name, str):
-        problems.append(f"{where}.name: must be a string")
-    active = entry.get("active", True)
-    if not isinstance(active, bool):
-        problems.append(f"{where}.active: must be true or false")
-    insecure = entry.get("insecure_ssl", False)
-    if not isinstance(insecure, bool):
-        problems.append(f"{where}.insecure_ssl: must be true or false")
-    allow_private = entry.get("allow_private", False)
-    if not isinstance(allow_private, bool):
-        problems.append(f"{where}.allow_private: must be true or false")
-    auth = _parse_basic_auth(entry.get("basic_auth"), f"{where}.basic_auth", problems, base_dir, environ)
-    secret = _resolve_secret(entry, where, problems, base_dir, environ, keys=_SECRET_KEYS)
-    if len(problems) > before:
-        return None
-    assert hook_id is not None and account is not None and secret is not None
-    return Hook(
-        id=hook_id,
-        account_id=account,
-        url=str(url).strip(),
-        events=tuple(events),  # type: ignore[arg-type]
-        secret=secret,
-        name=name,
-        active=active,
+    url: Any = entry.get("url")  # any type: the rules below judge what it is
+    events: Any = entry.get("events")
+    hook = Hook(
+        id=normalize_account(entry.get("id")) or "",  # text or integer, the same rule as account ids
+        account_id=normalize_account(entry.get("account_id")) or "",
+        url=url.strip() if isinstance(url, str) else url,
+        events=tuple(events) if isinstance(events, list) else events,
+        secret=secret or "",
+        name="" if name is None else name,
+        active=entry.get("active", True),
         basic_auth=auth,
-        insecure_ssl=insecure,
-        allow_private=allow_private,
+        insecure_ssl=entry.get("insecure_ssl", False),
+        allow_private=entry.get("allow_private", False),
     )
+    # A secret that could not be resolved was reported above, with where it was looked for.
+    found += [f"{where}.{p}" for p in hook_problems(hook) if secret is not None or p.field != "secret"]
+    problems.extend(found)
+    return None if found else hook
 
 
 def _parse_basic_auth(
@@ -153,10 +151,7 @@ def _parse_basic_auth(
     if not isinstance(value, dict) or set(value) - {"username", *_PASSWORD_KEYS}:
         problems.append(f"{where}: must be a mapping with username and password (or password_env, password_file)")
         return None
-    username = value.get("username")
-    if not isinstance(username, str) or not username or ":" in username:
-        problems.append(f"{where}.username: required, a string without ':'")
-        return None
+    username: Any = value.get("username")  # judged with the other fields (rules.hook_problems)
     present = [key for key in _PASSWORD_KEYS if key in value]
     if not present:
         return BasicAuth(username, "")
@@ -212,3 +207,23 @@ def _resolve_secret(
         problems.append(f"{where}.{key}: {path} is empty")
         return None
     return secret
+
+
+def dump_hooks(hooks: Iterable[Hook]) -> str:
+    """The hooks in this file's format (`config/hooks.yaml`), secrets inline: `hookd hooks export`,
+    which `parse_hooks` (and `hookd hooks import`) reads back unchanged."""
+    entries = []
+    for hook in hooks:
+        entry: dict[str, Any] = {"id": hook.id, "account_id": hook.account_id}
+        if hook.name:
+            entry["name"] = hook.name
+        entry.update({"url": hook.url, "events": list(hook.events), "active": hook.active, "secret": hook.secret})
+        if hook.basic_auth is not None:
+            entry["basic_auth"] = {"username": hook.basic_auth.username, "password": hook.basic_auth.password}
+        entry["insecure_ssl"] = hook.insecure_ssl
+        if hook.allow_private:
+            entry["allow_private"] = True
+        entries.append(entry)
+    header = "# hookd hooks export: the hooks-file format, secrets included. Keep it private.\n"
+    body = yaml.safe_dump({"hooks": entries}, sort_keys=False, allow_unicode=True, default_flow_style=None, width=1000)
+    return header + body

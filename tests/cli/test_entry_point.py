@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hookd.cli import _parser, main
+from hookd.cli import main, parser
 
 from .conftest import Cli, ConfigWriter, run_hookd
 
@@ -53,7 +53,7 @@ def test_unreachable_broker_exits_1_without_traceback(write_config: ConfigWriter
 def _actions() -> list[list[str]]:
     """Every `hookd GROUP ACTION` of the admin groups."""
     found = []
-    root = _parser()
+    root = parser()
     commands = next(a for a in root._actions if isinstance(a, argparse._SubParsersAction))
     for group in ("hooks", "deliveries", "db"):
         sub = commands.choices[group]

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from hookd import __version__
-from hookd.cli import _parser
+from hookd.cli import parser
 
 from .conftest import Cli
 
@@ -35,7 +35,7 @@ def test_version_prints_the_package_version() -> None:
 
 def test_every_command_has_help_with_an_example(cli: Cli) -> None:
     """--help on each command and action exits 0 and shows at least one example."""
-    paths = list(commands(_parser()))
+    paths = list(commands(parser()))
     assert {("dlq", "replay"), ("explain",), ("check-config",), ("run",)} <= set(paths)
     missing = []
     for path in paths:

@@ -16,7 +16,7 @@ from hookd.broker import BrokerConnection, Outgoing, connect
 from hookd.cli.dlq import read_dead_letter, replay_one
 from hookd.config import load_settings
 from hookd.errors import PublishFailed
-from hookd.messages import Target, dead_letter_headers, delivery_id
+from hookd.messages import Delivery, dead_letter_headers, delivery_id
 
 from .conftest import Cli, OpsConfig
 
@@ -42,7 +42,7 @@ class DeadLetters:
         body: bytes = b'{"id": 1}',
     ) -> str:
         event_id = f"evt-{uuid.uuid4()}"
-        target = Target(hook_id, event, event_id, account_id, delivery_id(event_id, hook_id), attempts, 5)
+        target = Delivery(hook_id, event, event_id, account_id, delivery_id(event_id, hook_id), b"", attempts, 5)
         headers = dead_letter_headers(target, reason=reason, last_status=503, error="HTTP 503", now=at)
         self.conn.publish(Outgoing(self.conn.topology.dead, body, headers, event_id))
         return target.delivery_id
@@ -218,7 +218,7 @@ class _FakeConnection:
 
 
 def _letter() -> Any:
-    target = Target("1", "job.failed", "evt-1", "acme", "d-1", 3, 5)
+    target = Delivery("1", "job.failed", "evt-1", "acme", "d-1", b"", 3, 5)
     return read_dead_letter(7, dead_letter_headers(target, reason="x", last_status=None, error=None), "evt-1", b"{}")
 
 

@@ -11,9 +11,9 @@ import pytest
 from integration.helpers import hook_entry, wait_until
 
 from hookd.broker import Outgoing, connect
-from hookd.cli.explain import judge
+from hookd.cli.explain import explain
 from hookd.config import DeliverySettings, load_settings
-from hookd.messages import Target, dead_letter_headers, delivery_id
+from hookd.messages import Delivery, dead_letter_headers, delivery_id
 from hookd.state.db import Database
 from hookd.subscriptions.model import Hook
 
@@ -138,7 +138,7 @@ def test_a_dead_letter_id_is_found_in_the_queue_and_left_there(config: OpsConfig
     conn = connect(load_settings(config.path), name="hookd ops test")
     try:
         event_id = f"evt-{uuid.uuid4()}"
-        target = Target("3", "job.failed", event_id, "acme", delivery_id(event_id, "3"), 2, 0)
+        target = Delivery("3", "job.failed", event_id, "acme", delivery_id(event_id, "3"), b"{}", 2, 0)
         headers = dead_letter_headers(target, reason="permanent_failure", last_status=400, error=None)
         conn.publish(Outgoing(conn.topology.dead, b"{}", headers, event_id))
         result = cli("explain", "--config", str(config.path), target.delivery_id)
@@ -162,7 +162,7 @@ def test_allowed_networks_let_exactly_those_addresses_through() -> None:
     """delivery.allowed_networks admits a private receiver inside it, and only there."""
     hook = Hook(id="9", account_id="acme", url="http://10.20.0.5/in", events=("job",), secret="s")
     allowed = DeliverySettings(allowed_networks=("10.20.0.0/16",))
-    assert judge(hook, "job.failed", None, allowed).would_receive
+    assert explain(hook, hook.id, "job.failed", None, allowed).would_receive
     elsewhere = DeliverySettings(allowed_networks=("10.30.0.0/16",))
-    verdict = judge(hook, "job.failed", None, elsewhere)
+    verdict = explain(hook, hook.id, "job.failed", None, elsewhere)
     assert (verdict.would_receive, verdict.code) == (False, "blocked")

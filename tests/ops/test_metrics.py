@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import inspect
 import json
 import socket
@@ -13,25 +14,24 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hookd import metrics as metrics_module
+from hookd.errors import MetricsServerError, StoreError
 from hookd.metrics import (
     SUCCESS_WINDOW,
     Metrics,
     MetricsServer,
-    MetricsServerError,
     NoMetrics,
     daemon_health,
     health_of,
     parse_listen,
     recorder_for,
-    store_check,
 )
-from hookd.subscriptions.matching import HookSet
+from hookd.subscriptions.store import MemoryStore
 
 
 def samples(m: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every sample of the exposition, keyed by name and sorted labels."""
     found: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-    for family in text_string_to_metric_families(m.render().decode()):
+    for family in text_string_to_metric_families(m.render()[0].decode()):
         for sample in family.samples:
             found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return found
@@ -62,12 +62,13 @@ def get(url: str) -> tuple[int, str, str]:
         return exc.code, exc.headers["Content-Type"], exc.read().decode()
 
 
-def test_every_metric_name_is_prefixed_hookd(m: Metrics) -> None:
-    """The whole exposition, process metrics included, lives under the hookd_ prefix."""
+def test_metric_names_are_hookd_s_own_or_the_standard_process_series(m: Metrics) -> None:
+    """hookd's metrics live under hookd_; the process collector keeps the standard process_* names that
+    stock dashboards read."""
     m.attempt("job.failed", "1", "delivered", 0.2)
-    names = {s.name for f in text_string_to_metric_families(m.render().decode()) for s in f.samples}
-    assert names
-    assert all(name.startswith("hookd_") for name in names), sorted(n for n in names if not n.startswith("hookd_"))
+    names = {s.name for f in text_string_to_metric_families(m.render()[0].decode()) for s in f.samples}
+    assert {"process_resident_memory_bytes", "process_cpu_seconds_total"} <= names
+    assert all(name.startswith(("hookd_", "process_")) for name in names), sorted(names)
 
 
 def test_attempt_counts_by_event_and_outcome_and_observes_duration(m: Metrics) -> None:
@@ -176,6 +177,21 @@ def test_metrics_endpoint_serves_the_prometheus_exposition(m: Metrics, server: M
     assert 'hookd_deliveries_total{event="job.failed",outcome="delivered"} 1.0' in body
 
 
+def test_metrics_endpoint_negotiates_openmetrics_and_gzip(m: Metrics, server: MetricsServer) -> None:
+    """An OpenMetrics Accept header gets OpenMetrics (ending in # EOF), and gzip when it is accepted."""
+    m.delivered("job.failed")
+    request = urllib.request.Request(
+        server.url + "/metrics",
+        headers={"Accept": "application/openmetrics-text; version=1.0.0", "Accept-Encoding": "gzip"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+        assert response.headers["Content-Encoding"] == "gzip"
+        text = gzip.decompress(response.read()).decode()
+    assert text.rstrip().endswith("# EOF")
+    assert 'hookd_deliveries_total{event="job.failed",outcome="delivered"} 1.0' in text
+
+
 def test_healthz_follows_the_broker_connection(m: Metrics, server: MetricsServer) -> None:
     """Without a custom check, /healthz is 503 until connected, 200 while connected, 503 after."""
     status, _, body = get(server.url + "/healthz")
@@ -235,38 +251,23 @@ def test_parse_listen_accepts_ipv4_ipv6_and_rejects_junk() -> None:
             parse_listen(bad)
 
 
-def test_store_check_prefers_the_cheap_revision() -> None:
-    """A database store is probed with revision(); a file store is loaded."""
-    calls: list[str] = []
+def test_daemon_health_reports_a_store_that_cannot_be_read(m: Metrics) -> None:
+    """/healthz asks the store's own check(); its failure makes the daemon unhealthy, with the reason."""
 
-    class DbStore:
-        def load(self) -> HookSet:
-            calls.append("load")
-            return HookSet()
+    class BrokenStore(MemoryStore):
+        def check(self) -> None:
+            raise StoreError("database is down")
 
-        def revision(self) -> int:
-            calls.append("revision")
-            return 1
-
-    class FileStore:
-        def load(self) -> HookSet:
-            calls.append("load")
-            raise OSError("cannot read hooks file")
-
-    store_check(DbStore())()
-    assert calls == ["revision"]
-    with pytest.raises(OSError, match="cannot read"):
-        store_check(FileStore())()
+    m.broker_connected(True)
+    healthy, detail = daemon_health(m, BrokenStore())()
+    assert not healthy
+    assert detail["checks"] == {"broker": "ok", "store": "error: database is down"}
 
 
 def test_daemon_health_combines_broker_and_store(m: Metrics) -> None:
     """The daemon's /healthz: healthy only when connected and the store reads."""
 
-    class Store:
-        def load(self) -> HookSet:
-            return HookSet()
-
-    check = daemon_health(m, Store())
+    check = daemon_health(m, MemoryStore())
     assert check()[0] is False
     m.broker_connected(True)
     assert check() == (True, {"status": "ok", "checks": {"broker": "ok", "store": "ok"}})

@@ -9,7 +9,6 @@ keep verifying TLS against the hostname, never follow redirects, ignore proxy va
 
 from __future__ import annotations
 
-import dataclasses
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +17,11 @@ from typing import Any
 import pytest
 from integration.helpers import Receiver, Reply
 
-from hookd.delivery import Notification, Sender
+from hookd.delivery import Sender
+from hookd.messages import Delivery
 from hookd.netpolicy import NetworkPolicy, Resolver, system_resolver
-from hookd.retry import Attempt, Verdict
+from hookd.outcomes import Verdict
+from hookd.retry import Attempt
 from hookd.subscriptions.model import Hook
 
 from .helpers import ConnectGuard, FakeDns, TlsReceiver, Tripwire, make_certificate
@@ -33,19 +34,9 @@ def _hook(url: str, **fields: Any) -> Hook:
     return Hook(id="h1", account_id="acme", url=url, events=("job",), secret="s3cr3t-value-1234", **fields)
 
 
-def _note() -> Notification:
-    """A notification, whatever optional fields the delivery module grew (they keep their defaults)."""
-    known: dict[str, Any] = {
-        "event": "job.failed",
-        "event_id": "evt-1",
-        "account_id": "acme",
-        "delivery_id": "d-1",
-        "body": BODY,
-        "secrets": ("s3cr3t-value-1234",),
-        "signature": "",
-    }
-    names = {f.name for f in dataclasses.fields(Notification)}
-    return Notification(**{k: v for k, v in known.items() if k in names})
+def _note() -> Delivery:
+    """The delivery every attempt here makes."""
+    return Delivery(hook_id="h1", event="job.failed", event_id="evt-1", account_id="acme", delivery_id="d-1", body=BODY)
 
 
 def _attempt(url: str, policy: NetworkPolicy, resolver: Resolver = system_resolver, **hook: Any) -> Attempt:

@@ -29,8 +29,8 @@ from hookd.config import (
 from hookd.errors import BlockedDestination, ConfigError, EventError, HookdError
 from hookd.events import EVENTS, Event, decode
 from hookd.netpolicy import NetworkPolicy, category, literal_address
-from hookd.subscriptions.matching import HookSet
-from hookd.subscriptions.validation import url_problem
+from hookd.subscriptions.hookset import HookSet
+from hookd.subscriptions.rules import url_problem
 from hookd.subscriptions.yaml_store import parse_hooks
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -239,7 +239,7 @@ def test_url_problem_never_raises(url: object) -> None:
 @given(url=_urls, allow=st.booleans())
 def test_creation_policy_never_raises(url: str, allow: bool) -> None:
     """The creation-time policy check returns None or a reason for any URL string."""
-    result = NetworkPolicy(allow_private=allow).url_problem(url)
+    result = NetworkPolicy(allow_private=allow).creation_problem(url)
     assert result is None or "not a public address" in result
 
 

@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from hookd.errors import BlockedDestination
-from hookd.netpolicy import NetworkPolicy, category, check_host, literal_address, system_resolver
+from hookd.netpolicy import NetworkPolicy, category, literal_address, system_resolver
 
 from .helpers import FakeDns
 
@@ -247,22 +247,13 @@ def test_for_hook_widens_only_when_the_hook_allows_private() -> None:
     assert not policy.for_hook(False).permits("10.0.0.1")
 
 
-def test_address_check_applies_the_hooks_override(make_target: type) -> None:
-    """address_check() checks each hook with its own override, through the given resolver."""
+def test_address_check_applies_the_hooks_override() -> None:
+    """address_check() checks each hook with its own allow_private, through the given resolver."""
     dns = FakeDns({"internal.example": [["10.0.0.7"]]})
     check = NetworkPolicy().address_check(dns)
-    assert check("internal.example", 80, make_target(True)) == ["10.0.0.7"]
+    assert check("internal.example", 80, True) == ["10.0.0.7"]
     with pytest.raises(BlockedDestination):
-        check("internal.example", 80, make_target(False))
-
-
-@pytest.fixture
-def make_target() -> type:
-    class Target:
-        def __init__(self, allow_private: bool) -> None:
-            self.allow_private = allow_private
-
-    return Target
+        check("internal.example", 80, False)
 
 
 # -- URLs --------------------------------------------------------------------------------------------------
@@ -298,28 +289,28 @@ def test_check_url_uses_the_default_port() -> None:
         "http://[fe80::1%25eth0]/",
     ],
 )
-def test_url_problem_refuses_internal_literals_at_creation(url: str) -> None:
+def test_creation_problem_refuses_internal_literals_at_creation(url: str) -> None:
     """Creating a hook on a literal internal address, in any spelling, or on localhost is refused."""
-    problem = NetworkPolicy().url_problem(url)
+    problem = NetworkPolicy().creation_problem(url)
     assert problem is not None and "not a public address" in problem
 
 
 @pytest.mark.parametrize("url", ["https://hooks.example.com/in", "http://8.8.8.8/", "https://[2606:4700::1]/"])
-def test_url_problem_accepts_names_and_public_literals(url: str) -> None:
+def test_creation_problem_accepts_names_and_public_literals(url: str) -> None:
     """Names (checked on every attempt) and public literals are accepted at creation."""
-    assert NetworkPolicy().url_problem(url) is None
+    assert NetworkPolicy().creation_problem(url) is None
 
 
-def test_url_problem_honours_the_allowlist() -> None:
+def test_creation_problem_honours_the_allowlist() -> None:
     """An allowed CIDR lets a literal of it be created, and nothing else."""
     policy = NetworkPolicy.build(allowed_networks=["10.0.0.0/24"])
-    assert policy.url_problem("http://10.0.0.5/") is None
-    assert policy.url_problem("http://10.0.1.5/") is not None
+    assert policy.creation_problem("http://10.0.0.5/") is None
+    assert policy.creation_problem("http://10.0.1.5/") is not None
 
 
-def test_url_problem_honours_allow_private() -> None:
+def test_creation_problem_honours_allow_private() -> None:
     """With allow_private (global or per hook) internal literals may be created."""
-    assert NetworkPolicy().for_hook(True).url_problem("http://127.0.0.1:9000/") is None
+    assert NetworkPolicy().for_hook(True).creation_problem("http://127.0.0.1:9000/") is None
 
 
 # -- the system resolver -----------------------------------------------------------------------------------
@@ -332,12 +323,6 @@ def test_system_resolver_reports_unencodable_names_as_gaierror() -> None:
 def test_system_resolver_resolves_numeric_hosts() -> None:
     """The system resolver answers an address literal with itself."""
     assert system_resolver("127.0.0.1", 80) == ["127.0.0.1"]
-
-
-def test_check_host_is_the_default_policy() -> None:
-    """check_host() (kept for older callers) is the default policy's check."""
-    with pytest.raises(BlockedDestination):
-        check_host("10.0.0.1", 80, FakeDns({}))
 
 
 def test_every_embedded_private_ipv4_is_refused() -> None:

@@ -58,7 +58,7 @@ def sqlite_opener(tmp_path: Path) -> Iterator[DatabaseOpener]:
     handles: list[Database] = []
 
     def open_database() -> Database:
-        handles.append(Database.from_url(f"sqlite:///{tmp_path / 'hookd.state.db'}"))
+        handles.append(Database.from_url(f"sqlite:///{tmp_path / 'hookd.db'}"))
         return handles[-1]
 
     yield open_database

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hookd.errors import ConfigError
+from hookd.errors import ConfigError, HookNotFound
 from hookd.state.migrations import LATEST_VERSION
 from hookd.subscriptions.model import Hook
-from hookd.subscriptions.sql_store import HookNotFound, SqlStore
+from hookd.subscriptions.sql_store import SqlStore
 
 URL = "https://hooks.example.com/in"
 

@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from hookd.errors import ConfigError, StoreError
+from hookd.errors import ConfigError, HookNotFound, StoreError
 from hookd.state.db import Database
 from hookd.subscriptions.model import BasicAuth, Hook
-from hookd.subscriptions.sql_store import HookNotFound, SqlStore
+from hookd.subscriptions.sql_store import SqlStore
 
 HookFactory = Callable[..., Hook]
 URL = "https://hooks.example.com/in"

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from hookd import events
 from hookd.errors import EventError
 from hookd.events import decode
+from hookd.outcomes import Invalid
 
 BODY = b'{"id": "j-1", "state": "failed", "note": "caf\xc3\xa9"}'
 LIMIT = 1024
@@ -74,18 +75,18 @@ def test_body_at_the_limit_is_accepted() -> None:
 
 def test_body_over_the_limit_is_too_large() -> None:
     """A body one byte over `max_bytes` is refused as too_large."""
-    assert _reason(max_bytes=len(BODY) - 1) == events.TOO_LARGE
+    assert _reason(max_bytes=len(BODY) - 1) == Invalid.TOO_LARGE
 
 
 def test_too_large_is_checked_before_parsing() -> None:
     """An oversized body is refused as too_large even when it is not JSON."""
-    assert _reason(body=b"x" * (LIMIT + 1)) == events.TOO_LARGE
+    assert _reason(body=b"x" * (LIMIT + 1)) == Invalid.TOO_LARGE
 
 
 @pytest.mark.parametrize("routing_key", ["job.exploded", "", "job", "cluster", "ping", "JOB.FAILED"])
 def test_unknown_routing_key_is_unknown_event(routing_key: str) -> None:
     """A routing key that is not a catalogue event (groups and ping included) is unknown_event."""
-    assert _reason(routing_key=routing_key) == events.UNKNOWN_EVENT
+    assert _reason(routing_key=routing_key) == Invalid.UNKNOWN_EVENT
 
 
 @pytest.mark.parametrize("name", sorted(events.EVENTS))
@@ -97,7 +98,7 @@ def test_every_catalogue_event_is_accepted(name: str) -> None:
 @pytest.mark.parametrize("message_id", [None, "", "   "])
 def test_missing_message_id_is_missing_id(message_id: str | None) -> None:
     """A missing, empty or blank message_id is refused as missing_id."""
-    assert _reason(message_id=message_id) == events.MISSING_ID
+    assert _reason(message_id=message_id) == Invalid.MISSING_ID
 
 
 @pytest.mark.parametrize(
@@ -107,30 +108,30 @@ def test_missing_message_id_is_missing_id(message_id: str | None) -> None:
 )
 def test_missing_or_invalid_account_is_missing_account(headers: dict[str, Any]) -> None:
     """An absent, empty, blank or boolean account_id header is refused as missing_account."""
-    assert _reason(headers=headers) == events.MISSING_ACCOUNT
+    assert _reason(headers=headers) == Invalid.MISSING_ACCOUNT
 
 
 def test_no_headers_at_all_is_missing_account() -> None:
     """A message without a headers table is refused as missing_account."""
     with pytest.raises(EventError) as info:
         decode("job.failed", BODY, "evt-1", None, max_bytes=LIMIT)
-    assert info.value.reason == events.MISSING_ACCOUNT
+    assert info.value.reason == Invalid.MISSING_ACCOUNT
 
 
 @pytest.mark.parametrize("body", [b"", b"{", b"{'a': 1}", b"not json", b"{}garbage"])
 def test_malformed_json_is_not_json(body: bytes) -> None:
     """A body that does not parse as JSON is refused as not_json."""
-    assert _reason(body=body) == events.NOT_JSON
+    assert _reason(body=body) == Invalid.NOT_JSON
 
 
 def test_invalid_utf8_is_not_json() -> None:
     """A body that is not valid UTF-8 is refused as not_json."""
-    assert _reason(body=b'{"a": "\xff\xfe"}') == events.NOT_JSON
+    assert _reason(body=b'{"a": "\xff\xfe"}') == Invalid.NOT_JSON
 
 
 def test_utf16_json_is_not_json() -> None:
     """A JSON object encoded as UTF-16 is refused as not_json: the contract is UTF-8 JSON."""
-    assert _reason(body='{"a": 1}'.encode("utf-16")) == events.NOT_JSON
+    assert _reason(body='{"a": 1}'.encode("utf-16")) == Invalid.NOT_JSON
 
 
 def test_deeply_nested_json_is_refused_with_event_error() -> None:
@@ -142,14 +143,14 @@ def test_deeply_nested_json_is_refused_with_event_error() -> None:
 @pytest.mark.parametrize("body", [b"[]", b"[1, 2]", b'"text"', b"42", b"null", b"true"])
 def test_json_that_is_not_an_object_is_not_object(body: bytes) -> None:
     """Valid JSON that is not an object is refused as not_object."""
-    assert _reason(body=body) == events.NOT_OBJECT
+    assert _reason(body=body) == Invalid.NOT_OBJECT
 
 
 def test_checks_run_in_contract_order() -> None:
     """With several faults, the first in contract order (size, event, id, account, JSON) is reported."""
-    assert _reason(routing_key="nope", message_id=None, headers={}, body=b"[") == events.UNKNOWN_EVENT
-    assert _reason(message_id=None, headers={}, body=b"[") == events.MISSING_ID
-    assert _reason(headers={}, body=b"[") == events.MISSING_ACCOUNT
+    assert _reason(routing_key="nope", message_id=None, headers={}, body=b"[") == Invalid.UNKNOWN_EVENT
+    assert _reason(message_id=None, headers={}, body=b"[") == Invalid.MISSING_ID
+    assert _reason(headers={}, body=b"[") == Invalid.MISSING_ACCOUNT
 
 
 _header_values = st.one_of(
@@ -171,12 +172,12 @@ def test_decode_raises_only_event_error(
         event = decode(routing_key, body, message_id, headers, max_bytes=100)
     except EventError as exc:
         assert exc.reason in {
-            events.TOO_LARGE,
-            events.UNKNOWN_EVENT,
-            events.MISSING_ID,
-            events.MISSING_ACCOUNT,
-            events.NOT_JSON,
-            events.NOT_OBJECT,
+            Invalid.TOO_LARGE,
+            Invalid.UNKNOWN_EVENT,
+            Invalid.MISSING_ID,
+            Invalid.MISSING_ACCOUNT,
+            Invalid.NOT_JSON,
+            Invalid.NOT_OBJECT,
         }
     else:
         assert event.body == body

@@ -44,8 +44,8 @@ def test_hookd_logger_renders_msg_event_and_masks_secret(json_stream: io.StringI
 
 def test_hookd_logger_carries_its_name(json_stream: io.StringIO) -> None:
     """get_logger(name) puts the module name under `component` on every line."""
-    get_logger("hookd.daemon.daemon").warning("broker.reconnecting")
-    assert _lines(json_stream)[0]["component"] == "hookd.daemon.daemon"
+    get_logger("hookd.worker").warning("broker.reconnecting")
+    assert _lines(json_stream)[0]["component"] == "hookd.worker"
 
 
 def test_json_line_has_msg_and_event(json_stream: io.StringIO) -> None:

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hookd.errors import BlockedDestination
-from hookd.netpolicy import check_host, is_public
+from hookd.netpolicy import NetworkPolicy, is_public
 
 
 @pytest.mark.parametrize(
@@ -89,36 +89,36 @@ class FakeResolver:
         return self.answers.get(host, [])
 
 
-def test_check_host_all_public_is_allowed() -> None:
+def test_default_policy_check_all_public_is_allowed() -> None:
     """A host resolving only to public addresses is allowed and its addresses returned."""
     resolver = FakeResolver({"hooks.example.com": ["8.8.8.8", "2001:4860:4860::8888"]})
-    assert check_host("hooks.example.com", 443, resolver) == ["8.8.8.8", "2001:4860:4860::8888"]
+    assert NetworkPolicy().check("hooks.example.com", 443, resolver) == ["8.8.8.8", "2001:4860:4860::8888"]
     assert resolver.queries == [("hooks.example.com", 443)]
 
 
-def test_check_host_any_private_is_refused() -> None:
+def test_default_policy_check_any_private_is_refused() -> None:
     """One private address among public ones is enough to refuse the host, naming it."""
     resolver = FakeResolver({"rebind.example.com": ["8.8.8.8", "10.0.0.5"]})
     with pytest.raises(BlockedDestination, match=r"10\.0\.0\.5"):
-        check_host("rebind.example.com", 443, resolver)
+        NetworkPolicy().check("rebind.example.com", 443, resolver)
 
 
-def test_check_host_metadata_endpoint_is_refused() -> None:
+def test_default_policy_check_metadata_endpoint_is_refused() -> None:
     """A host resolving to the cloud metadata endpoint is refused."""
     resolver = FakeResolver({"metadata.example.com": ["169.254.169.254"]})
     with pytest.raises(BlockedDestination):
-        check_host("metadata.example.com", 80, resolver)
+        NetworkPolicy().check("metadata.example.com", 80, resolver)
 
 
-def test_check_host_no_address_is_refused() -> None:
+def test_default_policy_check_no_address_is_refused() -> None:
     """A host that resolves to nothing is refused."""
     with pytest.raises(BlockedDestination, match="no address"):
-        check_host("empty.example.com", 443, FakeResolver())
+        NetworkPolicy().check("empty.example.com", 443, FakeResolver())
 
 
-def test_check_host_resolver_error_propagates() -> None:
+def test_default_policy_check_resolver_error_propagates() -> None:
     """A resolver failure is transient: the OSError propagates rather than a policy refusal."""
     resolver = FakeResolver(error=OSError("temporary failure in name resolution"))
     with pytest.raises(OSError, match="temporary failure") as info:
-        check_host("hooks.example.com", 443, resolver)
+        NetworkPolicy().check("hooks.example.com", 443, resolver)
     assert not isinstance(info.value, BlockedDestination)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from hookd.receiver import describe
-from hookd.signing import sign
+import time
+
+from hookd.receiver import _Handler, describe
+from hookd.signing import sign, standard_headers
 
 BODY = b'{"id":"j-1","state":"failed"}'
 SECRET = "s3cr3t-value"
@@ -79,3 +81,25 @@ def test_line_never_contains_secret_or_body() -> None:
     _verified, line = describe(_headers(sign(SECRET, BODY)), BODY, _secrets)
     assert SECRET not in line
     assert "j-1" not in line
+
+
+def test_standard_webhooks_headers_are_verified_too() -> None:
+    """With the Standard Webhooks headers present, they must verify as well as X-Hook-Signature."""
+    headers = {**_headers(sign(SECRET, BODY)), **standard_headers([SECRET], "d-1", BODY)}
+    assert describe(headers, BODY, _secrets) == (True, "job.failed hook=42 delivery=d-1 attempt=2 signature verified")
+    forged = {**headers, "webhook-signature": standard_headers(["not-the-secret"], "d-1", BODY)["webhook-signature"]}
+    verified, line = describe(forged, BODY, _secrets)
+    assert not verified
+    assert line.endswith("signature FAILED: webhook-signature mismatch (wrong secret, altered body or old timestamp)")
+
+
+def test_a_stale_standard_webhooks_timestamp_fails() -> None:
+    """A webhook-timestamp far from now (a replay) does not verify, even with the right secret."""
+    old = standard_headers([SECRET], "d-1", BODY, timestamp=int(time.time()) - 3600)
+    verified, _line = describe({**_headers(sign(SECRET, BODY)), **old}, BODY, _secrets)
+    assert not verified
+
+
+def test_the_receiver_answers_without_nagle_delays() -> None:
+    """The handler turns Nagle's algorithm off: a keep-alive client would otherwise wait ~40 ms per answer."""
+    assert _Handler.disable_nagle_algorithm is True

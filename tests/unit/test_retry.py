@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -11,18 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hookd.retry import (
-    PERMANENT_FAILURE,
-    RETRIES_EXHAUSTED,
-    SSRF_BLOCKED,
-    Attempt,
-    Verdict,
-    classify,
-    dead_letter_reason,
-    delay_label,
-    durable_delay,
-    run_inline,
-)
+from hookd.outcomes import DeadLetter, Verdict, dead_letter_reason
+from hookd.retry import Attempt, classify, delay_label, durable_delay, run_inline
 
 
 @pytest.mark.parametrize(
@@ -100,24 +89,18 @@ def _attempt(verdict: Verdict, number: int = 1, status: int | None = None) -> At
     return Attempt(number=number, verdict=verdict, duration_s=0.01, status=status)
 
 
-def test_dead_letter_reason_blocked() -> None:
-    """A delivery refused by the network policy is dead-lettered as ssrf_blocked."""
-    assert dead_letter_reason(_attempt(Verdict.BLOCKED)) == SSRF_BLOCKED
-
-
-def test_dead_letter_reason_permanent() -> None:
-    """A permanent failure is dead-lettered as permanent_failure."""
-    assert dead_letter_reason(_attempt(Verdict.PERMANENT, status=410)) == PERMANENT_FAILURE
-
-
-def test_dead_letter_reason_retryable() -> None:
-    """A retryable last attempt means the retries were exhausted."""
-    assert dead_letter_reason(_attempt(Verdict.RETRYABLE, status=503)) == RETRIES_EXHAUSTED
-
-
-# tenacity >= 9.2 deprecates `wait_exponential_jitter(initial=...)`, which run_inline passes; the behaviour
-# tests below ignore that one warning so they test the loop, and test_run_inline_uses_no_deprecated_api
-# keeps the deprecation visible as its own failure.
+@pytest.mark.parametrize(
+    ("verdict", "reason"),
+    [
+        (Verdict.BLOCKED, DeadLetter.SSRF_BLOCKED),
+        (Verdict.PERMANENT, DeadLetter.PERMANENT_FAILURE),
+        (Verdict.GONE, DeadLetter.HOOK_GONE),
+        (Verdict.RETRYABLE, DeadLetter.RETRIES_EXHAUSTED),
+    ],
+)
+def test_dead_letter_reason_of_each_final_verdict(verdict: Verdict, reason: DeadLetter) -> None:
+    """Blocked, permanent, gone and retryable-but-spent deliveries each have their dead-letter reason."""
+    assert dead_letter_reason(verdict) == reason
 
 
 class FakeAttempts:
@@ -188,20 +171,33 @@ def test_run_inline_returns_immediately_when_stop_already_set() -> None:
     stop = threading.Event()
     stop.set()
     fake = FakeAttempts([Verdict.RETRYABLE])
-    started = time.monotonic()
-    result = run_inline(fake, first_number=1, attempts=5, backoff_s=30, stop=stop)
-    assert time.monotonic() - started < 1
+    waits: list[float] = []
+    result = run_inline(fake, first_number=1, attempts=5, backoff_s=30, stop=stop, sleep=waits.append)
+    assert waits == []
     assert fake.numbers == [1]
     assert result.verdict is Verdict.RETRYABLE
+
+
+@pytest.mark.parametrize("backoff_s", [0.5, 2.0])
+def test_run_inline_backoff_doubles_from_the_first_wait(backoff_s: float) -> None:
+    """The waits between attempts are b, 2b, 4b (each plus up to b of jitter), capped at 8b."""
+    fake = FakeAttempts([Verdict.RETRYABLE])
+    waits: list[float] = []
+    run_inline(fake, first_number=1, attempts=6, backoff_s=backoff_s, stop=threading.Event(), sleep=waits.append)
+    assert fake.numbers == [1, 2, 3, 4, 5, 6]
+    base = [backoff_s * factor for factor in (1, 2, 4, 8, 8)]
+    assert len(waits) == len(base)
+    for wait, expected in zip(waits, base, strict=True):
+        assert expected <= wait <= expected + backoff_s
 
 
 def test_run_inline_stop_set_during_attempt_ends_loop() -> None:
     """Stop set while an attempt runs ends the loop after that attempt."""
     stop = threading.Event()
     fake = FakeAttempts([Verdict.RETRYABLE], on_call=lambda _n: stop.set())
-    started = time.monotonic()
-    run_inline(fake, first_number=1, attempts=5, backoff_s=30, stop=stop)
-    assert time.monotonic() - started < 1
+    waits: list[float] = []
+    run_inline(fake, first_number=1, attempts=5, backoff_s=30, stop=stop, sleep=waits.append)
+    assert waits == []
     assert fake.numbers == [1]
 
 
@@ -210,14 +206,16 @@ def test_run_inline_stop_during_backoff_makes_no_further_attempt() -> None:
     stop = threading.Event()
     timer = threading.Timer(0.05, stop.set)
     fake = FakeAttempts([Verdict.RETRYABLE], on_call=lambda n: timer.start() if n == 1 else None)
-    started = time.monotonic()
-    try:
-        result = run_inline(fake, first_number=1, attempts=5, backoff_s=30, stop=stop)
-    finally:
-        timer.cancel()
-    assert time.monotonic() - started < 5
+    results: list[Attempt] = []
+    loop = threading.Thread(
+        target=lambda: results.append(run_inline(fake, first_number=1, attempts=5, backoff_s=30, stop=stop))
+    )
+    loop.start()
+    loop.join(timeout=10)  # liveness: the 30 s backoff must end when stop is set, not run its course
+    timer.cancel()
+    assert not loop.is_alive(), "run_inline kept sleeping through its backoff after stop was set"
     assert fake.numbers == [1]
-    assert result.number == 1
+    assert results[0].number == 1
 
 
 def test_run_inline_propagates_exceptions() -> None:

@@ -6,16 +6,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
-from hookd.broker import BrokerConnection, Incoming, Outgoing, Topology
+from hookd.broker import Connection, Incoming, Outgoing, Topology
 from hookd.config import DeliverySettings
 from hookd.daemon.breaker import Breakers
 from hookd.daemon.recorder import Recorder
-from hookd.daemon.settlement import Job, Settler
-from hookd.messages import Target
+from hookd.daemon.roster import Roster
+from hookd.daemon.settlement import Settler, Task
+from hookd.messages import Delivery
 from hookd.metrics import NoMetrics
-from hookd.retry import Attempt, Verdict
+from hookd.outcomes import Verdict
+from hookd.retry import Attempt
+from hookd.subscriptions.hookset import HookSet
 from hookd.subscriptions.model import Hook
-from hookd.subscriptions.store import SubscriptionStore
+from hookd.subscriptions.store import MemoryStore
 
 TOPOLOGY = Topology(exchange="x", prefix="t", retry_delays_s=(5.0, 60.0))
 
@@ -45,11 +48,8 @@ class FakeConnection:
             continuation()
 
 
-class NoStore:
-    """A source without `update`: disabling stays in memory."""
-
-
 def _settler(prefetch: int = 10) -> Settler:
+    """A settler whose roster's source keeps no disables (like a hooks file)."""
     settler = Settler(
         DeliverySettings(retry_delays_s=(5.0, 60.0)),
         TOPOLOGY,
@@ -57,23 +57,23 @@ def _settler(prefetch: int = 10) -> Settler:
         metrics=NoMetrics(),
         record=Recorder(None),
         breakers=Breakers(threshold=5, cooldown_s=30, disable_after_s=0),
-        store=cast(SubscriptionStore, NoStore()),
+        roster=Roster(MemoryStore(revisioned=False), HookSet()),
     )
     settler.reset()
     return settler
 
 
 def _message(tag: int) -> Incoming:
-    return Incoming("t.events", "job.failed", b"{}", "evt-1", {}, None, tag, False)
+    return Incoming("t.events", "task.failed", b"{}", "evt-1", {}, None, tag, False)
 
 
-def _jobs(settler: Settler, conn: FakeConnection, tag: int, hooks: int) -> list[Job]:
-    work = settler.hold(cast(BrokerConnection, conn), _message(tag), hooks)
-    jobs = []
+def _tasks(settler: Settler, conn: FakeConnection, tag: int, hooks: int) -> list[Task]:
+    held = settler.hold(cast(Connection, conn), _message(tag), hooks)
+    tasks = []
     for n in range(hooks):
-        hook = Hook(id=f"h{n}", account_id="acme", url="https://example.com/", events=("job",), secret="s" * 32)
-        jobs.append(Job(work, hook, Target(hook.id, "job.failed", "evt-1", "acme", f"d{n}", 0, 0), b"{}"))
-    return jobs
+        hook = Hook(id=f"h{n}", account_id="acme", url="https://example.com/", events=("task",), secret="s" * 32)
+        tasks.append(Task(held, hook, Delivery(hook.id, "task.failed", "evt-1", "acme", f"d{n}", b"{}")))
+    return tasks
 
 
 def _attempt(verdict: Verdict, status: int | None = None, **fields: Any) -> Attempt:
@@ -81,8 +81,9 @@ def _attempt(verdict: Verdict, status: int | None = None, **fields: Any) -> Atte
 
 
 def test_the_message_is_acked_after_its_last_delivery() -> None:
+    """An event message is acked when the last of its deliveries settles, not before."""
     settler, conn = _settler(), FakeConnection()
-    first, second = _jobs(settler, conn, tag=7, hooks=2)
+    first, second = _tasks(settler, conn, tag=7, hooks=2)
     settler.settle(first, _attempt(Verdict.DELIVERED, 200))
     assert conn.acked == []
     settler.settle(second, _attempt(Verdict.DELIVERED, 204))
@@ -90,9 +91,10 @@ def test_the_message_is_acked_after_its_last_delivery() -> None:
 
 
 def test_a_retry_settles_its_share_only_when_the_broker_confirms_it() -> None:
+    """A retry's share of the message counts as settled only once the broker confirmed the retry."""
     settler, conn = _settler(), FakeConnection()
-    [job] = _jobs(settler, conn, tag=3, hooks=1)
-    settler.settle(job, _attempt(Verdict.RETRYABLE, 503, error="HTTP 503"))
+    [task] = _tasks(settler, conn, tag=3, hooks=1)
+    settler.settle(task, _attempt(Verdict.RETRYABLE, 503, error="HTTP 503"))
     [retry] = conn.published
     assert retry.routing_key == TOPOLOGY.retry_queue(5.0)
     assert retry.headers["hook_id"] == "h0" and retry.headers["retries"] == 1
@@ -102,9 +104,10 @@ def test_a_retry_settles_its_share_only_when_the_broker_confirms_it() -> None:
 
 
 def test_a_permanent_failure_is_dead_lettered_then_acked_on_confirm() -> None:
+    """A permanent failure goes to the dead-letter queue; the message is acked on that confirm."""
     settler, conn = _settler(), FakeConnection()
-    [job] = _jobs(settler, conn, tag=4, hooks=1)
-    settler.settle(job, _attempt(Verdict.PERMANENT, 400, error="HTTP 400"))
+    [task] = _tasks(settler, conn, tag=4, hooks=1)
+    settler.settle(task, _attempt(Verdict.PERMANENT, 400, error="HTTP 400"))
     [dead] = conn.published
     assert dead.routing_key == TOPOLOGY.dead and dead.headers["reason"] == "permanent_failure"
     conn.confirm_all()
@@ -112,27 +115,30 @@ def test_a_permanent_failure_is_dead_lettered_then_acked_on_confirm() -> None:
 
 
 def test_gone_disables_the_hook() -> None:
+    """A 410 disables the hook (recorded in the roster) and dead-letters the delivery."""
     settler, conn = _settler(), FakeConnection()
-    [job] = _jobs(settler, conn, tag=5, hooks=1)
-    settler.settle(job, _attempt(Verdict.GONE, 410, error="HTTP 410"))
-    assert settler.disabled == {"h0": "gone"}
+    [task] = _tasks(settler, conn, tag=5, hooks=1)
+    settler.settle(task, _attempt(Verdict.GONE, 410, error="HTTP 410"))
+    assert dict(settler._roster.disabled) == {"h0": "gone"}
     assert conn.published[0].routing_key == TOPOLOGY.dead
 
 
 def test_a_retry_after_beyond_the_schedule_declares_its_delay_queue_once() -> None:
+    """A Retry-After longer than the schedule declares its delay queue once for every delivery."""
     settler, conn = _settler(), FakeConnection()
-    jobs = _jobs(settler, conn, tag=6, hooks=2)
-    for job in jobs:
-        settler.settle(job, _attempt(Verdict.RETRYABLE, 429, error="HTTP 429", retry_after_s=120.0))
+    tasks = _tasks(settler, conn, tag=6, hooks=2)
+    for task in tasks:
+        settler.settle(task, _attempt(Verdict.RETRYABLE, 429, error="HTTP 429", retry_after_s=120.0))
     assert len(conn.declared) == 1 and conn.declared[0] >= 120.0
     assert {m.routing_key for m in conn.published} == {TOPOLOGY.retry_queue(conn.declared[0])}
 
 
 def test_the_window_is_full_when_every_prefetched_message_is_held() -> None:
+    """The prefetch window is full while every prefetched message is held, and frees on settling."""
     settler, conn = _settler(prefetch=2), FakeConnection()
-    first = _jobs(settler, conn, tag=1, hooks=1)
+    first = _tasks(settler, conn, tag=1, hooks=1)
     assert not settler.window_full()
-    _jobs(settler, conn, tag=2, hooks=1)
+    _tasks(settler, conn, tag=2, hooks=1)
     assert settler.window_full()
     settler.settle(first[0], _attempt(Verdict.DELIVERED, 200))
     assert not settler.window_full()

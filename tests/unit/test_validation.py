@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hookd.events import EVENTS, GROUPS
-from hookd.subscriptions.validation import events_problems, url_problem
+from hookd.subscriptions.rules import events_problems, url_problem
 
 
 @pytest.mark.parametrize(

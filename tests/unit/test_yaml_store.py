@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hookd.errors import ConfigError
-from hookd.subscriptions.matching import HookSet
+from hookd.subscriptions.hookset import HookSet
 from hookd.subscriptions.model import BasicAuth, Hook
 from hookd.subscriptions.yaml_store import YamlStore, parse_hooks
 
@@ -258,7 +258,9 @@ def test_unknown_top_level_key_is_reported() -> None:
 @pytest.mark.parametrize("value", [_DROP, "", True, None, 1.5])
 def test_id_and_account_must_be_text_or_integer(field: str, value: object) -> None:
     """id and account_id are required strings or integers (not booleans, floats or blanks)."""
-    assert _problems({"hooks": [_entry(**{field: value})]}) == (f"hooks[0].{field}: required, a string or integer",)
+    assert _problems({"hooks": [_entry(**{field: value})]}) == (
+        f"hooks[0].{field}: required, a non-empty string or integer",
+    )
 
 
 @pytest.mark.parametrize("field", ["active", "insecure_ssl"])

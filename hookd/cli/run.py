@@ -1,0 +1,51 @@
+"""`hookd run`: the delivery daemon."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hookd import logs
+from hookd.cli.args import Subparsers, add_command
+from hookd.config import Settings, load_settings
+from hookd.errors import StoreError
+from hookd.filesafety import permission_problems
+from hookd.state.db import Database
+from hookd.state.history import HistoryWriter
+from hookd.subscriptions.factory import open_store
+
+
+def register(sub: Subparsers) -> None:
+    p = add_command(
+        sub,
+        "run",
+        help_text="run the delivery daemon",
+        epilog="example: hookd run --config /etc/hookd/hookd.yaml",
+        handler=_run,
+    )
+    p.add_argument("--config", required=True, type=Path, help="path to hookd.yaml")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hookd.daemon.daemon import Daemon  # noqa: PLC0415 (only this command loads the daemon and urllib3)
+
+    settings = load_settings(args.config)
+    logs.configure(settings.logging.format, settings.logging.level, threaded=True)
+    for problem in permission_problems(args.config):
+        logs.get_logger("hookd.cli").warning("config.permissions", problem=problem)
+    daemon = Daemon(settings, open_store(settings), history=_history(settings))
+    daemon.install_signal_handlers()
+    return daemon.run()
+
+
+def _history(settings: Settings) -> HistoryWriter | None:
+    """The history writer, or None (disabled, or its database unusable: deliveries go on regardless)."""
+    if not settings.state.history:
+        return None
+    db = Database.from_url(settings.state.url)
+    try:
+        db.migrate()
+    except StoreError as exc:
+        logs.get_logger("hookd.cli").error("history.unavailable", error=str(exc))
+        return None
+    return HistoryWriter(db, retention_days=settings.state.retention_days)

@@ -1,0 +1,1 @@
+"""Test and development helpers shipped with hookd: an in-memory broker, private services."""

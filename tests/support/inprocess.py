@@ -1,0 +1,110 @@
+"""The daemon built in-process on the in-memory broker, with a scripted transport: no network at all."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from hookd.broker import Outgoing, Topology, topology_for
+from hookd.config import BrokerSettings, DeliverySettings, Settings, SubscriptionSettings
+from hookd.daemon.daemon import Daemon
+from hookd.messages import Delivery
+from hookd.outcomes import Verdict
+from hookd.retry import Attempt
+from hookd.state.history import HistoryWriter
+from hookd.subscriptions.model import Hook
+from hookd.subscriptions.store import MemoryStore
+from hookd.testing.stub_broker import StubBroker
+
+#: A receiver's answer to one attempt: a verdict and a status (None: no response, e.g. a timeout).
+Answer = tuple[Verdict, int | None]
+DELIVERED: Answer = (Verdict.DELIVERED, 200)
+
+
+@dataclass(frozen=True)
+class Made:
+    """One attempt the transport was asked to make."""
+
+    hook_id: str
+    event: str
+    delivery_id: str
+    number: int
+    body: bytes
+
+
+@dataclass
+class ScriptedTransport:
+    """Answers attempts per hook from `answers` (a function of the hook and the attempt number)."""
+
+    answers: Callable[[Hook, int], Answer] = lambda _hook, _number: DELIVERED
+    made: list[Made] = field(default_factory=list)
+    gate: threading.Event | None = None  # when set, attempts wait for it (a slow receiver)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def attempt(self, hook: Hook, delivery: Delivery, number: int) -> Attempt:
+        if self.gate is not None:
+            self.gate.wait(10)
+        with self._lock:
+            self.made.append(Made(hook.id, delivery.event, delivery.delivery_id, number, delivery.body))
+        verdict, status = self.answers(hook, number)
+        return Attempt(number, verdict, 0.001, status=status, error=None if status == 200 else f"HTTP {status}")
+
+    def to(self, hook_id: str) -> list[Made]:
+        with self._lock:
+            return [m for m in self.made if m.hook_id == hook_id]
+
+
+class InProcessDaemon:
+    """A `Daemon` on a `StubBroker` and a `MemoryStore`, running on a thread of its own."""
+
+    def __init__(
+        self,
+        hooks: Iterable[Hook],
+        transport: ScriptedTransport | None = None,
+        *,
+        delivery: DeliverySettings | None = None,
+        history: HistoryWriter | None = None,
+    ) -> None:
+        token = uuid.uuid4().hex[:8]
+        self.settings = Settings(
+            broker=BrokerSettings(exchange=f"x-{token}", queue_prefix=f"p-{token}", reconnect_max_s=0.5),
+            subscriptions=SubscriptionSettings(poll_interval_s=0.05),
+            delivery=delivery or DeliverySettings(inline_backoff_s=0, retry_delays_s=(0.2,)),
+        )
+        self.topology: Topology = topology_for(self.settings)
+        self.broker = StubBroker()
+        self.store = MemoryStore(hooks)
+        self.transport = transport or ScriptedTransport()
+        self.daemon = Daemon(
+            self.settings,
+            self.store,
+            sender=self.transport,
+            history=history,
+            connector=lambda: self.broker.connect(self.topology),
+        )
+        self.broker.declare(self.topology)  # as `hookd publish --config` does: events wait for the daemon
+        self._thread = threading.Thread(target=self.daemon.run, name="in-process daemon", daemon=True)
+        self._thread.start()
+
+    def publish(self, event: str, account: str, body: bytes = b'{"id": 1}', event_id: str | None = None) -> str:
+        """Publish like the scheduler; returns the event id."""
+        event_id = event_id or f"evt-{uuid.uuid4()}"
+        headers = {"account_id": account}
+        self.broker.publish(Outgoing(event, body, headers, event_id, exchange=self.topology.exchange))
+        return event_id
+
+    def settled(self, timeout_s: float = 10.0) -> bool:
+        """Every queue the daemon consumes is empty and nothing is held unacked."""
+
+        def idle() -> bool:
+            queues = (self.topology.events, self.topology.deliveries)
+            return not any(self.broker.queues[q].ready for q in queues) and not self.broker.held()
+
+        return self.broker.wait(idle, timeout_s)
+
+    def stop(self) -> None:
+        self.daemon.request_stop()
+        self._thread.join(30)
+        assert not self._thread.is_alive(), "the daemon did not stop"

@@ -1,0 +1,135 @@
+"""The daemon built in-process on the in-memory broker: fan-out, retries, dead letters, invalid
+messages, reloads and reconnects, end to end but without a network."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+from support.inprocess import DELIVERED, Answer, InProcessDaemon, ScriptedTransport
+
+from hookd.config import DeliverySettings
+from hookd.messages import delivery_id
+from hookd.outcomes import Verdict
+from hookd.subscriptions.model import Hook
+
+HookFactory = Callable[..., Hook]
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[InProcessDaemon]]:
+    started: list[InProcessDaemon] = []
+    yield started
+    for daemon in started:
+        daemon.stop()
+
+
+def _start(started: list[InProcessDaemon], hooks: list[Hook], **options: object) -> InProcessDaemon:
+    daemon = InProcessDaemon(hooks, **options)  # type: ignore[arg-type]
+    started.append(daemon)
+    return daemon
+
+
+def test_an_event_reaches_its_accounts_subscribed_hooks_and_is_acked(
+    daemons: list[InProcessDaemon], make_hook: HookFactory
+) -> None:
+    """One attempt per matching hook, with the event's stable delivery id; then the message is acked."""
+    hooks = [
+        make_hook(id="1", events=("job",)),
+        make_hook(id="2", events=("job.failed",)),
+        make_hook(id="3", events=("cluster",)),
+        make_hook(id="4", account_id="globex", events=("job",)),
+    ]
+    d = _start(daemons, hooks)
+    event_id = d.publish("job.failed", "acme", b'{"id": 7}')
+    assert d.settled()
+    made = {m.hook_id: m for m in d.transport.made}
+    assert sorted(made) == ["1", "2"]
+    assert made["1"].delivery_id == delivery_id(event_id, "1")
+    assert made["2"].body == b'{"id": 7}'
+
+
+def test_a_retryable_failure_comes_back_through_the_delay_queue(
+    daemons: list[InProcessDaemon], make_hook: HookFactory
+) -> None:
+    """After the in-process attempts, a durable retry waits in the delay queue and is tried again with
+    the attempt count continuing and the same delivery id."""
+
+    def flaky(_hook: Hook, number: int) -> Answer:
+        return DELIVERED if number > 1 else (Verdict.RETRYABLE, 503)
+
+    delivery = DeliverySettings(inline_attempts=1, retry_delays_s=(0.2,), retry_jitter=0)
+    d = _start(daemons, [make_hook(id="1", events=("job",))], transport=ScriptedTransport(flaky), delivery=delivery)
+    d.publish("job.failed", "acme")
+    assert d.broker.wait(lambda: len(d.transport.made) == 2, 10)
+    first, second = d.transport.made
+    assert (first.number, second.number) == (1, 2)
+    assert first.delivery_id == second.delivery_id
+    assert d.settled()
+
+
+def test_a_permanent_failure_is_dead_lettered_with_the_original_body(
+    daemons: list[InProcessDaemon], make_hook: HookFactory
+) -> None:
+    """A 400 is not retried: the body goes to `<prefix>.dead` unchanged, with the reason in a header."""
+    transport = ScriptedTransport(lambda _hook, _n: (Verdict.PERMANENT, 400))
+    d = _start(daemons, [make_hook(id="1", events=("job",))], transport=transport)
+    d.publish("job.failed", "acme", b'{"id": 99}')
+    assert d.broker.wait(lambda: d.broker.ready(d.topology.dead) == 1, 10)
+    [dead] = d.broker.messages(d.topology.dead)
+    assert dead.body == b'{"id": 99}'
+    assert (dead.headers["reason"], dead.headers["hook_id"], dead.headers["attempts"]) == ("permanent_failure", "1", 1)
+    assert len(transport.made) == 1
+
+
+def test_a_message_that_breaks_the_contract_is_parked_as_invalid(
+    daemons: list[InProcessDaemon], make_hook: HookFactory
+) -> None:
+    """An event whose account header is missing goes to `<prefix>.invalid` with its reason."""
+    d = _start(daemons, [make_hook(id="1", events=("job",))])
+    d.publish("job.failed", "")
+    assert d.broker.wait(lambda: d.broker.ready(d.topology.invalid) == 1, 10)
+    [invalid] = d.broker.messages(d.topology.invalid)
+    assert invalid.headers["reason"] == "missing_account"
+    assert d.transport.made == []
+
+
+def test_a_store_change_reaches_the_running_daemon(daemons: list[InProcessDaemon], make_hook: HookFactory) -> None:
+    """A hook added to the store receives the events published after the daemon noticed the change."""
+    d = _start(daemons, [make_hook(id="1", events=("job",))])
+    d.store.replace([make_hook(id="1", events=("job",)), make_hook(id="2", events=("job",))])
+    assert d.broker.wait(lambda: d.daemon._roster.hooks.get("2") is not None, 5)
+    d.publish("job.completed", "acme")
+    assert d.broker.wait(lambda: {m.hook_id for m in d.transport.made} == {"1", "2"}, 10)
+
+
+def test_after_a_lost_connection_unacked_work_is_delivered_again_with_its_id(
+    daemons: list[InProcessDaemon], make_hook: HookFactory
+) -> None:
+    """A broker restart returns the unacked event; the reconnected daemon delivers it again under the
+    same delivery id (at-least-once, deduplicable)."""
+    transport = ScriptedTransport()
+    held_up = transport.gate = threading.Event()
+    d = _start(daemons, [make_hook(id="1", events=("job",))], transport=transport)
+    d.publish("job.failed", "acme")
+    assert d.broker.wait(lambda: d.broker.held() == 1, 5)
+    d.broker.drop()
+    held_up.set()
+    assert d.broker.wait(lambda: len(transport.made) >= 2, 15)
+    assert len({m.delivery_id for m in transport.made}) == 1
+    assert d.settled(15)
+
+
+def test_a_gone_hook_is_disabled_and_its_waiting_deliveries_dead_lettered(
+    daemons: list[InProcessDaemon], make_hook: HookFactory
+) -> None:
+    """A 410 disables the hook in the store; later events skip it."""
+    transport = ScriptedTransport(lambda hook, _n: (Verdict.GONE, 410) if hook.id == "1" else DELIVERED)
+    d = _start(daemons, [make_hook(id="1", events=("job",)), make_hook(id="2", events=("job",))], transport=transport)
+    d.publish("job.failed", "acme")
+    assert d.broker.wait(lambda: d.broker.ready(d.topology.dead) == 1, 10)
+    assert d.broker.wait(lambda: not (d.store.get("1") or make_hook()).active, 5)
+    d.publish("job.completed", "acme")
+    assert d.broker.wait(lambda: len(transport.to("2")) == 2, 10)
+    assert len(transport.to("1")) == 1

@@ -1,0 +1,150 @@
+"""daemon.pool: delivery threads run a task's attempts and hand every result back to the main thread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from hookd.broker import Topology
+from hookd.config import DeliverySettings
+from hookd.daemon.breaker import Breakers
+from hookd.daemon.pool import DeliveryPool
+from hookd.daemon.recorder import Recorder
+from hookd.daemon.settlement import Held, Task
+from hookd.messages import Delivery
+from hookd.metrics import NoMetrics
+from hookd.outcomes import Verdict
+from hookd.retry import Attempt
+from hookd.subscriptions.model import Hook
+from hookd.testing.stub_broker import StubBroker, StubConnection
+
+TOPOLOGY = Topology(exchange="x", prefix="pool")
+
+
+class ScriptedTransport:
+    """Answers each hook's attempts from a script (the last verdict repeats); records every attempt."""
+
+    def __init__(self, script: dict[str, list[Verdict]] | None = None, *, fail: bool = False) -> None:
+        self.script = script or {}
+        self.fail = fail
+        self.attempts: list[tuple[str, str, int]] = []
+        self._lock = threading.Lock()
+
+    def attempt(self, hook: Hook, delivery: Delivery, number: int) -> Attempt:
+        with self._lock:
+            self.attempts.append((hook.id, delivery.delivery_id, number))
+            made = sum(1 for h, d, _ in self.attempts if (h, d) == (hook.id, delivery.delivery_id))
+        if self.fail:
+            raise RuntimeError("a bug in the transport")
+        verdicts = self.script.get(hook.id, [Verdict.DELIVERED])
+        verdict = verdicts[min(made, len(verdicts)) - 1]
+        return Attempt(number, verdict, 0.001, status=200 if verdict is Verdict.DELIVERED else 503)
+
+
+class Harness:
+    """A pool on a stub connection; `run(tasks)` submits them and collects every result on this thread."""
+
+    def __init__(self, transport: ScriptedTransport, *, breaker_threshold: int = 5, inline_attempts: int = 3) -> None:
+        self.broker = StubBroker()
+        self.conn: StubConnection = self.broker.connect(TOPOLOGY)
+        self.current: StubConnection | None = self.conn
+        self.woken = 0
+        self.breakers = Breakers(threshold=breaker_threshold, cooldown_s=30, disable_after_s=0)
+        self.stop = threading.Event()
+        self.pool = DeliveryPool(
+            DeliverySettings(workers=4, inline_attempts=inline_attempts, inline_backoff_s=0),
+            sender=transport,
+            record=Recorder(None),
+            breakers=self.breakers,
+            metrics=NoMetrics(),
+            stop=self.stop,
+            current=lambda: self.current,
+            on_results=self._on_results,
+        )
+        self.pool.start()
+
+    def _on_results(self) -> None:
+        self.woken += 1
+
+    def task(self, hook_id: str, attempts: int = 0) -> Task:
+        hook = Hook(id=hook_id, account_id="acme", url="https://example.com/", events=("job",), secret="s" * 16)
+        delivery = Delivery(hook_id, "job.failed", "evt-1", "acme", f"d-{hook_id}", b"{}", attempts)
+        return Task(Held(self.conn, 1, 1, TOPOLOGY.events), hook, delivery)
+
+    def run(self, tasks: list[Task]) -> dict[str, Attempt | None]:
+        for task in tasks:
+            self.pool.submit(task)
+        results: dict[str, Attempt | None] = {}
+        deadline = 200  # poll turns of up to 50 ms: a liveness bound, not a speed target
+        while len(results) < len(tasks) and deadline:
+            self.conn.poll(0.05)  # runs the pool's wake-up callbacks, as the daemon's main loop does
+            results.update((task.hook.id, last) for task, last in self.pool.finished())
+            deadline -= 1
+        assert len(results) == len(tasks), f"only {len(results)} of {len(tasks)} results came back"
+        return results
+
+
+@pytest.fixture
+def harness_factory() -> Iterator[list[Harness]]:
+    made: list[Harness] = []
+    yield made
+    for harness in made:
+        harness.stop.set()
+        harness.conn.close()
+
+
+def _harness(made: list[Harness], transport: ScriptedTransport, **options: int) -> Harness:
+    harness = Harness(transport, **options)
+    made.append(harness)
+    return harness
+
+
+def test_results_come_back_to_the_main_thread_with_a_wake_up(harness_factory: list[Harness]) -> None:
+    """Every submitted task's last attempt comes back through `finished()`, announced by a wake-up."""
+    transport = ScriptedTransport()
+    harness = _harness(harness_factory, transport)
+    results = harness.run([harness.task(str(n)) for n in range(10)])
+    assert all(last is not None and last.verdict is Verdict.DELIVERED for last in results.values())
+    assert 1 <= harness.woken <= 10
+    assert not harness.pool.busy
+
+
+def test_inline_retries_continue_the_attempt_numbers(harness_factory: list[Harness]) -> None:
+    """A retryable attempt is retried in process; numbers continue from the delivery's attempts so far."""
+    transport = ScriptedTransport({"h": [Verdict.RETRYABLE, Verdict.RETRYABLE, Verdict.DELIVERED]})
+    harness = _harness(harness_factory, transport)
+    last = harness.run([harness.task("h", attempts=4)])["h"]
+    assert last is not None and last.verdict is Verdict.DELIVERED and last.number == 7
+    assert [n for _, _, n in transport.attempts] == [5, 6, 7]
+
+
+def test_a_task_of_a_lost_connection_is_handed_back_unstarted(harness_factory: list[Harness]) -> None:
+    """After a reconnect, work taken on the old connection is not attempted: its message is back on the broker."""
+    transport = ScriptedTransport()
+    harness = _harness(harness_factory, transport)
+    stale = harness.task("old")
+    harness.current = harness.broker.connect(TOPOLOGY)  # the daemon reconnected meanwhile
+    harness.pool.submit(stale)
+    finished: list[tuple[Task, Attempt | None]] = []
+    assert harness.broker.wait(lambda: bool(finished.extend(harness.pool.finished()) or finished), 5)
+    assert finished == [(stale, None)]
+    assert transport.attempts == []
+
+
+def test_a_bug_in_an_attempt_becomes_a_retryable_result(harness_factory: list[Harness]) -> None:
+    """An exception from the transport must not lose the event: it is reported as retryable."""
+    harness = _harness(harness_factory, ScriptedTransport(fail=True), inline_attempts=1)
+    last = harness.run([harness.task("h")])["h"]
+    assert last is not None and last.verdict is Verdict.RETRYABLE and "internal error" in (last.error or "")
+
+
+def test_an_opening_circuit_stops_the_inline_retries(harness_factory: list[Harness]) -> None:
+    """Once the hook's circuit opens, the task gives up in-process retries (the durable path takes over)."""
+    transport = ScriptedTransport({"h": [Verdict.RETRYABLE]})
+    harness = _harness(harness_factory, transport, breaker_threshold=2, inline_attempts=5)
+    last = harness.run([harness.task("h")])["h"]
+    assert last is not None and last.verdict is Verdict.RETRYABLE
+    assert len(transport.attempts) == 2
+    assert harness.breakers.is_open("h")
