@@ -30,6 +30,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from hookd.errors import HookdError
+
 #: The real server script from Debian's `rabbitmq-server` package (runs as the calling user).
 SERVER_SCRIPT = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 HOST = "127.0.0.1"
@@ -39,7 +41,7 @@ _NODENAME_FILE = "nodename"
 _counter = itertools.count(1)
 
 
-class DevBrokerError(RuntimeError):
+class DevBrokerError(HookdError):
     """The private node could not be started (the message carries the tail of its output)."""
 
 
@@ -267,6 +269,10 @@ class PrivateBroker:
                 "RABBITMQ_CONFIG_FILE": str(d / "rabbitmq.conf"),
                 "RABBITMQ_ADVANCED_CONFIG_FILE": str(d / "advanced.config"),
                 "RABBITMQ_CONF_ENV_FILE": str(d / "rabbitmq-env.conf"),
+                # Erlang writes erl_crash.dump into the current directory of the VM that died, and the
+                # CLI tools run with this environment start wherever their caller is: pin the file
+                # here, next to the node's logs, where `close()` removes it with the rest.
+                "ERL_CRASH_DUMP": str(d / "erl_crash.dump"),
             }
         )
         return env
