@@ -129,11 +129,16 @@ def rabbitmq_url(configured: str) -> Service:
     return Service("RabbitMQ", broker.url, broker)
 
 
+def ensure_rabbitmq_installed() -> None:
+    """Make sure the RabbitMQ server can be run privately (for `RabbitCluster`), installing it if we may."""
+    _ensure_packages(devbroker.installed, ["rabbitmq-server"], "a private RabbitMQ is needed and")
+
+
 # -- PostgreSQL ------------------------------------------------------------------------------------
 def postgres_url(configured: str) -> Service:
     """The configured database if a real connection succeeds, else a private server's `test` database."""
     where = _postgres_where(configured)
-    problem = _postgres_problem(configured)
+    problem = postgres_problem(configured)
     if problem is None:
         _say(f"PostgreSQL at {where} answers; using it")
         return Service("PostgreSQL", configured)
@@ -158,7 +163,12 @@ def postgres_url(configured: str) -> Service:
     return Service("PostgreSQL", server.url, server)
 
 
-def _postgres_problem(url: str, timeout_s: int = 3) -> str | None:
+def ensure_postgres_installed() -> None:
+    """Make sure a private PostgreSQL can be run (`PrivatePostgres`), installing the server if we may."""
+    _ensure_packages(postgres.installed, ["postgresql"], "a private PostgreSQL is needed and")
+
+
+def postgres_problem(url: str, timeout_s: int = 3) -> str | None:
     """Why a real connection to `url` fails (one line), or None when `SELECT 1` works."""
     try:
         with psycopg.connect(url, connect_timeout=timeout_s, autocommit=True) as conn:
