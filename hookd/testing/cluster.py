@@ -9,12 +9,14 @@ distribution port (all drawn at once, so they are distinct), named `hookd-<pid>-
 (`localhost` resolves everywhere, also in a network namespace with only loopback). They share one
 Erlang cookie, written to each node's HOME before its first start: nodes and CLI tools only talk
 to peers holding the same cookie. Nodes boot side by side, then nodes 2..n join node 1 one at a time
-with `rabbitmqctl stop_app; join_cluster; start_app`, the documented manual procedure (joins are
-schema changes: one at a time is what the documentation asks for).
+with `rabbitmqctl stop_app; join_cluster; start_app`, the documented manual procedure (a join
+changes the cluster's schema: one at a time, no two joins race).
 
-Measured here (2 cores, RabbitMQ 3.10.8, Erlang 25): one node boots in 7-10 s; a CLI call costs
-about 2 s (it boots an Erlang VM); a 3-node cluster is built in about 25 s (boots in parallel
-~12 s, then two joins of three CLI calls each), and `rolling_restart()` takes about 35 s.
+Measured here (2 cores shared with other work, RabbitMQ 3.10.8, Erlang 25): one node boots in
+7-10 s (14 s when the machine is busy), three side by side in 17-20 s; a CLI call costs 1-2 s (it
+boots an Erlang VM); building a 3-node cluster takes 23-33 s (68 s once, at a load average of 50):
+the parallel boot, then two joins of three CLI calls each (about 5 s per join). `rolling_restart()`
+takes 29-34 s, killing and restarting one node about 10 s, `close()` under a second.
 
 RabbitMQ 3.10 facts this relies on: a quorum queue declared on a cluster gets a member on every node
 and stays available while a majority of its members run; a node stopped or killed keeps its

@@ -20,7 +20,8 @@ creates, privileges dropped in the child before exec (`Popen(user=..., group=...
 no intermediate `runuser` process whose pid would stand between us and the server), and the
 directory is handed to that user.
 
-Measured here (2 cores): `initdb` about 1 s, server start about 0.3 s, `createdb` about 0.2 s.
+Measured here (2 cores): a first start takes about 2 s (`initdb` 1.6-2.4 s, the server ready in
+~0.1 s, `createdb` 0.3 s), a restart 0.1 s, a fast shutdown under 0.15 s.
 """
 
 from __future__ import annotations
