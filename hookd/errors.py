@@ -12,7 +12,7 @@
     ├── StoreError             a database could not be read or written
     │   └── HookNotFound       no hook has this id (also a KeyError)
     ├── MetricsServerError     the metrics endpoint could not listen
-    └── DevBrokerError         a private RabbitMQ node (hookd.testing) could not be started
+    └── (hookd.testing's own: DevBrokerError, ClusterError, PrivatePostgresError, ServiceUnavailable)
 
 Library exceptions (pika, urllib3, yaml, sqlite3, psycopg) are translated at the adapter boundary
 so the rest of the code reasons about hookd's own types only.
@@ -92,10 +92,6 @@ class HookNotFound(StoreError, KeyError):
 
 class MetricsServerError(HookdError):
     """The metrics endpoint could not listen (address in use, not an address of this host...)."""
-
-
-class DevBrokerError(HookdError):
-    """A private RabbitMQ node could not be started (the message carries the tail of its output)."""
 
 
 def yaml_problem(exc: Exception) -> str:

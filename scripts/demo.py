@@ -13,7 +13,7 @@ Exit status 0 only if all six were verified and hookd stopped cleanly on SIGTERM
 what is missing, shows the end of hookd's log, and keeps the work directory for a look.
 
 Which broker, in this order:
-    HOOKD_DEMO_PRIVATE_BROKER=1   always start a private RabbitMQ node (hookd.devbroker) on a free
+    HOOKD_DEMO_PRIVATE_BROKER=1   always start a private RabbitMQ node (hookd.testing.devbroker) on a free
                                   port, ignoring HOOKD_AMQP_URL and 5672: tests that path
     HOOKD_AMQP_URL=amqp://...     that broker
     127.0.0.1:5672                if it answers AMQP
@@ -49,10 +49,10 @@ from urllib.parse import urlsplit, urlunsplit
 try:
     import yaml
 
-    from hookd import devbroker
     from hookd.broker import BrokerConnection, topology_for
     from hookd.config import AMQP_URL_ENV, DEFAULT_AMQP_URL, load_settings, redact_url
     from hookd.errors import HookdError
+    from hookd.testing import devbroker
 except ImportError as exc:  # run with a Python that does not have hookd installed
     sys.exit(f"demo: {exc}; run it with `make demo` (it uses the project's .venv)")
 
@@ -398,7 +398,7 @@ def main() -> int:
         section("broker")
         run.url, run.broker = choose_broker()
         ok = demo(run)
-    except (DemoFailed, HookdError, devbroker.DevBrokerError, OSError) as exc:
+    except (DemoFailed, HookdError, OSError) as exc:  # DevBrokerError is a HookdError
         say(f"\ndemo: FAILED: {exc}", sys.stderr)
     except KeyboardInterrupt:
         say("\ndemo: interrupted, cleaning up", sys.stderr)

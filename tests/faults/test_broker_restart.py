@@ -9,7 +9,7 @@ import pytest
 from integration.conftest import HookdFactory
 from integration.helpers import Amqp, Names, hook_entry, settle, wait_until
 
-from hookd.devbroker import PrivateBroker
+from hookd.testing.devbroker import PrivateBroker
 
 from .harness import dead_letters, delivery, pairs, publish_events, wait_accepted
 from .ledger import classify

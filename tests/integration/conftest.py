@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hookd.devbroker import PrivateBroker, installed
+from hookd.testing.devbroker import PrivateBroker, installed
 
 from .helpers import (
     DEFAULT_AMQP_URL,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hookd.devbroker import PrivateBroker
 from hookd.messages import delivery_id
+from hookd.testing.devbroker import PrivateBroker
 
 from .conftest import HookdFactory
 from .helpers import Amqp, Names, Receiver, hook_entry, wait_until

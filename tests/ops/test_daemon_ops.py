@@ -22,7 +22,7 @@ from integration.conftest import HookdFactory
 from integration.helpers import Amqp, Names, Receiver, hook_entry, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
-from hookd.devbroker import PrivateBroker, installed
+from hookd.testing.devbroker import PrivateBroker, installed
 
 from .conftest import OpsConfig, free_port, unavailable
 

@@ -30,8 +30,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from hookd.errors import HookdError
+
 #: The real server script from Debian's `rabbitmq-server` package (runs as the calling user).
 SERVER_SCRIPT = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+#: Where the same package keeps the CLI tools (`rabbitmqctl`, `rabbitmq-queues`, ...) under their real names.
+CLI_DIR = SERVER_SCRIPT.parent
 HOST = "127.0.0.1"
 _AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
 _CONNECTION_START = b"\x00\x0a\x00\x0a"  # class 10 (connection), method 10 (start)
@@ -39,7 +43,7 @@ _NODENAME_FILE = "nodename"
 _counter = itertools.count(1)
 
 
-class DevBrokerError(RuntimeError):
+class DevBrokerError(HookdError):
     """The private node could not be started (the message carries the tail of its output)."""
 
 
@@ -105,11 +109,16 @@ class PrivateBroker:
     starts as a shared daemon when none is running and which is harmless to leave).
     """
 
-    def __init__(self, data_dir: Path | None = None, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path | None = None, port: int | None = None, dist_port: int | None = None) -> None:
+        """`dist_port` fixes the Erlang distribution port; by default a free one is picked at each start.
+
+        A cluster fixes it so that nodes booting side by side cannot draw the same free port.
+        """
         self._owns_dir = data_dir is None
         self.data_dir = Path(tempfile.mkdtemp(prefix="hookd-rabbitmq-")) if data_dir is None else data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
+        self.dist_port = dist_port
         self.node = self._node_name()
         self._proc: subprocess.Popen[bytes] | None = None
         self._output: IO[bytes] | None = None
@@ -146,6 +155,11 @@ class PrivateBroker:
     def log_dir(self) -> Path:
         return self.data_dir / "log"
 
+    @property
+    def home(self) -> Path:
+        """The node's HOME, where Erlang reads `.erlang.cookie` (write one here to share a cookie)."""
+        return self.data_dir / "home"
+
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self, timeout_s: float = 60.0) -> None:
         """Boot the node (or do nothing if it runs) and wait until it answers AMQP on `port`."""
@@ -158,7 +172,7 @@ class PrivateBroker:
         self._output = self.output_file.open("ab")
         self._proc = subprocess.Popen(  # noqa: S603 (a fixed path, no shell, no outside input)
             [str(SERVER_SCRIPT)],
-            env=self._environment(),
+            env=self.environment(),
             cwd=self.data_dir,
             stdin=subprocess.DEVNULL,
             stdout=self._output,
@@ -242,8 +256,40 @@ class PrivateBroker:
             return "(no server output)"
         return "\n".join(text.splitlines()[-lines:])
 
-    def _environment(self) -> dict[str, str]:
-        """The server's environment: everything RabbitMQ reads or writes points into `data_dir`."""
+    def cli(self, *args: str, tool: str = "rabbitmqctl", timeout_s: float = 60.0) -> str:
+        """Run one of the package's CLI tools against this node and return what it printed.
+
+        The tool gets the node's own environment, so it finds the node (`-n`) and its cookie (HOME)
+        without touching root's. Each call costs about 2 s: the tool boots an Erlang VM of its own.
+        """
+        command = [str(CLI_DIR / tool), "-n", self.node, *args]
+        try:
+            done = subprocess.run(  # noqa: S603 (a fixed path, no shell; args come from our callers)
+                command,
+                env=self.environment(),
+                cwd=self.data_dir,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise DevBrokerError(f"{tool} {' '.join(args)} on {self.node} took over {timeout_s:g} s") from None
+        except OSError as exc:
+            raise DevBrokerError(f"{tool} could not run: {exc}") from exc
+        if done.returncode != 0:
+            detail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-5:]
+            raise DevBrokerError(
+                f"{tool} {' '.join(args)} on {self.node} exited with {done.returncode}: " + " / ".join(detail)
+            )
+        return done.stdout
+
+    def environment(self) -> dict[str, str]:
+        """The server's environment: everything RabbitMQ reads or writes points into `data_dir`.
+
+        The CLI tools need the same one (node name, HOME with the cookie), see `cli()`.
+        """
         d = self.data_dir
         for sub in ("home", "mnesia", "log"):
             (d / sub).mkdir(exist_ok=True)
@@ -259,7 +305,7 @@ class PrivateBroker:
                 "RABBITMQ_NODE_IP_ADDRESS": HOST,
                 "RABBITMQ_NODE_PORT": str(self.port),
                 # Any free port will do for Erlang distribution (CLI tools); pick again per start.
-                "RABBITMQ_DIST_PORT": str(free_port()),
+                "RABBITMQ_DIST_PORT": str(self.dist_port or free_port()),
                 "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
                 "RABBITMQ_MNESIA_BASE": str(d / "mnesia"),
                 "RABBITMQ_LOG_BASE": str(d / "log"),
@@ -267,6 +313,10 @@ class PrivateBroker:
                 "RABBITMQ_CONFIG_FILE": str(d / "rabbitmq.conf"),
                 "RABBITMQ_ADVANCED_CONFIG_FILE": str(d / "advanced.config"),
                 "RABBITMQ_CONF_ENV_FILE": str(d / "rabbitmq-env.conf"),
+                # Erlang writes erl_crash.dump into the current directory of the VM that died, and the
+                # CLI tools run with this environment start wherever their caller is: pin the file
+                # here, next to the node's logs, where `close()` removes it with the rest.
+                "ERL_CRASH_DUMP": str(d / "erl_crash.dump"),
             }
         )
         return env
