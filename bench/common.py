@@ -36,8 +36,22 @@ class BenchHook:
         return asdict(self)
 
 
-def make_hooks(port: int, count: int, *, mode: str = "fast", delay_ms: int = 0, hanging: int = 0) -> list[BenchHook]:
-    """`count` hooks of one account on the receiver; the last `hanging` of them never answer."""
+#: Distinct receiving hosts the receiver listens on (bench/receiver.py --aliases).
+ALIASES = 1000
+
+
+def host_alias(index: int) -> str:
+    """Distinct receiving host number `index` (bench/receiver.py listens on each)."""
+    return f"127.0.{1 + index // 250}.{1 + index % 250}"
+
+
+def make_hooks(
+    port: int, count: int, *, mode: str = "fast", delay_ms: int = 0, hanging: int = 0, distinct_hosts: bool = False
+) -> list[BenchHook]:
+    """`count` hooks of one account on the receiver; the last `hanging` of them never answer. With
+    `distinct_hosts`, every hook has a receiving host of its own (a loopback alias)."""
+    if distinct_hosts and count > ALIASES:
+        raise ValueError(f"at most {ALIASES} distinct hosts")
     hooks = []
     for index in range(count):
         if index >= count - hanging:
@@ -46,7 +60,8 @@ def make_hooks(port: int, count: int, *, mode: str = "fast", delay_ms: int = 0, 
             path = f"/slow/{delay_ms}/h{index}"
         else:
             path = f"/fast/h{index}"
-        url = f"http://127.0.0.1:{port}{path}"
+        host = host_alias(index) if distinct_hosts else "127.0.0.1"
+        url = f"http://{host}:{port}{path}"
         hooks.append(BenchHook(id=f"h{index}", url=url, secret=f"bench-secret-{index:04d}"))
     return hooks
 
@@ -62,7 +77,7 @@ def event_body(seq: int, published_at: float | None = None) -> bytes:
 
 
 def delivery_headers(hook: BenchHook, event_id: str, body: bytes) -> dict[str, str]:
-    """The headers of a first attempt, as hookd builds them (hookd/delivery.py)."""
+    """The headers of a first attempt, as hookd builds them (hookd/delivery/sender.py)."""
     did = delivery_id(event_id, hook.id)
     return {
         "Content-Type": "application/json",

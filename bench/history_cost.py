@@ -5,7 +5,7 @@ For each mode: N events are published first (one hook each, so N deliveries), th
 started and timed from its first to its last delivery at a fast local receiver. Prints a table and
 writes bench/results/history_cost.json. Not a test: nothing here asserts a time.
 
-    .venv/bin/python bench/history_cost.py [--events 3000] [--workers 64]
+    .venv/bin/python bench/history_cost.py [--events 3000] [--max-in-flight 1000]
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class Server(ThreadingHTTPServer):
 
 
 def run_mode(
-    name: str, state: dict[str, object], *, events: int, workers: int, port: int, workdir: Path
+    name: str, state: dict[str, object], *, events: int, max_in_flight: int, port: int, workdir: Path
 ) -> dict[str, object]:
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     hooks = {
@@ -76,7 +76,7 @@ def run_mode(
     config = {
         "broker": {"url": AMQP, "exchange": f"{prefix}.events", "queue_prefix": prefix},
         "subscriptions": {"source": "yaml", "path": f"{prefix}-hooks.yaml"},
-        "delivery": {"workers": workers, "allow_private_networks": True, "retry_delays_s": [5]},
+        "delivery": {"max_in_flight": max_in_flight, "allow_private_networks": True, "retry_delays_s": [5]},
         "state": state,
         "logging": {"format": "json", "level": "warning"},
     }
@@ -112,7 +112,7 @@ def run_mode(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=3000)
-    parser.add_argument("--workers", type=int, default=64)
+    parser.add_argument("--max-in-flight", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     server = Server(("127.0.0.1", 0), Counter)
@@ -129,7 +129,9 @@ def main() -> int:
         for _ in range(args.rounds):
             for name, state in modes:
                 results.append(
-                    run_mode(name, state, events=args.events, workers=args.workers, port=port, workdir=workdir)
+                    run_mode(
+                        name, state, events=args.events, max_in_flight=args.max_in_flight, port=port, workdir=workdir
+                    )
                 )
                 print(json.dumps(results[-1]), flush=True)
     server.shutdown()

@@ -10,7 +10,11 @@ Each POST is recorded at arrival with `time.time()` and, when the body starts wi
 seconds>,` (bench/common.py), its publish-to-receipt latency. Control endpoints: `POST /_reset`,
 `GET /_count` (counts per class) and `GET /_stats` (counts, first/last receipt, latencies).
 
-    python -m bench.receiver [--port 0]    # prints the bound port on its first stdout line
+    python -m bench.receiver [--port 0] [--aliases 1000]    # prints the bound port on its first line
+
+With `--aliases N` it also listens on N loopback aliases (127.0.1.1, 127.0.1.2, ... all of 127.0.0.0/8
+is this machine), so N hooks can be N distinct receiving hosts: a sender keeps its connections per
+host, and thousands of deliveries in flight to one host would not be what production sees.
 """
 
 from __future__ import annotations
@@ -119,21 +123,33 @@ def _control(path: str, rec: Recorder) -> bytes:
     return _json_response(rec.stats())
 
 
-async def serve(port: int) -> None:
+def alias(index: int) -> str:
+    """The loopback address of distinct host number `index` (0-based): 127.0.1.1 ... 127.0.4.250 ..."""
+    return f"127.0.{1 + index // 250}.{1 + index % 250}"
+
+
+async def serve(port: int, aliases: int) -> None:
     rec = Recorder()
     server = await asyncio.start_server(lambda r, w: handle(r, w, rec), "127.0.0.1", port, backlog=1024, limit=1 << 20)
     bound = server.sockets[0].getsockname()[1]
+    others = [
+        await asyncio.start_server(lambda r, w: handle(r, w, rec), alias(i), bound, backlog=1024, limit=1 << 20)
+        for i in range(aliases)
+    ]
     print(bound, flush=True)
     async with server:
         await server.serve_forever()
+    for other in others:
+        other.close()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--aliases", type=int, default=0, help="also listen on this many 127.0.x.y aliases")
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.port))
+        asyncio.run(serve(args.port, args.aliases))
     return 0
 
 

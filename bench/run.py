@@ -34,6 +34,7 @@ import yaml
 
 from bench.common import (
     ACCOUNT,
+    ALIASES,
     EVENT,
     ROOT,
     BenchHook,
@@ -60,7 +61,10 @@ class Receiver:
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.receiver"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+            [sys.executable, "-m", "bench.receiver", "--aliases", str(ALIASES)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -192,6 +196,16 @@ def consumers_on(queue: str) -> int:
         connection.close()
 
 
+def publish_burst(topology: Topology, count: int) -> None:
+    """Publish `count` events at once (to a running hookd), each stamped with its publish time."""
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP))
+    channel = connection.channel()
+    for seq in range(count):
+        channel.basic_publish(topology.exchange, EVENT, event_body(seq), _properties(new_event_id()))
+    connection.process_data_events(0)
+    connection.close()
+
+
 def publish_paced(topology: Topology, rate_per_s: float, count: int) -> int:
     """Publish `count` events at a steady `rate_per_s`, each body stamped with its publish time."""
     connection = pika.BlockingConnection(pika.URLParameters(AMQP))
@@ -260,6 +274,8 @@ def make_setup(workdir: Path, hooks: list[BenchHook], processes: int, delivery: 
 
 #: `--profile DIR`: run every hookd process under `py-spy record` (collapsed stacks, all threads) into DIR.
 PROFILE: dict[str, Path] = {}
+#: `--compare-rev REV`: the checkout of that revision whose hookd runs as the `prev` contender.
+PREVIOUS: dict[str, Path] = {}
 
 
 def hookd_command(path: Path) -> list[str]:
@@ -273,7 +289,12 @@ def hookd_command(path: Path) -> list[str]:
     return [spy, "record", *options, "--", *command]
 
 
-def start_hookd(setup: Setup) -> list[subprocess.Popen[bytes]]:
+def start_hookd(setup: Setup, *, previous: bool = False) -> list[subprocess.Popen[bytes]]:
+    """hookd processes on the setup's configs; `previous`: the `--compare-rev` checkout's hookd (its
+    package first on PYTHONPATH, the same interpreter and libraries)."""
+    env = dict(os.environ)
+    if previous:
+        env["PYTHONPATH"] = str(PREVIOUS["tree"])
     procs = []
     for path in setup.configs:
         log = (path.parent / "hookd.log").open("wb")
@@ -283,6 +304,7 @@ def start_hookd(setup: Setup) -> list[subprocess.Popen[bytes]]:
                 cwd=path.parent,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env=env,
             )
         )
     return procs
@@ -492,8 +514,11 @@ class Bench:
         finally:
             delete(setup.topology)
 
-    def hookd_starter(self) -> Callable[[Setup], list[subprocess.Popen[bytes]]]:
-        return start_hookd
+    def hookd_starter(self, *, previous: bool = False) -> Callable[[Setup], list[subprocess.Popen[bytes]]]:
+        return lambda setup: start_hookd(setup, previous=previous)
+
+    def previous_label(self) -> str:
+        return f"hookd {self.args.compare_rev}"
 
     def naive_starter(self) -> Callable[[Setup], list[subprocess.Popen[bytes]]]:
         return lambda setup: start_naive(setup, self.args.naive_prefetch)
@@ -539,6 +564,9 @@ class Bench:
         hooks = make_hooks(self.receiver.port, a.hooks)
         self.backlog_run("naive-fast", "naive pika+requests", hooks, a.events, start=self.naive_starter())
         self.backlog_run("fast-1p", "hookd", hooks, a.events, start=self.hookd_starter())
+        if PREVIOUS:
+            start = self.hookd_starter(previous=True)
+            self.backlog_run("fast-1p-prev", self.previous_label(), hooks, a.events, start=start)
 
     def two_processes(self) -> None:
         a = self.args
@@ -612,6 +640,59 @@ class Bench:
         finally:
             delete(setup.topology)
 
+    def live_run(
+        self,
+        scenario: str,
+        contender: str,
+        hooks: list[BenchHook],
+        events: int,
+        *,
+        cls: str,
+        max_window_s: float,
+        previous: bool = False,
+    ) -> Outcome:
+        """hookd runs first; then `events` are published at once, and publish-to-receipt is measured."""
+        setup = make_setup(self.workdir, hooks, 1, {})
+        try:
+            declare(setup.topology)
+            self.receiver.reset()
+            procs = start_hookd(setup, previous=previous)
+            deadline = time.monotonic() + 30
+            while consumers_on(setup.topology.events) < 1 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.say(f"{scenario} / {contender}: {events} events x {len(hooks)} hooks, published at once")
+            publish_burst(setup.topology, events)
+            outcome = measure(
+                self.receiver,
+                procs,
+                scenario=scenario,
+                contender=contender,
+                cls=cls,
+                expected=events * len(hooks),
+                max_window_s=max_window_s,
+            )
+            outcome.latency_ms = latency_summary(outcome.extra["latencies_s"])
+            outcome.extra["hookd_log"] = log_summary(setup)
+            return self.record(outcome)
+        finally:
+            delete(setup.topology)
+
+    def slow_many(self) -> None:
+        """The issue-13 load: 200 hooks on 200 hosts, each answering in 1 s; 10 events reach all of them."""
+        a = self.args
+        hooks = make_hooks(self.receiver.port, 200, mode="slow", delay_ms=1000, distinct_hosts=True)
+        self.live_run("slow-many", "hookd", hooks, 10, cls="slow", max_window_s=a.max_window)
+        if PREVIOUS:
+            self.live_run(
+                "slow-many-prev", self.previous_label(), hooks, 10, cls="slow", max_window_s=60, previous=True
+            )
+
+    def slow_thousand(self) -> None:
+        """10,000 deliveries to 1,000 hooks on 1,000 hosts answering in 2 s."""
+        a = self.args
+        hooks = make_hooks(self.receiver.port, 1000, mode="slow", delay_ms=2000, distinct_hosts=True)
+        self.live_run("slow-1000", "hookd", hooks, 10, cls="slow", max_window_s=a.max_window)
+
     def backlog_rss(self) -> None:
         a = self.args
         hooks = make_hooks(self.receiver.port, a.hooks)
@@ -633,6 +714,8 @@ SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "hang": Bench.hang,
     "latency": Bench.latency,
     "rss": Bench.backlog_rss,
+    "slow-many": Bench.slow_many,
+    "slow-1000": Bench.slow_thousand,
 }
 
 
@@ -689,6 +772,20 @@ def evaluate(results: list[Outcome]) -> list[Row]:
         elif r.scenario == "rss-50k-backlog":
             target = "peak RSS < 150 MB"
             verdict = _verdict(r.peak_rss_mb is not None and r.peak_rss_mb < 150)
+        elif r.scenario == "slow-many":
+            target = ">=1000/s, p99 < 3 s"
+            verdict = _verdict(r.per_s >= 1000 and r.latency_ms is not None and r.latency_ms["p99"] < 3000)
+        elif r.scenario == "slow-1000":
+            target = "all delivered, peak RSS < 300 MB"
+            verdict = _verdict(r.complete and r.peak_rss_mb is not None and r.peak_rss_mb < 300)
+        elif r.scenario == "fast-1p-prev":
+            current = by.get("fast-1p")
+            target = f"this commit: {_ratio(current.per_s if current else None, r.per_s)}x the rate"
+            cpu_now, cpu_then = (current.cpu_s_per_1k if current else None), r.cpu_s_per_1k
+            if cpu_now is not None and cpu_then is not None:
+                target += f", CPU {cpu_now:.3f} vs {cpu_then:.3f} s/1k"
+        elif r.scenario.endswith("-prev"):
+            target = "the previous revision, same run"
         elif r.contender.startswith(("naive", "raw")):
             target, verdict = "reference", "ref"
         if r.scenario in ("naive-slow", "slow-1p"):
@@ -775,7 +872,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="SECTION.KEY=VALUE",
-        help="override a hookd setting in every run, e.g. --set state.history=false --set delivery.workers=16",
+        help="override a hookd setting in every run, e.g. --set state.history=false --set delivery.max_in_flight=500",
+    )
+    parser.add_argument(
+        "--compare-rev",
+        metavar="REV",
+        help="also run hookd at git revision REV (e.g. HEAD~1) in the fast and slow-many scenarios, same run",
     )
     parser.add_argument("--output", type=Path, default=None, help="JSON path (default bench/results/<timestamp>.json)")
     parser.add_argument(
@@ -810,6 +912,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     started = datetime.now(UTC)
     receiver = Receiver()
+    previous_tree: Path | None = None
+    if args.compare_rev:
+        previous_tree = Path(tempfile.mkdtemp(prefix="hookd-bench-prev-")) / "tree"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(previous_tree), args.compare_rev],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        PREVIOUS["tree"] = previous_tree
     try:
         with tempfile.TemporaryDirectory(prefix="hookd-bench-") as tmp:
             bench = Bench(args, receiver, Path(tmp))
@@ -819,10 +931,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     run(bench)
     finally:
         receiver.close()
+        if previous_tree is not None:
+            subprocess.run(["git", "worktree", "remove", "--force", str(previous_tree)], cwd=ROOT, check=False)
     rows = evaluate(bench.results)
     text = table(rows)
     settings = {
-        "delivery": "defaults (workers 64, per_hook_concurrency 8, timeout_s 10, inline_attempts 3, ...)",
+        "delivery": "defaults (max_in_flight, per_hook_concurrency 8, timeout_s 10, inline_attempts 3, ...)",
         "allow_private_networks": True,
         "queue_type": "quorum (default)",
         "state.history": f"{OVERRIDES.get('state', {}).get('history', True)} (default true): SQLite beside each config",

@@ -47,7 +47,7 @@ class BrokerSettings:
     exchange: str = "hookd.events"
     queue_prefix: str = "hookd"
     queue_type: str = "quorum"
-    prefetch: int = 0  # 0: derived from delivery.workers (see Settings.effective_prefetch)
+    prefetch: int = 0  # 0: derived from delivery.max_in_flight (see Settings.prefetch)
     heartbeat_s: int = 30
     connect_timeout_s: float = 10.0
     reconnect_max_s: float = 30.0
@@ -81,7 +81,7 @@ class StateSettings:
 @dataclass(frozen=True, slots=True)
 class DeliverySettings:
     timeout_s: float = 10.0
-    workers: int = 64
+    max_in_flight: int = 1000  # deliveries attempted at once by one process (one event loop)
     retry_delays_s: tuple[float, ...] = DEFAULT_RETRY_DELAYS_S
     inline_attempts: int = 3
     inline_backoff_s: float = 0.5
@@ -118,11 +118,13 @@ class Settings:
     delivery: DeliverySettings = DeliverySettings()
     logging: LoggingSettings = LoggingSettings()
     source: Path | None = None
+    notices: tuple[str, ...] = ()  # accepted but worth telling the operator (e.g. a key no longer used)
 
     @property
     def prefetch(self) -> int:
-        """Unacked messages the broker may push to us: enough to keep every delivery worker busy."""
-        return self.broker.prefetch or max(2 * self.delivery.workers, 32)
+        """Unacked messages the broker may push to us: as many as deliveries may be in flight, so that an
+        event going to one hook each still fills `max_in_flight` (more hooks per event fill it sooner)."""
+        return self.broker.prefetch or max(self.delivery.max_in_flight, 32)
 
 
 #: The config file's sections and the keys each one takes (the fields of its settings class).
@@ -240,9 +242,11 @@ def parse_settings(doc: object, *, path: Path, environ: Mapping[str, str]) -> Se
     top = _Section("config", doc, problems, frozenset(_SECTIONS))
 
     def section(name: str) -> _Section:
-        return _Section(name, top.data.get(name), problems, _SECTIONS[name])
+        retired = frozenset(key for (where, key) in _RETIRED if where == name)
+        return _Section(name, top.data.get(name), problems, _SECTIONS[name] | retired)
 
     subscriptions = _subscriptions(section("subscriptions"), path, problems)
+    notices = _notices(top.data)
     settings = Settings(
         broker=_broker(section("broker"), environ, problems),
         subscriptions=subscriptions,
@@ -251,10 +255,29 @@ def parse_settings(doc: object, *, path: Path, environ: Mapping[str, str]) -> Se
         delivery=_delivery(section("delivery")),
         logging=_logging(section("logging")),
         source=path,
+        notices=notices,
     )
     if problems:
         raise ConfigError(problems, str(path))
     return settings
+
+
+#: Keys older configs may hold that no longer do anything; each is accepted with a notice.
+_RETIRED = {
+    ("delivery", "workers"): "delivery.workers is no longer used: deliveries run on one event loop, as many at "
+    "once as delivery.max_in_flight and delivery.per_hook_concurrency allow",
+}
+
+
+def _notices(doc: Mapping[str, Any]) -> tuple[str, ...]:
+    """What the loader accepted but the operator should hear about (logged by `hookd run`, printed by
+    `hookd check-config`)."""
+    found = []
+    for (section, key), notice in _RETIRED.items():
+        part = doc.get(section)
+        if isinstance(part, Mapping) and key in part:
+            found.append(notice)
+    return tuple(found)
 
 
 def _broker(b: _Section, environ: Mapping[str, str], problems: list[str]) -> BrokerSettings:
@@ -285,7 +308,7 @@ def _delivery(d: _Section) -> DeliverySettings:
     defaults = DeliverySettings()
     return DeliverySettings(
         timeout_s=d.get("timeout_s", defaults.timeout_s, _number(0.1, 600)),
-        workers=d.get("workers", defaults.workers, _number(1, 1024, integer=True)),
+        max_in_flight=d.get("max_in_flight", defaults.max_in_flight, _number(1, 100_000, integer=True)),
         retry_delays_s=tuple(float(x) for x in d.get("retry_delays_s", list(defaults.retry_delays_s), _delays)),
         inline_attempts=d.get("inline_attempts", defaults.inline_attempts, _number(1, 10, integer=True)),
         inline_backoff_s=d.get("inline_backoff_s", defaults.inline_backoff_s, _number(0, 30)),

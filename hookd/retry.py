@@ -1,14 +1,14 @@
 """The retry policy: what is retryable, the quick in-process attempts, and the durable schedule.
 
-Classification and scheduling are pure functions of values. The in-process loop uses tenacity, with
-a sleep that wakes up when the daemon is asked to stop so draining never waits on a backoff.
+Classification and scheduling are pure functions of values. The in-process loop uses tenacity
+(`AsyncRetrying`, on the delivery engine's event loop), with a sleep that wakes up when the daemon is
+asked to stop, so draining never waits on a backoff.
 """
 
 from __future__ import annotations
 
 import email.utils
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -111,49 +111,48 @@ def jittered_ms(delay_s: float, jitter: float, rng: Callable[[], float]) -> int:
     return max(1, round(delay_s * 1000 * (1.0 - jitter * rng())))
 
 
-def run_inline(
-    attempt: Callable[[int], Attempt],
+async def run_inline(
+    attempt: Callable[[int], Awaitable[Attempt]],
     *,
     first_number: int,
     attempts: int,
     backoff_s: float,
-    stop: threading.Event,
+    sleep: Callable[[float], Awaitable[None]],
     give_up: Callable[[], bool] = lambda: False,
-    sleep: Callable[[float], None] | None = None,
 ) -> Attempt:
-    """Call `attempt(n)` up to `attempts` times while it is retryable; return the last result.
+    """Await `attempt(n)` up to `attempts` times while it is retryable; return the last result.
 
     The waits between attempts are `backoff_s`, then 2x, 4x... (at most 8x), each plus up to
-    `backoff_s` of jitter. They sleep on `stop` (tenacity's `sleep_using_event`): when the daemon is
-    asked to stop, the loop ends at once and the last retryable result is returned, so the caller
-    hands it to the durable retry path. `sleep` replaces that wait (tests record the schedule).
+    `backoff_s` of jitter, slept with `sleep` (the engine's wakes up when the daemon stops). Once
+    `give_up()` holds (stopping, the hook's circuit opened) no further attempt is made and the last
+    retryable result is returned, so the caller hands it to the durable retry path.
     """
-    first = attempt(first_number)
+    first = await attempt(first_number)
     if attempts <= 1 or not _retry_inline(first):
         return first  # the common case, delivered or final at once: no retry machinery on the hot path
     numbers = iter(range(first_number, first_number + attempts))
     last: list[Attempt] = []
 
-    def once() -> Attempt:
+    async def once() -> Attempt:
         number = next(numbers)
         if not last:
             last.append(first)  # tenacity's first call is the attempt already made
-        elif stop.is_set() or give_up():
+        elif give_up():
             return last[-1]  # stopping, or the circuit opened: no further attempt
         else:
-            last.append(attempt(number))
+            last.append(await attempt(number))
         return last[-1]
 
-    retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(attempts) | tenacity.stop_when_event_set(stop) | _StopWhen(give_up),
+    retrying = tenacity.AsyncRetrying(
+        stop=tenacity.stop_after_attempt(attempts) | _StopWhen(give_up),
         wait=tenacity.wait_exponential(multiplier=backoff_s, max=backoff_s * 8) + tenacity.wait_random(0, backoff_s),
         # A Retry-After goes straight to the durable path: the receiver asked for a wait.
         retry=tenacity.retry_if_result(_retry_inline),
-        sleep=sleep or tenacity.nap.sleep_using_event(stop),
+        sleep=sleep,
         retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         reraise=True,
     )
-    result: Attempt = retrying(once)
+    result: Attempt = await retrying(once)
     return result
 
 

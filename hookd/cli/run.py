@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import resource
 from pathlib import Path
 
 from hookd import logs
@@ -33,6 +34,7 @@ def _run(args: argparse.Namespace) -> int:
     logs.configure(settings.logging.format, settings.logging.level, threaded=True)
     for problem in permission_problems(args.config):
         logs.get_logger("hookd.cli").warning("config.permissions", problem=problem)
+    _raise_open_files_limit()
     daemon = Daemon(settings, open_store(settings), history=_history(settings))
     daemon.install_signal_handlers()
     return daemon.run()
@@ -49,3 +51,14 @@ def _history(settings: Settings) -> HistoryWriter | None:
         logs.get_logger("hookd.cli").error("history.unavailable", error=str(exc))
         return None
     return HistoryWriter(db, retention_days=settings.state.retention_days)
+
+
+def _raise_open_files_limit() -> None:
+    """Lift the soft limit of open files to the hard one: `delivery.max_in_flight` connections, plus
+    idle keep-alive ones, go far past the usual soft default of 1,024 (systemd's too)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            logs.get_logger("hookd.cli").warning("daemon.open_files_limit", soft=soft, hard=hard, error=str(exc))

@@ -4,7 +4,7 @@ An event fans out to the hooks `dispatch` names; a targeted message (retry, ping
 replay) is one delivery. Before a delivery starts, `dispatch.decide` is asked again: a refusal
 dead-letters it (its hook was deleted, deactivated or disabled meanwhile) or parks it (open
 circuit). Then the hook's lane admits it, queues it behind its running deliveries, or parks it when
-the hook is stuck or its backlog is full. Results come back from the pool and are settled here.
+the hook is stuck or its backlog is full. Results come back from the delivery engine and are settled here.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from hookd import dispatch, logs
 from hookd.broker import Connection, Incoming, Outgoing
 from hookd.config import Settings
 from hookd.daemon.breaker import Breakers
+from hookd.daemon.engine import DeliveryEngine
 from hookd.daemon.lanes import Admission, Lanes
-from hookd.daemon.pool import DeliveryPool
 from hookd.daemon.recorder import Recorder
 from hookd.daemon.roster import Roster
 from hookd.daemon.settlement import Settler, Task
@@ -40,7 +40,7 @@ class Consumer:
         *,
         roster: Roster,
         settler: Settler,
-        pool: DeliveryPool,
+        engine: DeliveryEngine,
         breakers: Breakers,
         record: Recorder,
     ) -> None:
@@ -48,14 +48,16 @@ class Consumer:
         self._settings = settings
         self._roster = roster
         self._settler = settler
-        self._pool = pool
+        self._engine = engine
         self._breakers = breakers
         self._record = record
         self._lanes: Lanes[Task] = Lanes(delivery.per_hook_concurrency, delivery.per_hook_backlog)
         self._conn: Connection | None = None
-        # A hook that finished nothing for a tenth of the attempt deadline (0.5-2 s) while work waited
-        # behind it is stuck: its waiting work is parked, long enough not to churn the broker.
-        self._stuck_after_s = max(0.5, min(delivery.timeout_s / 10, 2.0))
+        # A hook that answered nothing for a whole attempt deadline while work waited behind it is stuck
+        # (hanging, not slow: a receiver answering in seconds answers within it): its waiting work is
+        # parked, long enough not to churn the broker. With thousands of deliveries in flight and a
+        # prefetch window as large, a slow hook's backlog no longer holds the window up.
+        self._stuck_after_s = delivery.timeout_s
         self._slow_park_s = max(5.0, 5 * delivery.timeout_s)
 
     @property
@@ -69,7 +71,7 @@ class Consumer:
         if conn is not None:
             self._settler.reset()
             self._lanes = Lanes(self._settings.delivery.per_hook_concurrency, self._settings.delivery.per_hook_backlog)
-            self._pool.reconnected()
+            self._engine.reconnected()
 
     # -- consuming -------------------------------------------------------------------------------
     def on_message(self, msg: Incoming) -> None:
@@ -157,7 +159,7 @@ class Consumer:
         admission = self._lanes.admit(hook.id, task, self._stuck_after_s)
         if admission is Admission.RUN:
             task.lanes = self._lanes
-            self._pool.submit(task)
+            self._engine.submit(task)
         elif admission is Admission.STUCK:  # what take_stale would park a moment later anyway
             self._settler.park(task, self._slow_park_s, Parked.SLOW_HOOK)
         elif admission is Admission.FULL:
@@ -172,7 +174,7 @@ class Consumer:
     # -- settling --------------------------------------------------------------------------------
     def settle_finished(self) -> None:
         """Settle what the delivery threads finished, and start what waited behind those hooks."""
-        for task, last in self._pool.finished():
+        for task, last in self._engine.finished():
             if last is not None and task.held.conn is self._conn:  # else the broker redelivers it
                 self._settler.settle(task, last)
             if task.lanes is not None:  # its slot is free: the next delivery waiting for this hook goes

@@ -2,9 +2,10 @@
 
 Threads (docs/architecture.md draws them): the main thread owns the broker connection (consume,
 publish with confirms, ack), the hooks in use (`Roster`) and everything that settles a delivery,
-and never sleeps on the connection; `delivery.workers` delivery threads make the HTTP attempts and
-hand results back through a queue, waking the main thread with the connection's `wake()`; the store
-watcher loads changed hooks for the main thread to swap in. An event is acked only once every
+and never sleeps on the connection; the delivery engine's event-loop thread makes the HTTP attempts
+(up to `delivery.max_in_flight` at once) and hands results back through a queue, waking the main
+thread with the connection's `wake()`; the store watcher loads changed hooks for the main thread to
+swap in. An event is acked only once every
 matching hook's delivery succeeded, or was handed to a retry queue or dead-lettered and the broker
 confirmed it, so a crash at any point loses nothing (at worst an in-flight delivery is repeated
 with the same delivery id).
@@ -26,7 +27,7 @@ from hookd.broker import Connection, connect, topology_for
 from hookd.config import Settings, redact_url
 from hookd.daemon.breaker import Breakers
 from hookd.daemon.consumer import Consumer
-from hookd.daemon.pool import DeliveryPool, Transport
+from hookd.daemon.engine import DeliveryEngine, Transport
 from hookd.daemon.recorder import Recorder
 from hookd.daemon.roster import Roster
 from hookd.daemon.settlement import Settler
@@ -83,9 +84,9 @@ class Daemon:
             cooldown_s=delivery.breaker_cooldown_s,
             disable_after_s=delivery.disable_after_s,
         )
-        self._pool = DeliveryPool(
+        self._engine = DeliveryEngine(
             delivery,
-            sender=sender,
+            transport=sender,
             record=record,
             breakers=breakers,
             metrics=self.metrics,
@@ -103,7 +104,7 @@ class Daemon:
             roster=self._roster,
         )
         return Consumer(
-            self.settings, roster=self._roster, settler=settler, pool=self._pool, breakers=breakers, record=record
+            self.settings, roster=self._roster, settler=settler, engine=self._engine, breakers=breakers, record=record
         )
 
     # -- signals ---------------------------------------------------------------------------------
@@ -136,9 +137,11 @@ class Daemon:
             queue_prefix=self.topology.prefix,
             subscriptions=self._store.describe(),
             hooks=len(self._roster.hooks),
-            workers=self.settings.delivery.workers,
+            max_in_flight=self.settings.delivery.max_in_flight,
         )
-        self._pool.start()
+        for notice in self.settings.notices:
+            log.warning("config.notice", notice=notice)
+        self._engine.start()
         self._watcher.start()
         if self._history is not None:
             self._history.start()
@@ -228,13 +231,13 @@ class Daemon:
 
     def _drain(self, conn: Connection) -> None:
         """Stop consuming, let running deliveries finish within the drain timeout, return the rest."""
-        running = self._pool.running
+        running = self._engine.running
         log.info("daemon.draining", running=running, timeout_s=self.settings.delivery.drain_timeout_s)
         sdnotify.stopping(f"draining {running} deliveries")
         self.metrics.broker_connected(False)
         conn.cancel()
         deadline = time.monotonic() + self.settings.delivery.drain_timeout_s
-        while (self._pool.busy or conn.unconfirmed) and time.monotonic() < deadline:
+        while (self._engine.busy or conn.unconfirmed) and time.monotonic() < deadline:
             conn.poll(0.05)
             self._consumer.settle_finished()
             self._watchdog.tick()

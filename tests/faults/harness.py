@@ -18,7 +18,7 @@ from .receiver import FaultReceiver, Request
 #: Settings every fault test starts from; a test overrides what its fault is about.
 DELIVERY = {
     "timeout_s": 2,
-    "workers": 8,
+    "max_in_flight": 8,
     "retry_delays_s": [1, 2],
     "inline_attempts": 2,
     "inline_backoff_s": 0.05,

@@ -26,7 +26,7 @@ def test_breaker_opens_parks_probes_and_closes(
         [hook_entry("flaky", receiver.url("/flaky"))],
         # one attempt at a time, so "consecutive failures" and "no request while open" are well defined
         delivery=delivery(
-            workers=1,
+            max_in_flight=1,
             per_hook_concurrency=1,
             inline_attempts=1,
             retry_delays_s=[1, 2, 2, 2],

@@ -30,12 +30,12 @@ def test_broker_restart_mid_stream_loses_nothing(
     """Events published before a broker restart (some still queued, some in flight) and after it all arrive."""
     names = Names(prefix="hookd-fault-restart", exchange="hookd-fault-restart.events")
     factory = HookdFactory(private_broker.url, names, tmp_path)
-    receiver.on("/slow", Script(then=Reply(200, delay_s=0.02)))  # ~100/s with 2 workers: still busy at restart
+    receiver.on("/slow", Script(then=Reply(200, delay_s=0.02)))  # ~100/s with 2 in flight: still busy at restart
     try:
         daemon = factory.start(
             [hook_entry("1", receiver.url("/slow"))],
             broker={"heartbeat_s": 5, "reconnect_max_s": 1},
-            delivery=delivery(workers=2),
+            delivery=delivery(max_in_flight=2),
         )
         declared = time.monotonic()
         with Amqp(private_broker.url) as amqp:

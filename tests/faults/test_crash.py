@@ -13,7 +13,7 @@ from .receiver import FaultReceiver
 pytestmark = pytest.mark.integration
 
 EVENTS = 2000
-WORKERS = 8
+IN_FLIGHT = 8
 PREFETCH = 32
 
 
@@ -22,7 +22,7 @@ def test_kill_9_mid_stream_loses_nothing(
 ) -> None:
     """SIGKILL after a third of 2,000 events, then a restart: all delivered, duplicates only in-flight, same id."""
     hooks = [hook_entry("1", receiver.url("/fast"))]
-    declare_topology(hookd, hooks, broker={"prefetch": PREFETCH}, delivery=delivery(workers=WORKERS))
+    declare_topology(hookd, hooks, broker={"prefetch": PREFETCH}, delivery=delivery(max_in_flight=IN_FLIGHT))
     events = publish_events(amqp, prefix, EVENTS)  # all waiting: hookd starts with a full prefetch window
 
     first = hookd.start()
@@ -43,4 +43,4 @@ def test_kill_9_mid_stream_loses_nothing(
     tally = classify(expected, receiver.receipts(), dead_letters(amqp, prefix), label="kill -9")
     assert (tally.lost, tally.dead_lettered, tally.unexpected) == (0, 0, 0)
     assert tally.wrong_delivery_id == 0, "a redelivery changed its X-Hook-Delivery"
-    assert tally.extra_requests <= PREFETCH + WORKERS
+    assert tally.extra_requests <= PREFETCH + IN_FLIGHT

@@ -57,10 +57,10 @@ def test_hanging_hook_leaves_the_others_their_throughput(
         hookd,
         hooks,
         broker={"prefetch": 32},
-        # the hanging hook may hold 2 of 16 workers; what waits behind it a whole deadline is parked
+        # the hanging hook may hold 2 of 16 in flight; what waits behind it a whole deadline is parked
         delivery=delivery(
             timeout_s=TIMEOUT_S,
-            workers=16,
+            max_in_flight=16,
             per_hook_concurrency=2,
             inline_attempts=1,
             retry_delays_s=[5],

@@ -553,7 +553,7 @@ def config_document(
         "delivery": _merge(
             {
                 "timeout_s": 5,
-                "workers": 8,
+                "max_in_flight": 100,
                 "retry_delays_s": [1, 2],
                 "inline_attempts": 2,
                 "inline_backoff_s": 0.05,

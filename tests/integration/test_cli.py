@@ -212,9 +212,9 @@ def test_receive_prints_verified_line(hookd: HookdFactory, amqp: Amqp, prefix: N
 
 def test_run_refuses_invalid_config(hookd: HookdFactory) -> None:
     """`hookd run` with an invalid config exits 2 and names the problem, without consuming anything."""
-    hookd.write_config([], delivery={"workers": 0})
+    hookd.write_config([], delivery={"max_in_flight": 0})
 
     result = hookd.cli("run", "--config", str(hookd.config_path))
 
     assert result.returncode == 2, (result.stdout, result.stderr)
-    assert "delivery.workers" in result.stderr
+    assert "delivery.max_in_flight" in result.stderr

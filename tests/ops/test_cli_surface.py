@@ -75,7 +75,7 @@ def test_check_config_lists_every_problem_of_both_files_with_file_and_key(tmp_pa
             "broker": {"url": "http://nope", "colour": "blue"},
             "subscriptions": {"source": "yaml", "path": "hooks.yaml"},
             "metrics": {"listen": "nope"},
-            "delivery": {"workers": 0},
+            "delivery": {"max_in_flight": 0},
         },
     )
     result = cli("check-config", "--config", str(config))
@@ -84,7 +84,7 @@ def test_check_config_lists_every_problem_of_both_files_with_file_and_key(tmp_pa
         ("hookd.yaml", "broker.colour"),
         ("hookd.yaml", "broker.url"),
         ("hookd.yaml", "metrics.listen"),
-        ("hookd.yaml", "delivery.workers"),
+        ("hookd.yaml", "delivery.max_in_flight"),
         ("hooks.yaml", "hooks[0].url"),
         ("hooks.yaml", "hooks[0].events"),
     ):

@@ -1,23 +1,23 @@
 """The SSRF guard inside one delivery attempt (in process): no connection to a refused address, ever.
 
-`delivery.Sender` is driven directly with the policy's `address_check` and a DNS the test controls,
-while `connect_guard` refuses every connection outside loopback before any packet leaves and
-`tripwire` counts connections to the internal listeners. These tests pin down the contract the
-delivery module must keep: resolve once, check every address, connect only to a checked address,
-keep verifying TLS against the hostname, never follow redirects, ignore proxy variables.
+`delivery.Sender` is driven directly (tests/support/syncsender.py) with the policy's `address_check`
+and a DNS the test controls, while `connect_guard` refuses every connection outside loopback before any
+packet leaves and `tripwire` counts connections to the internal listeners. These tests pin down the
+contract the delivery module must keep: resolve once, check every address, connect only to a checked
+address, keep verifying TLS against the hostname, never follow redirects, ignore proxy variables.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from integration.helpers import Receiver, Reply
+from support.syncsender import SyncSender
 
-from hookd.delivery import Sender
 from hookd.messages import Delivery
 from hookd.netpolicy import NetworkPolicy, Resolver, system_resolver
 from hookd.outcomes import Verdict
@@ -40,8 +40,25 @@ def _note() -> Delivery:
 
 
 def _attempt(url: str, policy: NetworkPolicy, resolver: Resolver = system_resolver, **hook: Any) -> Attempt:
-    sender = Sender(timeout_s=3, address_check=policy.address_check(resolver))
-    return sender.attempt(_hook(url, **hook), _note(), 1)
+    with SyncSender(timeout_s=3, address_check=policy.address_check(resolver)) as sender:
+        return sender.attempt(_hook(url, **hook), _note(), 1)
+
+
+Senders = Callable[..., SyncSender]
+
+
+@pytest.fixture
+def senders() -> Iterator[Senders]:
+    """Make `SyncSender`s (keyword arguments of `Sender`); every one is closed after the test."""
+    made: list[SyncSender] = []
+
+    def make(**options: Any) -> SyncSender:
+        made.append(SyncSender(**options))
+        return made[-1]
+
+    yield make
+    for sender in made:
+        sender.close()
 
 
 @pytest.fixture
@@ -123,13 +140,15 @@ def test_name_with_one_internal_answer_among_public_ones_is_blocked(
 
 
 # -- DNS rebinding --------------------------------------------------------------------------------------------------
-def test_rebinding_never_reaches_the_internal_listener(receiver: Receiver, dns_everywhere: Any) -> None:
+def test_rebinding_never_reaches_the_internal_listener(
+    receiver: Receiver, dns_everywhere: Any, senders: Senders
+) -> None:
     """Allowed first, internal next: the attempt connects to the address it checked, the next one is blocked."""
     internal = Tripwire(hosts=("127.0.0.2",), port=receiver.port)
     try:
         receiver.program("/in", then=Reply(200, headers={"Connection": "close"}))  # no keep-alive: reconnect
         dns = dns_everywhere(FakeDns({"rebind.example": [["127.0.0.1"], ["127.0.0.2"]]}))
-        sender = Sender(timeout_s=3, address_check=ONLY_LOOPBACK_127_0_0_1.address_check(dns))
+        sender = senders(timeout_s=3, address_check=ONLY_LOOPBACK_127_0_0_1.address_check(dns))
         url = f"http://rebind.example:{receiver.port}/in"
         first = sender.attempt(_hook(url), _note(), 1)
         second = sender.attempt(_hook(url), _note(), 2)
@@ -151,11 +170,11 @@ def test_rebinding_checks_once_per_connection(receiver: Receiver, dns_everywhere
 
 
 def test_rebinding_from_public_to_loopback_connects_only_to_the_public_address(
-    connect_guard: ConnectGuard, tripwire: Tripwire, dns_everywhere: Any
+    connect_guard: ConnectGuard, tripwire: Tripwire, dns_everywhere: Any, senders: Senders
 ) -> None:
     """A public answer, then loopback: attempt 1 goes to the public address (refused here), attempt 2 is blocked."""
     dns = dns_everywhere(FakeDns({"rebind.example": [["93.184.216.34"], ["127.0.0.1"]]}))
-    sender = Sender(timeout_s=3, address_check=NetworkPolicy().address_check(dns))
+    sender = senders(timeout_s=3, address_check=NetworkPolicy().address_check(dns))
     url = f"http://rebind.example:{tripwire.port}/in"
     first = sender.attempt(_hook(url), _note(), 1)
     second = sender.attempt(_hook(url), _note(), 2)
@@ -244,7 +263,6 @@ def test_tls_certificate_for_another_name_is_refused(tls: Any) -> None:
     assert "certificate" in (result.error or "").lower() or "hostname" in (result.error or "").lower()
 
 
-@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_insecure_ssl_skips_verification_for_that_hook(tls: Any) -> None:
     """A hook with insecure_ssl accepts any certificate; the address is still checked and pinned."""
     server = tls("other.test")
@@ -253,10 +271,12 @@ def test_insecure_ssl_skips_verification_for_that_hook(tls: Any) -> None:
     assert result.verdict is Verdict.DELIVERED, result
 
 
-def test_a_connection_opened_for_an_allow_private_hook_is_never_reused_by_another_hook(receiver: Receiver) -> None:
+def test_a_connection_opened_for_an_allow_private_hook_is_never_reused_by_another_hook(
+    receiver: Receiver, senders: Senders
+) -> None:
     """Kept-alive connections are shared between threads and hooks of the same host, but one checked
     under a hook's own allow_private must not carry a request of a hook without it."""
-    sender = Sender(timeout_s=3, address_check=NetworkPolicy().address_check())
+    sender = senders(timeout_s=3, address_check=NetworkPolicy().address_check())
     url = receiver.url("/kept-alive")
     assert sender.attempt(_hook(url, allow_private=True), _note(), 1).verdict is Verdict.DELIVERED
     refused = sender.attempt(_hook(url), _note(), 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import Callable, Iterable
@@ -43,9 +44,18 @@ class ScriptedTransport:
     gate: threading.Event | None = None  # when set, attempts wait for it (a slow receiver)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def attempt(self, hook: Hook, delivery: Delivery, number: int) -> Attempt:
+    def sweep(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    async def attempt(self, hook: Hook, delivery: Delivery, number: int) -> Attempt:
         if self.gate is not None:
-            self.gate.wait(10)
+            for _ in range(1000):  # at most 10 s: a gate nobody opens must not hang the suite
+                if self.gate.is_set():
+                    break
+                await asyncio.sleep(0.01)
         with self._lock:
             self.made.append(Made(hook.id, delivery.event, delivery.delivery_id, number, delivery.body))
         verdict, status = self.answers(hook, number)

@@ -88,22 +88,30 @@ def test_values_are_read() -> None:
     doc = {
         "broker": {"exchange": "x", "queue_type": "classic", "prefetch": 10, "max_message_bytes": 2048},
         "subscriptions": {"source": "yaml", "path": "h.yaml"},
-        "delivery": {"timeout_s": 2.5, "workers": 4, "retry_delays_s": [1, 1.5], "allow_private_networks": True},
+        "delivery": {"timeout_s": 2.5, "max_in_flight": 4, "retry_delays_s": [1, 1.5], "allow_private_networks": True},
         "logging": {"format": "json", "level": "debug"},
     }
     result = _parse(doc)
     assert (result.broker.exchange, result.broker.queue_type, result.broker.prefetch) == ("x", "classic", 10)
     assert result.broker.max_message_bytes == 2048
-    assert (result.delivery.timeout_s, result.delivery.workers) == (2.5, 4)
+    assert (result.delivery.timeout_s, result.delivery.max_in_flight) == (2.5, 4)
     assert result.delivery.retry_delays_s == (1.0, 1.5)
     assert result.delivery.allow_private_networks is True
     assert (result.logging.format, result.logging.level) == ("json", "debug")
 
 
-def test_prefetch_defaults_to_twice_the_workers() -> None:
-    """Prefetch 0 means 2 x delivery.workers, at least 32."""
-    assert _parse(_with("delivery", workers=64)).prefetch == 128
-    assert _parse(_with("delivery", workers=4)).prefetch == 32
+def test_prefetch_defaults_to_max_in_flight() -> None:
+    """Prefetch 0 means delivery.max_in_flight, at least 32: one hook per event still fills the cap."""
+    assert _parse(_with("delivery", max_in_flight=1500)).prefetch == 1500
+    assert _parse(_with("delivery", max_in_flight=4)).prefetch == 32
+    assert _parse({"subscriptions": {"path": "h.yaml"}}).prefetch == 1000
+
+
+def test_the_retired_workers_key_is_accepted_with_a_notice() -> None:
+    """delivery.workers, which older configs hold, still loads, with a notice saying it no longer does anything."""
+    settings = _parse(_with("delivery", workers=64))
+    assert settings.notices and settings.notices[0].startswith("delivery.workers is no longer used")
+    assert _parse({"subscriptions": {"path": "h.yaml"}}).notices == ()
 
 
 def test_explicit_prefetch_wins() -> None:
@@ -195,8 +203,8 @@ def test_top_level_that_is_not_a_mapping_is_reported() -> None:
         ("broker", "max_message_bytes", 0),
         ("delivery", "timeout_s", 0),
         ("delivery", "timeout_s", "10"),
-        ("delivery", "workers", 0),
-        ("delivery", "workers", 2000),
+        ("delivery", "max_in_flight", 0),
+        ("delivery", "max_in_flight", 200_000),
         ("delivery", "inline_attempts", 11),
         ("delivery", "allow_private_networks", "yes"),
         ("delivery", "retry_delays_s", []),
@@ -227,7 +235,7 @@ def test_every_problem_is_reported_at_once() -> None:
     """Problems in several sections are all reported in one ConfigError, each with its dotted key."""
     doc = {
         "broker": {"url": "http://x/", "prefetch": "many", "colour": "blue"},
-        "delivery": {"workers": 0, "allow_private_networks": "no"},
+        "delivery": {"max_in_flight": 0, "allow_private_networks": "no"},
         "subscriptions": {"source": "sql"},
         "logging": {"level": "loud"},
         "extra": 1,
@@ -238,7 +246,7 @@ def test_every_problem_is_reported_at_once() -> None:
         "broker.colour: unknown key",
         "broker.url:",
         "broker.prefetch:",
-        "delivery.workers:",
+        "delivery.max_in_flight:",
         "delivery.allow_private_networks:",
         "subscriptions.source:",
         "subscriptions.path:",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -111,7 +112,7 @@ class FakeAttempts:
         self.numbers: list[int] = []
         self.on_call = on_call
 
-    def __call__(self, number: int) -> Attempt:
+    async def __call__(self, number: int) -> Attempt:
         self.numbers.append(number)
         if self.on_call is not None:
             self.on_call(number)
@@ -119,18 +120,33 @@ class FakeAttempts:
         return _attempt(verdict, number=number)
 
 
+class Sleeps:
+    """The waits run_inline asked for, recorded instead of slept."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def _run(fake: FakeAttempts, *, attempts: int, first: int = 1, backoff: float = 0, **kw: Any) -> Attempt:
+    sleep = kw.pop("sleep", Sleeps())
+    return asyncio.run(run_inline(fake, first_number=first, attempts=attempts, backoff_s=backoff, sleep=sleep, **kw))
+
+
 def test_run_inline_uses_no_deprecated_api() -> None:
     """run_inline emits no DeprecationWarning with the installed tenacity (tests run with warnings as errors)."""
-    fake = FakeAttempts([Verdict.DELIVERED])
+    fake = FakeAttempts([Verdict.RETRYABLE, Verdict.DELIVERED])
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
-        run_inline(fake, first_number=1, attempts=3, backoff_s=0.5, stop=threading.Event())
+        _run(fake, attempts=3, backoff=0.5)
 
 
 def test_run_inline_stops_after_success() -> None:
     """The loop stops at the first delivered attempt and returns it."""
     fake = FakeAttempts([Verdict.RETRYABLE, Verdict.DELIVERED, Verdict.RETRYABLE])
-    result = run_inline(fake, first_number=1, attempts=5, backoff_s=0, stop=threading.Event())
+    result = _run(fake, attempts=5)
     assert fake.numbers == [1, 2]
     assert result.verdict is Verdict.DELIVERED
 
@@ -138,7 +154,7 @@ def test_run_inline_stops_after_success() -> None:
 def test_run_inline_stops_on_permanent_failure() -> None:
     """A permanent failure is not retried in process."""
     fake = FakeAttempts([Verdict.PERMANENT])
-    result = run_inline(fake, first_number=1, attempts=5, backoff_s=0, stop=threading.Event())
+    result = _run(fake, attempts=5)
     assert fake.numbers == [1]
     assert result.verdict is Verdict.PERMANENT
 
@@ -146,7 +162,7 @@ def test_run_inline_stops_on_permanent_failure() -> None:
 def test_run_inline_stops_after_n_attempts() -> None:
     """An always-retryable delivery is attempted exactly `attempts` times; the last result is returned."""
     fake = FakeAttempts([Verdict.RETRYABLE])
-    result = run_inline(fake, first_number=1, attempts=3, backoff_s=0, stop=threading.Event())
+    result = _run(fake, attempts=3)
     assert fake.numbers == [1, 2, 3]
     assert (result.number, result.verdict) == (3, Verdict.RETRYABLE)
 
@@ -154,75 +170,67 @@ def test_run_inline_stops_after_n_attempts() -> None:
 def test_run_inline_numbers_start_at_first_number() -> None:
     """Attempt numbers continue from `first_number` (attempts already made elsewhere)."""
     fake = FakeAttempts([Verdict.RETRYABLE])
-    run_inline(fake, first_number=4, attempts=3, backoff_s=0, stop=threading.Event())
+    _run(fake, attempts=3, first=4)
     assert fake.numbers == [4, 5, 6]
 
 
 def test_run_inline_single_attempt() -> None:
-    """With attempts=1 a retryable result is returned after one call."""
+    """With attempts=1 a retryable result is returned after one call, without a wait."""
     fake = FakeAttempts([Verdict.RETRYABLE])
-    result = run_inline(fake, first_number=1, attempts=1, backoff_s=0, stop=threading.Event())
+    sleeps = Sleeps()
+    result = _run(fake, attempts=1, sleep=sleeps)
     assert fake.numbers == [1]
     assert result.verdict is Verdict.RETRYABLE
-
-
-def test_run_inline_returns_immediately_when_stop_already_set() -> None:
-    """When stop is set, one attempt is made and its retryable result returned without any wait."""
-    stop = threading.Event()
-    stop.set()
-    fake = FakeAttempts([Verdict.RETRYABLE])
-    waits: list[float] = []
-    result = run_inline(fake, first_number=1, attempts=5, backoff_s=30, stop=stop, sleep=waits.append)
-    assert waits == []
-    assert fake.numbers == [1]
-    assert result.verdict is Verdict.RETRYABLE
+    assert sleeps.waits == []
 
 
 @pytest.mark.parametrize("backoff_s", [0.5, 2.0])
 def test_run_inline_backoff_doubles_from_the_first_wait(backoff_s: float) -> None:
     """The waits between attempts are b, 2b, 4b (each plus up to b of jitter), capped at 8b."""
     fake = FakeAttempts([Verdict.RETRYABLE])
-    waits: list[float] = []
-    run_inline(fake, first_number=1, attempts=6, backoff_s=backoff_s, stop=threading.Event(), sleep=waits.append)
+    sleeps = Sleeps()
+    _run(fake, attempts=6, backoff=backoff_s, sleep=sleeps)
     assert fake.numbers == [1, 2, 3, 4, 5, 6]
     base = [backoff_s * factor for factor in (1, 2, 4, 8, 8)]
-    assert len(waits) == len(base)
-    for wait, expected in zip(waits, base, strict=True):
+    assert len(sleeps.waits) == len(base)
+    for wait, expected in zip(sleeps.waits, base, strict=True):
         assert expected <= wait <= expected + backoff_s
 
 
-def test_run_inline_stop_set_during_attempt_ends_loop() -> None:
-    """Stop set while an attempt runs ends the loop after that attempt."""
-    stop = threading.Event()
-    fake = FakeAttempts([Verdict.RETRYABLE], on_call=lambda _n: stop.set())
-    waits: list[float] = []
-    run_inline(fake, first_number=1, attempts=5, backoff_s=30, stop=stop, sleep=waits.append)
-    assert waits == []
+def test_run_inline_gives_up_without_waiting_when_told_to_before_the_first_retry() -> None:
+    """When give_up() already holds after the first attempt (stopping, circuit open), nothing more is
+    attempted and nothing waited for."""
+    fake = FakeAttempts([Verdict.RETRYABLE])
+    sleeps = Sleeps()
+    result = _run(fake, attempts=5, backoff=30, sleep=sleeps, give_up=lambda: True)
     assert fake.numbers == [1]
+    assert sleeps.waits == []
+    assert result.verdict is Verdict.RETRYABLE
 
 
-def test_run_inline_stop_during_backoff_makes_no_further_attempt() -> None:
-    """Stop set during a backoff wait wakes the loop and ends it without another attempt."""
-    stop = threading.Event()
-    timer = threading.Timer(0.05, stop.set)
-    fake = FakeAttempts([Verdict.RETRYABLE], on_call=lambda n: timer.start() if n == 1 else None)
-    results: list[Attempt] = []
-    loop = threading.Thread(
-        target=lambda: results.append(run_inline(fake, first_number=1, attempts=5, backoff_s=30, stop=stop))
-    )
-    loop.start()
-    loop.join(timeout=10)  # liveness: the 30 s backoff must end when stop is set, not run its course
-    timer.cancel()
-    assert not loop.is_alive(), "run_inline kept sleeping through its backoff after stop was set"
-    assert fake.numbers == [1]
-    assert results[0].number == 1
+def test_run_inline_give_up_during_the_retries_ends_the_loop() -> None:
+    """give_up() turning true after attempt 2 ends the loop with attempt 2's result."""
+    fake = FakeAttempts([Verdict.RETRYABLE])
+    result = _run(fake, attempts=5, give_up=lambda: len(fake.numbers) >= 2)
+    assert fake.numbers == [1, 2]
+    assert result.number == 2
+
+
+def test_run_inline_does_not_retry_a_retry_after_in_process() -> None:
+    """A 429/503 with Retry-After goes to the durable path at once: no in-process retry."""
+
+    async def throttled(number: int) -> Attempt:
+        return Attempt(number, Verdict.RETRYABLE, 0.01, status=429, retry_after_s=30.0)
+
+    result = asyncio.run(run_inline(throttled, first_number=1, attempts=5, backoff_s=0, sleep=Sleeps()))
+    assert result.number == 1 and result.retry_after_s == 30.0
 
 
 def test_run_inline_propagates_exceptions() -> None:
     """An exception raised by the attempt function is not swallowed."""
 
-    def boom(_number: int) -> Attempt:
+    async def boom(_number: int) -> Attempt:
         raise RuntimeError("bug in attempt")
 
     with pytest.raises(RuntimeError, match="bug in attempt"):
-        run_inline(boom, first_number=1, attempts=3, backoff_s=0, stop=threading.Event())
+        asyncio.run(run_inline(boom, first_number=1, attempts=3, backoff_s=0, sleep=Sleeps()))

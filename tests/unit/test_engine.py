@@ -1,7 +1,9 @@
-"""daemon.pool: delivery threads run a task's attempts and hand every result back to the main thread."""
+"""daemon.engine: the event loop runs tasks' attempts, at most max_in_flight at once, and hands every
+result back to the main thread."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 
@@ -10,7 +12,7 @@ import pytest
 from hookd.broker import Topology
 from hookd.config import DeliverySettings
 from hookd.daemon.breaker import Breakers
-from hookd.daemon.pool import DeliveryPool
+from hookd.daemon.engine import DeliveryEngine
 from hookd.daemon.recorder import Recorder
 from hookd.daemon.settlement import Held, Task
 from hookd.messages import Delivery
@@ -31,9 +33,25 @@ class ScriptedTransport:
         self.fail = fail
         self.attempts: list[tuple[str, str, int]] = []
         self._lock = threading.Lock()
+        self.hold: threading.Event | None = None  # while set to an unset event, attempts wait
+        self.now = self.peak = 0  # attempts running at once, now and at most
 
-    def attempt(self, hook: Hook, delivery: Delivery, number: int) -> Attempt:
+    def sweep(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    async def attempt(self, hook: Hook, delivery: Delivery, number: int) -> Attempt:
         with self._lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+        if self.hold is not None:
+            while not self.hold.is_set():
+                await asyncio.sleep(0.005)
+        await asyncio.sleep(0.001)
+        with self._lock:
+            self.now -= 1
             self.attempts.append((hook.id, delivery.delivery_id, number))
             made = sum(1 for h, d, _ in self.attempts if (h, d) == (hook.id, delivery.delivery_id))
         if self.fail:
@@ -46,16 +64,23 @@ class ScriptedTransport:
 class Harness:
     """A pool on a stub connection; `run(tasks)` submits them and collects every result on this thread."""
 
-    def __init__(self, transport: ScriptedTransport, *, breaker_threshold: int = 5, inline_attempts: int = 3) -> None:
+    def __init__(
+        self,
+        transport: ScriptedTransport,
+        *,
+        breaker_threshold: int = 5,
+        inline_attempts: int = 3,
+        max_in_flight: int = 100,
+    ) -> None:
         self.broker = StubBroker()
         self.conn: StubConnection = self.broker.connect(TOPOLOGY)
         self.current: StubConnection | None = self.conn
         self.woken = 0
         self.breakers = Breakers(threshold=breaker_threshold, cooldown_s=30, disable_after_s=0)
         self.stop = threading.Event()
-        self.pool = DeliveryPool(
-            DeliverySettings(workers=4, inline_attempts=inline_attempts, inline_backoff_s=0),
-            sender=transport,
+        self.pool = DeliveryEngine(
+            DeliverySettings(max_in_flight=max_in_flight, inline_attempts=inline_attempts, inline_backoff_s=0),
+            transport=transport,
             record=Recorder(None),
             breakers=self.breakers,
             metrics=NoMetrics(),
@@ -148,3 +173,18 @@ def test_an_opening_circuit_stops_the_inline_retries(harness_factory: list[Harne
     assert last is not None and last.verdict is Verdict.RETRYABLE
     assert len(transport.attempts) == 2
     assert harness.breakers.is_open("h")
+
+
+def test_no_more_than_max_in_flight_attempts_run_at_once(harness_factory: list[Harness]) -> None:
+    """Beyond `max_in_flight`, tasks wait inside the engine and start, in order, as others finish."""
+    transport = ScriptedTransport()
+    transport.hold = threading.Event()
+    harness = _harness(harness_factory, transport, max_in_flight=3)
+    for n in range(8):
+        harness.pool.submit(harness.task(str(n)))
+    assert harness.broker.wait(lambda: harness.pool.running == 3, 5)
+    assert harness.pool.running == 3 and harness.pool.busy
+    transport.hold.set()
+    assert harness.broker.wait(lambda: len(transport.attempts) == 8, 5)
+    assert transport.peak == 3
+    assert sorted(hook for hook, _, _ in transport.attempts) == [str(n) for n in range(8)]
