@@ -58,6 +58,10 @@ class Consumer:
         # parked, long enough not to churn the broker. With thousands of deliveries in flight and a
         # prefetch window as large, a slow hook's backlog no longer holds the window up.
         self._stuck_after_s = delivery.timeout_s
+        # Overflow (a full backlog) behind a hook that has been quiet for a tenth of the deadline (0.5-2 s)
+        # is parked as long as a stuck hook's work: parked for a second only, it would come back, find
+        # the backlog still full and be parked again, churning the broker every second.
+        self._quiet_after_s = max(0.5, min(delivery.timeout_s / 10, 2.0))
         self._slow_park_s = max(5.0, 5 * delivery.timeout_s)
 
     @property
@@ -161,6 +165,8 @@ class Consumer:
             task.lanes = self._lanes
             self._engine.submit(task)
         elif admission is Admission.STUCK:  # what take_stale would park a moment later anyway
+            self._settler.park(task, self._slow_park_s, Parked.SLOW_HOOK)
+        elif admission is Admission.FULL and self._lanes.silent_for(hook.id) >= self._quiet_after_s:
             self._settler.park(task, self._slow_park_s, Parked.SLOW_HOOK)
         elif admission is Admission.FULL:
             self._settler.park(task, _BACKLOG_PARK_S, Parked.BACKLOG)

@@ -80,6 +80,11 @@ class Lanes(Generic[T]):
                 lane.backlog.clear()
         return stale
 
+    def silent_for(self, hook_id: str) -> float:
+        """Seconds since a delivery of this hook last got an answer (since its lane opened, if none)."""
+        lane = self._lanes.get(hook_id)
+        return 0.0 if lane is None else time.monotonic() - lane.progress
+
     def running(self, hook_id: str) -> int:
         lane = self._lanes.get(hook_id)
         return lane.running if lane else 0
