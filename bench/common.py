@@ -103,6 +103,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # fields 14 and 15 of stat(5)
 
 
+def group_cpu(pgid: int) -> float:
+    """utime + stime of every process in a process group (a private RabbitMQ node: its script and VM)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # field 5 of stat(5): the process group
+            total += (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    return total
+
+
 def find_broker_pid() -> int | None:
     """The local RabbitMQ node's Erlang VM (beam.smp), to report the broker's share of the CPU."""
     for entry in Path("/proc").iterdir():

@@ -41,6 +41,7 @@ from bench.common import (
     cpu_seconds,
     event_body,
     find_broker_pid,
+    group_cpu,
     make_hooks,
     new_event_id,
     peak_rss_mb,
@@ -50,6 +51,21 @@ from hookd.broker import BrokerConnection, Topology, topology_for
 from hookd.config import Settings, load_settings
 
 AMQP = os.environ.get("HOOKD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+
+
+@dataclass
+class Broker:
+    """The broker a scenario runs on: the machine's node (AMQP), or a private cluster's nodes."""
+
+    urls: list[str]
+    cpu: Callable[[], float]  # CPU seconds the broker's processes used so far
+
+    @property
+    def url(self) -> str:
+        """The node the harness itself declares, publishes and cleans up through."""
+        return self.urls[0]
+
+
 RESULTS = ROOT / "bench/results"
 _POLL_S = 0.05
 _FIRST_RECEIPT_TIMEOUT_S = 60.0
@@ -139,13 +155,13 @@ def latency_summary(latencies_s: Sequence[float]) -> dict[str, float]:
 
 # -- the broker --------------------------------------------------------------------------------------
 def declare(topology: Topology) -> None:
-    conn = BrokerConnection(AMQP, topology, name="hookd bench")
+    conn = BrokerConnection(BROKER.url, topology, name="hookd bench")
     conn.connect(declare=True)
     conn.close()
 
 
 def delete(topology: Topology) -> None:
-    conn = BrokerConnection(AMQP, topology, name="hookd bench")
+    conn = BrokerConnection(BROKER.url, topology, name="hookd bench")
     conn.connect(declare=False)
     conn.delete_topology()
     conn.close()
@@ -167,7 +183,7 @@ def publish_backlog(topology: Topology, events: int, *, timeout_s: float = 300.0
     Returns the publishing rate (events/s). hookd's EventPublisher confirms every message (~1,000/s);
     for large backlogs a raw channel and a queue-depth check is much faster and just as certain.
     """
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP))
+    connection = pika.BlockingConnection(pika.URLParameters(BROKER.url))
     channel = connection.channel()
     started = time.monotonic()
     for seq in range(events):
@@ -189,7 +205,7 @@ def publish_backlog(topology: Topology, events: int, *, timeout_s: float = 300.0
 
 
 def consumers_on(queue: str) -> int:
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP))
+    connection = pika.BlockingConnection(pika.URLParameters(BROKER.url))
     try:
         return int(connection.channel().queue_declare(queue, passive=True).method.consumer_count)
     finally:
@@ -198,7 +214,7 @@ def consumers_on(queue: str) -> int:
 
 def publish_burst(topology: Topology, count: int) -> None:
     """Publish `count` events at once (to a running hookd), each stamped with its publish time."""
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP))
+    connection = pika.BlockingConnection(pika.URLParameters(BROKER.url))
     channel = connection.channel()
     for seq in range(count):
         channel.basic_publish(topology.exchange, EVENT, event_body(seq), _properties(new_event_id()))
@@ -208,7 +224,7 @@ def publish_burst(topology: Topology, count: int) -> None:
 
 def publish_paced(topology: Topology, rate_per_s: float, count: int) -> int:
     """Publish `count` events at a steady `rate_per_s`, each body stamped with its publish time."""
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP))
+    connection = pika.BlockingConnection(pika.URLParameters(BROKER.url))
     channel = connection.channel()
     started = time.monotonic()
     for seq in range(count):
@@ -258,7 +274,7 @@ def make_setup(workdir: Path, hooks: list[BenchHook], processes: int, delivery: 
         folder = base / f"p{index}"
         folder.mkdir()
         config = {
-            "broker": {"url": AMQP, "exchange": f"{prefix}.events", "queue_prefix": prefix},
+            "broker": {"url": nodes_for(index), "exchange": f"{prefix}.events", "queue_prefix": prefix},
             "subscriptions": {"source": "yaml", "path": str(hooks_file)},
             "delivery": {"allow_private_networks": True, **delivery},
             "logging": {"format": "json", "level": "info"},
@@ -312,7 +328,7 @@ def start_hookd(setup: Setup, *, previous: bool = False) -> list[subprocess.Pope
 
 def start_naive(setup: Setup, prefetch: int) -> list[subprocess.Popen[bytes]]:
     spec = {
-        "amqp": AMQP,
+        "amqp": BROKER.url,
         "queue": setup.topology.events,
         "prefetch": prefetch,
         "hooks": [h.public() for h in setup.hooks],
@@ -366,7 +382,24 @@ _BROKER_PID = find_broker_pid()
 
 
 def _broker_cpu() -> float:
+    return BROKER.cpu()
+
+
+def _system_broker_cpu() -> float:
     return cpu_seconds(_BROKER_PID) if _BROKER_PID is not None else float("nan")
+
+
+#: The broker of the scenario running now (the cluster scenario swaps in its private nodes).
+BROKER = Broker([AMQP], _system_broker_cpu)
+#: Pinning process i to node i (the cluster scenario); otherwise every process gets every URL.
+PINNED: dict[str, bool] = {}
+
+
+def nodes_for(index: int) -> str | list[str]:
+    """broker.url of hookd process `index`: its own node when pinned, else every node."""
+    if PINNED.get("on"):
+        return BROKER.urls[index % len(BROKER.urls)]
+    return BROKER.urls[0] if len(BROKER.urls) == 1 else list(BROKER.urls)
 
 
 # -- measuring ---------------------------------------------------------------------------------------
@@ -693,6 +726,29 @@ class Bench:
         hooks = make_hooks(self.receiver.port, 1000, mode="slow", delay_ms=2000, distinct_hosts=True)
         self.live_run("slow-1000", "hookd", hooks, 10, cls="slow", max_window_s=a.max_window)
 
+    def cluster(self) -> None:
+        """hookd on a private three-node cluster: 1, 2 and 3 processes (process i on node i) drain the
+        same fast backlog; deliveries/s and the three nodes' CPU."""
+        from hookd.testing.cluster import RabbitCluster  # noqa: PLC0415 (only this scenario builds one)
+
+        a = self.args
+        hooks = make_hooks(self.receiver.port, a.hooks)
+        global BROKER  # noqa: PLW0603 (the scenario's broker, restored after it)
+        saved = BROKER
+        self.say("cluster: building a private 3-node RabbitMQ cluster")
+        with RabbitCluster(size=3) as cluster:
+            groups = [node.pid for node in cluster.nodes if node.pid is not None]
+            BROKER = Broker(list(cluster.urls), lambda: sum(group_cpu(pgid) for pgid in groups))
+            PINNED["on"] = True
+            try:
+                for processes in (1, 2, 3):
+                    label = f"hookd x{processes}" if processes > 1 else "hookd"
+                    self.backlog_run(
+                        f"cluster-{processes}p", label, hooks, a.events, start=self.hookd_starter(), processes=processes
+                    )
+            finally:
+                BROKER, PINNED["on"] = saved, False
+
     def backlog_rss(self) -> None:
         a = self.args
         hooks = make_hooks(self.receiver.port, a.hooks)
@@ -716,6 +772,7 @@ SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "rss": Bench.backlog_rss,
     "slow-many": Bench.slow_many,
     "slow-1000": Bench.slow_thousand,
+    "cluster": Bench.cluster,
 }
 
 
@@ -784,6 +841,9 @@ def evaluate(results: list[Outcome]) -> list[Row]:
             cpu_now, cpu_then = (current.cpu_s_per_1k if current else None), r.cpu_s_per_1k
             if cpu_now is not None and cpu_then is not None:
                 target += f", CPU {cpu_now:.3f} vs {cpu_then:.3f} s/1k"
+        elif r.scenario.startswith("cluster-"):
+            single = by.get("cluster-1p")
+            target = f"{_ratio(r.per_s, single.per_s if single else None)}x of 1 process; 3-node broker CPU"
         elif r.scenario.endswith("-prev"):
             target = "the previous revision, same run"
         elif r.contender.startswith(("naive", "raw")):
@@ -906,7 +966,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        pika.BlockingConnection(pika.URLParameters(AMQP)).close()
+        pika.BlockingConnection(pika.URLParameters(BROKER.url)).close()
     except pika.exceptions.AMQPError as exc:
         print(f"bench: cannot reach RabbitMQ at {AMQP}: {exc!r}", file=sys.stderr)
         return 1

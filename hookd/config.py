@@ -41,9 +41,16 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+#: The most broker nodes `broker.url` may list.
+MAX_BROKER_NODES = 32
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerSettings:
-    url: str = field(default=DEFAULT_AMQP_URL, repr=False)
+    """`broker.*`. `urls`: one AMQP URL per node of a cluster (or the one broker); each process tries
+    them in an order of its own (`hookd.broker.NodeRing`)."""
+
+    urls: tuple[str, ...] = field(default=(DEFAULT_AMQP_URL,), repr=False)
     exchange: str = "hookd.events"
     queue_prefix: str = "hookd"
     queue_type: str = "quorum"
@@ -52,12 +59,17 @@ class BrokerSettings:
     connect_timeout_s: float = 10.0
     reconnect_max_s: float = 30.0
     max_message_bytes: int = 1_048_576
+    quorum_replicas: int = 0  # quorum queues' initial replicas (x-quorum-initial-group-size); 0: every node
 
     def __repr__(self) -> str:
         return (
-            f"BrokerSettings(url={redact_url(self.url)!r}, exchange={self.exchange!r}, "
-            f"queue_prefix={self.queue_prefix!r})"
+            f"BrokerSettings(urls={self.shown_urls!r}, exchange={self.exchange!r}, queue_prefix={self.queue_prefix!r})"
         )
+
+    @property
+    def shown_urls(self) -> str:
+        """The node URLs with passwords redacted, comma-separated, for logs and errors."""
+        return ", ".join(redact_url(url) for url in self.urls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +141,7 @@ class Settings:
 
 #: The config file's sections and the keys each one takes (the fields of its settings class).
 _SECTIONS: dict[str, frozenset[str]] = {
-    "broker": frozenset(BrokerSettings.__slots__),
+    "broker": frozenset(BrokerSettings.__slots__) - {"urls"} | {"url"},  # `url`: one URL or a list
     "subscriptions": frozenset(SubscriptionSettings.__slots__),
     "delivery": frozenset(DeliverySettings.__slots__),
     "logging": frozenset(LoggingSettings.__slots__),
@@ -204,6 +216,22 @@ def _delays(value: Any) -> str | None:
             return "every delay must be a number of seconds"
         if not 0.1 <= delay <= 7 * 86400 or abs(round(delay * 1000) - delay * 1000) > 1e-6:
             return "every delay must be 0.1 s to 7 days, in whole milliseconds"
+    return None
+
+
+def amqp_urls(value: str) -> tuple[str, ...]:
+    """`HOOKD_AMQP_URL`'s form: one URL, or several separated by commas (a cluster's nodes)."""
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _amqp_urls(value: Any) -> str | None:
+    """`broker.url`: one AMQP URL, or a list of 1 to 32 (one per node of a cluster)."""
+    urls = [value] if isinstance(value, str) else value
+    if not isinstance(urls, list) or not 1 <= len(urls) <= MAX_BROKER_NODES:
+        return f"must be an amqp:// URL or a list of 1 to {MAX_BROKER_NODES} of them (one per node)"
+    for index, url in enumerate(urls):
+        if (why := _amqp_url(url)) is not None:
+            return why if len(urls) == 1 else f"[{index}] {why}"
     return None
 
 
@@ -283,13 +311,14 @@ def _notices(doc: Mapping[str, Any]) -> tuple[str, ...]:
 def _broker(b: _Section, environ: Mapping[str, str], problems: list[str]) -> BrokerSettings:
     """`broker.*`; `HOOKD_AMQP_URL` overrides `broker.url`."""
     defaults = BrokerSettings()
-    url = b.get("url", defaults.url, _amqp_url, echo=False)
+    given: Any = b.get("url", list(defaults.urls), _amqp_urls, echo=False)
+    urls = (given,) if isinstance(given, str) else tuple(given)
     if environ.get(AMQP_URL_ENV):
-        url = environ[AMQP_URL_ENV]
-        if (why := _amqp_url(url)) is not None:
+        urls = amqp_urls(environ[AMQP_URL_ENV])
+        if (why := _amqp_urls(list(urls))) is not None:
             problems.append(f"{AMQP_URL_ENV} (environment): {why}")
     return BrokerSettings(
-        url=url,
+        urls=urls,
         exchange=b.get("exchange", defaults.exchange, _text()),
         queue_prefix=b.get("queue_prefix", defaults.queue_prefix, _text()),
         queue_type=b.get("queue_type", defaults.queue_type, _text(QUEUE_TYPES)),
@@ -300,6 +329,7 @@ def _broker(b: _Section, environ: Mapping[str, str], problems: list[str]) -> Bro
         max_message_bytes=b.get(
             "max_message_bytes", defaults.max_message_bytes, _number(1, 128 * 1_048_576, integer=True)
         ),
+        quorum_replicas=b.get("quorum_replicas", defaults.quorum_replicas, _number(0, 99, integer=True)),
     )
 
 

@@ -65,7 +65,7 @@ class MetricsRecorder(Protocol):
     def in_flight(self, delta: int) -> None: ...
     def breaker(self, hook_id: str, state: str) -> None: ...
     def consumer_lag(self, queue: str, messages: int) -> None: ...
-    def broker_connected(self, up: bool) -> None: ...
+    def broker_connected(self, up: bool, node: str | None = None) -> None: ...
     def hooks_loaded(self, hook_ids: Iterable[str]) -> None: ...
 
 
@@ -96,7 +96,7 @@ class NoMetrics:
     def consumer_lag(self, queue: str, messages: int) -> None:
         return None
 
-    def broker_connected(self, up: bool) -> None:
+    def broker_connected(self, up: bool, node: str | None = None) -> None:
         return None
 
     def hooks_loaded(self, hook_ids: Iterable[str]) -> None:
@@ -160,6 +160,12 @@ class Metrics:
             registry=r,
         )
         self._connected = Gauge("hookd_broker_connected", "1 while connected to the broker and consuming", registry=r)
+        self._node = Gauge(
+            "hookd_broker_node",
+            "1 for the broker node (host:port) this process is connected to, 0 for one it left",
+            ["node"],
+            registry=r,
+        )
         self._hooks = Gauge("hookd_hooks", "Hooks currently configured", registry=r)
         self._hook_attempts = Counter(
             "hookd_hook_attempts_total", "Delivery attempts per hook and outcome", ["hook_id", "outcome"], registry=r
@@ -174,6 +180,7 @@ class Metrics:
         self._windows: dict[str, deque[bool]] = {}
         self._hook_outcomes: dict[str, set[str]] = {}
         self._breaker_hooks: set[str] = set()
+        self._nodes: set[str] = set()
         self._up = False
 
     # -- recording -------------------------------------------------------------------------------
@@ -224,10 +231,16 @@ class Metrics:
         """Messages ready (not yet delivered to any consumer) in `queue`, as last measured."""
         self._lag.labels(queue).set(messages)
 
-    def broker_connected(self, up: bool) -> None:
-        """The main thread connected (True) or lost the connection (False); /healthz reads it."""
+    def broker_connected(self, up: bool, node: str | None = None) -> None:
+        """The main thread connected (True, to `node`) or lost the connection (False); /healthz reads it."""
         self._up = up
         self._connected.set(1 if up else 0)
+        if up and node is not None:
+            with self._lock:
+                for known in self._nodes - {node}:
+                    self._node.labels(known).set(0)
+                self._nodes.add(node)
+            self._node.labels(node).set(1)
 
     @property
     def is_broker_connected(self) -> bool:

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-from hookd.broker import BrokerConnection, Outgoing, Topology
-from hookd.config import DEFAULT_AMQP_URL
-from hookd.errors import PublishFailed
+from hookd.broker import BrokerConnection, NodeRing, Outgoing, Topology
+from hookd.config import DEFAULT_AMQP_URL, amqp_urls
+from hookd.errors import ConnectionLost, PublishFailed
 from hookd.events import PING, decode
 from hookd.messages import Delivery, delivery_headers, delivery_id
 from hookd.subscriptions.model import Hook
@@ -23,13 +23,20 @@ from hookd.subscriptions.model import Hook
 class EventPublisher:
     """Publishes lifecycle events to the events exchange over one confirmed connection.
 
+    `url` is one AMQP URL or several (a cluster's nodes, or a comma-separated string): the publisher
+    connects to the first node that answers, in an order of its own, and when its connection is lost
+    while publishing it moves to the next node and publishes again. `publish` returns only once a
+    broker confirmed the event (on a quorum queue: a majority of its replicas has it), so a returned
+    event is never lost; one whose confirm was lost with a node may arrive twice, under the same event
+    id (and so the same delivery ids: receivers dedupe).
+
     With a `topology`, hookd's queues are declared too, so events wait for hookd even before it first
     starts; without one, publishing fails loudly when no queue is bound to the exchange.
     """
 
     def __init__(
         self,
-        url: str = DEFAULT_AMQP_URL,
+        url: str | Sequence[str] = DEFAULT_AMQP_URL,
         exchange: str = "hookd.events",
         *,
         topology: Topology | None = None,
@@ -37,12 +44,21 @@ class EventPublisher:
     ) -> None:
         self._topology = topology or Topology(exchange=exchange, prefix="hookd")
         self._declare_all = topology is not None
-        self._conn = BrokerConnection(url, self._topology, name="hookd publisher")
+        self._nodes = NodeRing(amqp_urls(url) if isinstance(url, str) else list(url))
+        self._conn = BrokerConnection(self._nodes, self._topology, name="hookd publisher")
         self._max_bytes = max_bytes
 
     def __enter__(self) -> EventPublisher:
-        self._conn.connect(declare=self._declare_all, exchange_only=not self._declare_all)
+        self._connect()
         return self
+
+    def _connect(self) -> None:
+        self._conn.connect(declare=self._declare_all, exchange_only=not self._declare_all)
+
+    @property
+    def node(self) -> str:
+        """host:port of the node the publisher is connected to."""
+        return self._conn.node
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -63,12 +79,11 @@ class EventPublisher:
         event_id = event_id or str(uuid.uuid4())
         headers = {"account_id": account_id}
         decode(event, raw, event_id, headers, max_bytes=self._max_bytes)  # refuse what hookd would park
+        message = Outgoing(
+            event, raw, headers, event_id, timestamp or datetime.now(UTC), exchange=self._topology.exchange
+        )
         try:
-            self._conn.publish(
-                Outgoing(
-                    event, raw, headers, event_id, timestamp or datetime.now(UTC), exchange=self._topology.exchange
-                )
-            )
+            self._publish_confirmed(message)
         except PublishFailed as exc:
             raise PublishFailed(
                 f"{exc}; is a hookd queue bound to exchange {self._topology.exchange!r}? "
@@ -76,13 +91,28 @@ class EventPublisher:
             ) from exc
         return event_id
 
+    def _publish_confirmed(self, message: Outgoing) -> None:
+        """Publish and wait for the confirm; a lost connection moves to the next node and publishes
+        again, for at most one more round of the nodes than there are nodes."""
+        for _ in range(2 * len(self._nodes)):
+            try:
+                self._conn.publish(message)
+                return
+            except ConnectionLost:
+                self._conn.close()
+                try:
+                    self._connect()
+                except ConnectionLost:
+                    continue
+        self._conn.publish(message)  # the last try: its ConnectionLost reaches the caller
+
 
 def publish_event(
     event: str,
     account_id: str | int,
     body: bytes | Mapping[str, Any],
     *,
-    url: str = DEFAULT_AMQP_URL,
+    url: str | Sequence[str] = DEFAULT_AMQP_URL,
     exchange: str = "hookd.events",
     event_id: str | None = None,
     topology: Topology | None = None,

@@ -49,7 +49,7 @@ from urllib.parse import urlsplit, urlunsplit
 try:
     import yaml
 
-    from hookd.broker import BrokerConnection, topology_for
+    from hookd.broker import BrokerConnection, NodeRing, topology_for
     from hookd.config import AMQP_URL_ENV, DEFAULT_AMQP_URL, load_settings, redact_url
     from hookd.errors import HookdError
     from hookd.testing import devbroker
@@ -260,7 +260,7 @@ def write_config(work: Path, name: str, receiver_port: int) -> Path:
 def delete_topology(config: Path, env: dict[str, str]) -> None:
     """Delete the demo's queues and exchange (they are uniquely named, but need not pile up)."""
     settings = load_settings(config, environ=env)
-    conn = BrokerConnection(settings.broker.url, topology_for(settings), name="hookd demo cleanup")
+    conn = BrokerConnection(NodeRing(settings.broker.urls), topology_for(settings), name="hookd demo cleanup")
     delete = getattr(conn, "delete_topology", None)
     if not callable(delete):
         say(f"note: left queues {settings.broker.queue_prefix}.* (this hookd has no delete_topology())")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hookd.broker import topology_for
 from hookd.cli.args import EXIT_OK, Subparsers, add_command
-from hookd.config import AMQP_URL_ENV, DEFAULT_AMQP_URL, load_settings
+from hookd.config import AMQP_URL_ENV, DEFAULT_AMQP_URL, amqp_urls, load_settings
 from hookd.errors import UsageError
 from hookd.events import EVENTS
 from hookd.publisher import publish_event
@@ -37,11 +37,11 @@ def _publish(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
     if args.config:
         settings = load_settings(args.config)
-        url, exchange, topology = settings.broker.url, settings.broker.exchange, topology_for(settings)
+        urls, exchange, topology = settings.broker.urls, settings.broker.exchange, topology_for(settings)
     else:
-        url, exchange, topology = os.environ.get(AMQP_URL_ENV) or DEFAULT_AMQP_URL, "hookd.events", None
+        urls, exchange, topology = amqp_urls(os.environ.get(AMQP_URL_ENV) or DEFAULT_AMQP_URL), "hookd.events", None
     event_id = publish_event(
-        args.event, args.account, body, url=url, exchange=exchange, event_id=args.event_id, topology=topology
+        args.event, args.account, body, url=list(urls), exchange=exchange, event_id=args.event_id, topology=topology
     )
     print(f"published {args.event} id={event_id} account={args.account}")
     return EXIT_OK

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from hookd.broker import Connection, connect
-from hookd.config import Settings, redact_url
+from hookd.config import Settings
 from hookd.errors import BrokerError, UsageError
 from hookd.state.db import Database, sqlite_file_missing
 from hookd.state.migrations import LATEST_VERSION
@@ -72,7 +72,7 @@ def broker_connection(settings: Settings, *, name: str) -> Iterator[Connection]:
         conn = connect(settings, name=name)
     except BrokerError as exc:
         detail = str(exc).strip().rstrip(":")
-        raise BrokerError(f"cannot reach the broker at {redact_url(settings.broker.url)}: {detail}") from exc
+        raise BrokerError(f"cannot reach the broker at {settings.broker.shown_urls}: {detail}") from exc
     try:
         yield conn
     finally:

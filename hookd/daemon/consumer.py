@@ -164,9 +164,9 @@ class Consumer:
         if admission is Admission.RUN:
             task.lanes = self._lanes
             self._engine.submit(task)
-        elif admission is Admission.STUCK:  # what take_stale would park a moment later anyway
-            self._settler.park(task, self._slow_park_s, Parked.SLOW_HOOK)
-        elif admission is Admission.FULL and self._lanes.silent_for(hook.id) >= self._quiet_after_s:
+        elif admission is Admission.STUCK or self._lanes.silent_for(hook.id) >= self._quiet_after_s:
+            # STUCK: what take_stale would park a moment later anyway; a FULL backlog behind a quiet
+            # hook: parked for long rather than churned through the broker every second
             self._settler.park(task, self._slow_park_s, Parked.SLOW_HOOK)
         elif admission is Admission.FULL:
             self._settler.park(task, _BACKLOG_PARK_S, Parked.BACKLOG)

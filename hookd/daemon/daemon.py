@@ -23,8 +23,8 @@ from functools import partial
 from types import FrameType
 
 from hookd import logs, sdnotify
-from hookd.broker import Connection, connect, topology_for
-from hookd.config import Settings, redact_url
+from hookd.broker import Connection, NodeRing, connect, topology_for
+from hookd.config import Settings
 from hookd.daemon.breaker import Breakers
 from hookd.daemon.consumer import Consumer
 from hookd.daemon.engine import DeliveryEngine, Transport
@@ -62,7 +62,10 @@ class Daemon:
         self.topology = topology_for(settings)
         self._store = store
         self._history = history
-        self._connect = connector or partial(connect, settings, name="hookd worker")
+        # One node order for the process's life: after losing its node it moves on to the next one.
+        self._connect = connector or partial(
+            connect, settings, name="hookd worker", nodes=NodeRing(settings.broker.urls)
+        )
         self._stop = threading.Event()
         self._watcher = Watcher(store, poll_interval_s=settings.subscriptions.poll_interval_s, stop=self._stop)
         hooks = store.load()  # after the watcher read the revision: a change in between is not missed
@@ -133,7 +136,7 @@ class Daemon:
         """Serve until asked to stop; reconnect on broker failures; exit code 0 after a clean drain."""
         log.info(
             "daemon.start",
-            broker=redact_url(self.settings.broker.url),
+            broker=self.settings.broker.shown_urls,
             queue_prefix=self.topology.prefix,
             subscriptions=self._store.describe(),
             hooks=len(self._roster.hooks),
@@ -173,13 +176,13 @@ class Daemon:
 
     def _connected(self, conn: Connection) -> None:
         self._consumer.attach(conn)
-        self.metrics.broker_connected(True)
+        self.metrics.broker_connected(True, node=conn.node)
         if not self._ready:
             self._ready = True
             sdnotify.ready(f"consuming from {self.topology.events}")
         else:
             sdnotify.status(f"consuming from {self.topology.events}")
-        log.info("broker.connected", queues=[self.topology.events, self.topology.deliveries])
+        log.info("broker.connected", node=conn.node, queues=[self.topology.events, self.topology.deliveries])
 
     def _back_off(self, exc: BrokerError, failures: int) -> None:
         """Forget the lost connection and wait (exponential, jittered) before the next try."""

@@ -217,6 +217,7 @@ class StubConnection:
 
     def __init__(self, broker: StubBroker, topology: Topology) -> None:
         self.topology = topology
+        self.node = "stub:0"
         self._broker = broker
         self.consumers: dict[str, Callable[[Incoming], None]] = {}
         self.prefetch = 0

@@ -54,7 +54,7 @@ def test_minimal_config_gets_documented_defaults() -> None:
     assert result.broker == BrokerSettings()
     assert result.delivery == DeliverySettings()
     assert result.logging == LoggingSettings()
-    assert result.broker.url == DEFAULT_AMQP_URL
+    assert result.broker.urls == (DEFAULT_AMQP_URL,)
     assert result.delivery.retry_delays_s == DEFAULT_RETRY_DELAYS_S
     assert result.subscriptions.source == "yaml"
     assert result.source == CONFIG
@@ -123,13 +123,13 @@ def test_amqp_url_env_overrides_file() -> None:
     """HOOKD_AMQP_URL replaces broker.url from the file."""
     doc = _with("broker", url="amqp://file:pw@file-host/")
     result = _parse(doc, {AMQP_URL_ENV: "amqps://env:pw@env-host:5671/vh"})
-    assert result.broker.url == "amqps://env:pw@env-host:5671/vh"
+    assert result.broker.urls == ("amqps://env:pw@env-host:5671/vh",)
 
 
 def test_empty_amqp_url_env_is_ignored() -> None:
     """An empty HOOKD_AMQP_URL does not override the file."""
     result = _parse(_with("broker", url="amqp://file-host/"), {AMQP_URL_ENV: ""})
-    assert result.broker.url == "amqp://file-host/"
+    assert result.broker.urls == ("amqp://file-host/",)
 
 
 @pytest.mark.parametrize("url", ["http://host/", "amqp:///vhost", "not a url", "redis://h:6379"])
@@ -280,7 +280,7 @@ def test_load_settings_uses_the_given_environment(write_file: Callable[[str, str
     """load_settings takes HOOKD_AMQP_URL from the mapping it is given."""
     path = write_file("hookd.yaml", "subscriptions:\n  path: hooks.yaml\n")
     result = load_settings(path, environ={AMQP_URL_ENV: "amqp://env-host/"})
-    assert result.broker.url == "amqp://env-host/"
+    assert result.broker.urls == ("amqp://env-host/",)
 
 
 def test_example_config_is_valid() -> None:
@@ -356,7 +356,7 @@ def test_redact_url_never_shows_password(password: str) -> None:
 
 def test_broker_settings_repr_hides_password() -> None:
     """BrokerSettings' repr shows the redacted URL, never the password."""
-    text = repr(BrokerSettings(url="amqp://hookd:hunter2@rabbit:5672/%2F"))
+    text = repr(BrokerSettings(urls=("amqp://hookd:hunter2@rabbit:5672/%2F",)))
     assert "hunter2" not in text
     assert "hookd:***@rabbit" in text
 
@@ -432,3 +432,23 @@ def test_yaml_round_trip_of_defaults_is_accepted(tmp_path: Path) -> None:
     state = StateSettings(url=f"sqlite:///{(tmp_path / 'hookd-state.sqlite3').resolve()}")
     expected = Settings(subscriptions=SubscriptionSettings(path=tmp_path / "hooks.yaml"), state=state, source=path)
     assert load_settings(path, environ={}) == expected
+
+
+def test_broker_url_may_list_a_clusters_nodes() -> None:
+    """broker.url takes a list of node URLs; HOOKD_AMQP_URL takes them comma-separated, and wins."""
+    nodes = ["amqp://u:p@n1:5672/", "amqp://u:p@n2:5673/", "amqp://u:p@n3:5674/"]
+    assert _parse(_with("broker", url=nodes)).broker.urls == tuple(nodes)
+    env = {AMQP_URL_ENV: "amqp://e1/, amqp://e2/"}
+    assert _parse(_with("broker", url=nodes), env).broker.urls == ("amqp://e1/", "amqp://e2/")
+
+
+@pytest.mark.parametrize("value", [[], ["amqp://ok/", "http://bad/"], ["amqp://n/"] * 33, 5])
+def test_a_bad_node_list_is_reported(value: object) -> None:
+    """An empty list, a bad member or more than 32 nodes is a problem of broker.url."""
+    assert any(p.startswith("broker.url: ") for p in _problems(_with("broker", url=value)))
+
+
+def test_the_repr_shows_every_node_without_passwords() -> None:
+    """Settings' repr (logged) lists the nodes with their passwords redacted."""
+    shown = repr(_parse(_with("broker", url=["amqp://u:secret1@n1/", "amqp://u:secret2@n2/"])).broker)
+    assert "secret" not in shown and "n1" in shown and "n2" in shown

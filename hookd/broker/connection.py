@@ -11,19 +11,20 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import pika
 import pika.exceptions
 import pika.spec
 from pika.adapters.blocking_connection import BlockingChannel
 
+from hookd.broker.messages import Incoming, Outgoing
+from hookd.broker.nodes import NodeRing, node_of
+from hookd.broker.topology import Topology, topology_for
 from hookd.config import Settings
 from hookd.errors import ConnectionLost, PublishFailed
-from hookd.retry import DELAY_BUCKETS_S, delay_label
 
 _CONNECTION_ERRORS = (
     pika.exceptions.AMQPConnectionError,
@@ -33,127 +34,6 @@ _CONNECTION_ERRORS = (
     pika.exceptions.StreamLostError,
     OSError,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Topology:
-    """Names and arguments of everything hookd declares, derived from the config."""
-
-    exchange: str
-    prefix: str
-    queue_type: str = "quorum"
-    retry_delays_s: tuple[float, ...] = ()
-    #: Quorum queues only: a message redelivered this often (it keeps crashing or stalling workers)
-    #: is dead-lettered by the broker to `<prefix>.dead` instead of looping forever.
-    delivery_limit: int = 50
-
-    @property
-    def events(self) -> str:
-        return f"{self.prefix}.events"
-
-    @property
-    def deliveries(self) -> str:
-        return f"{self.prefix}.deliveries"
-
-    @property
-    def dead(self) -> str:
-        return f"{self.prefix}.dead"
-
-    @property
-    def invalid(self) -> str:
-        return f"{self.prefix}.invalid"
-
-    def retry_queue(self, delay_s: float) -> str:
-        return f"{self.prefix}.retry.{delay_label(delay_s)}"
-
-    def queues(self) -> list[str]:
-        """Every queue hookd owns (for tooling and test clean-up)."""
-        names = [self.events, self.deliveries, self.dead, self.invalid]
-        names += sorted({self.retry_queue(d) for d in (*self.retry_delays_s, *DELAY_BUCKETS_S)})
-        return names
-
-    def _queue_args(self) -> dict[str, Any]:
-        return {"x-queue-type": "quorum"} if self.queue_type == "quorum" else {}
-
-    def _dead_lettering(self, target: str) -> dict[str, Any]:
-        args: dict[str, Any] = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": target}
-        if self.queue_type == "quorum":
-            # At-least-once: a message being dead-lettered survives a node failure mid-way.
-            args.update({"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"})
-        return args
-
-    def arguments(self, queue: str) -> dict[str, Any]:
-        """The declare arguments of one of the fixed queues (a redeclaration must match them exactly)."""
-        args = self._queue_args()
-        if queue in (self.events, self.deliveries) and self.queue_type == "quorum" and self.delivery_limit:
-            args.update({"x-delivery-limit": self.delivery_limit, **self._dead_lettering(self.dead)})
-        return args
-
-    def declare(self, channel: BlockingChannel) -> None:
-        channel.exchange_declare(self.exchange, exchange_type="topic", durable=True)
-        for name in (self.events, self.deliveries, self.dead, self.invalid):
-            channel.queue_declare(name, durable=True, arguments=self.arguments(name))
-        channel.queue_bind(self.events, self.exchange, routing_key="#")
-        for delay in sorted(set(self.retry_delays_s)):
-            self.declare_delay(channel, delay)
-
-    def declare_delay(self, channel: BlockingChannel, delay_s: float) -> None:
-        """A TTL queue that hands messages to `<prefix>.deliveries` after `delay_s` (idempotent)."""
-        retry_args = self._queue_args()
-        retry_args["x-message-ttl"] = round(delay_s * 1000)
-        retry_args.update(self._dead_lettering(self.deliveries))
-        channel.queue_declare(self.retry_queue(delay_s), durable=True, arguments=retry_args)
-
-
-@dataclass(frozen=True, slots=True)
-class Incoming:
-    """A message received from one of hookd's queues, in hookd's own terms."""
-
-    queue: str
-    routing_key: str
-    body: bytes
-    message_id: str | None
-    headers: Mapping[str, Any]
-    timestamp: datetime | None
-    delivery_tag: int
-    redelivered: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """A persistent message to publish; `exchange=""` with a queue name as routing key targets a queue."""
-
-    routing_key: str
-    body: bytes
-    headers: Mapping[str, Any] = field(default_factory=dict)
-    message_id: str | None = None
-    timestamp: datetime | None = None
-    exchange: str = ""
-    expiration_ms: int | None = None  # per-message TTL (jitter below a retry queue's own TTL)
-
-
-class Connection(Protocol):
-    """What hookd does with a broker connection, owned by one thread: `BrokerConnection` over pika,
-    and `hookd.testing.stub_broker`'s in-memory one, which builds the daemon without RabbitMQ."""
-
-    topology: Topology
-
-    @property
-    def is_open(self) -> bool: ...
-    @property
-    def unconfirmed(self) -> int: ...
-    def close(self) -> None: ...
-    def consume(self, queues: list[str], prefetch: int, on_message: Callable[[Incoming], None]) -> None: ...
-    def cancel(self) -> None: ...
-    def poll(self, timeout_s: float) -> None: ...
-    def wake(self, callback: Callable[[], None]) -> bool: ...
-    def ack(self, delivery_tag: int) -> None: ...
-    def publish(self, message: Outgoing) -> None: ...
-    def start_pipelining(self) -> None: ...
-    def publish_pipelined(self, message: Outgoing, on_confirmed: Callable[[], None]) -> None: ...
-    def message_count(self, queue: str) -> int: ...
-    def declare_delay(self, delay_s: float) -> None: ...
-    def get(self, queue: str) -> Incoming | None: ...
 
 
 def _incoming(queue: str, method: Any, props: pika.BasicProperties, body: bytes) -> Incoming:
@@ -196,22 +76,19 @@ class BrokerConnection:
 
     def __init__(
         self,
-        url: str,
+        nodes: str | NodeRing,
         topology: Topology,
         *,
         heartbeat_s: int = 30,
         connect_timeout_s: float = 10.0,
         name: str = "hookd",
     ) -> None:
-        params = pika.URLParameters(url)
-        params.heartbeat = heartbeat_s
-        params.blocked_connection_timeout = max(heartbeat_s * 2, 60)
-        params.socket_timeout = connect_timeout_s
-        params.stack_timeout = connect_timeout_s * 2
-        params.connection_attempts = 1
-        params.client_properties = {"connection_name": f"{name} {socket.gethostname()}:{os.getpid()}"}
-        self._params = params
+        self._ring = NodeRing([nodes]) if isinstance(nodes, str) else nodes
+        self._heartbeat_s = heartbeat_s
+        self._connect_timeout_s = connect_timeout_s
+        self._name = f"{name} {socket.gethostname()}:{os.getpid()}"
         self.topology = topology
+        self.node = ""  # host:port of the node connected to
         self._connection: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
         self._consumer_tags: list[str] = []
@@ -221,11 +98,37 @@ class BrokerConnection:
         self._pipe_problem: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
+    def _parameters(self, url: str) -> pika.URLParameters:
+        params = pika.URLParameters(url)
+        params.heartbeat = self._heartbeat_s
+        params.blocked_connection_timeout = max(self._heartbeat_s * 2, 60)
+        params.socket_timeout = self._connect_timeout_s
+        params.stack_timeout = self._connect_timeout_s * 2
+        params.connection_attempts = 1
+        params.client_properties = {"connection_name": self._name}
+        return params
+
+    def _open(self) -> pika.BlockingConnection:
+        """A connection to the first node of this round that answers; `ConnectionLost` naming every
+        node's failure when none does."""
+        failures = []
+        for url in self._ring.round():
+            try:
+                connection = pika.BlockingConnection(self._parameters(url))
+            except _CONNECTION_ERRORS as exc:
+                failures.append(f"{node_of(url)}: {type(exc).__name__}: {exc or repr(exc)}")
+                continue
+            self._ring.used(url)
+            self.node = node_of(url)
+            return connection
+        raise ConnectionLost("no broker node answered (" + "; ".join(failures) + ")")
+
     def connect(self, *, declare: bool = True, exchange_only: bool = False) -> None:
-        """Open the connection and a confirm-mode channel; declare the topology (idempotent)."""
+        """Open the connection (the first node that answers) and a confirm-mode channel; declare the
+        topology (idempotent)."""
+        connection = self._connection = self._open()
         with _translated():
-            self._connection = pika.BlockingConnection(self._params)
-            self._channel = self._connection.channel()
+            self._channel = connection.channel()
             self._channel.confirm_delivery()
             if exchange_only:
                 self._channel.exchange_declare(self.topology.exchange, exchange_type="topic", durable=True)
@@ -397,19 +300,15 @@ class BrokerConnection:
         return _incoming(queue, method, props, body)
 
 
-def topology_for(settings: Settings) -> Topology:
-    return Topology(
-        exchange=settings.broker.exchange,
-        prefix=settings.broker.queue_prefix,
-        queue_type=settings.broker.queue_type,
-        retry_delays_s=settings.delivery.retry_delays_s,
-    )
+def connect(
+    settings: Settings, *, name: str = "hookd", declare: bool = True, nodes: NodeRing | None = None
+) -> BrokerConnection:
+    """Open a broker connection for `settings` (the daemon and every command that talks to the broker).
 
-
-def connect(settings: Settings, *, name: str = "hookd", declare: bool = True) -> BrokerConnection:
-    """Open a broker connection for `settings` (the daemon and every command that talks to the broker)."""
+    `nodes` keeps the daemon's node order across reconnections; a command gets a fresh shuffled one.
+    """
     conn = BrokerConnection(
-        settings.broker.url,
+        nodes or NodeRing(settings.broker.urls),
         topology_for(settings),
         heartbeat_s=settings.broker.heartbeat_s,
         connect_timeout_s=settings.broker.connect_timeout_s,
