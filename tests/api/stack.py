@@ -23,10 +23,6 @@ import psycopg
 import pytest
 import requests
 import yaml
-
-from hookd.cli import main
-from hookd.state.db import Database
-from hookd.subscriptions.sql_store import SqlStore
 from integration.helpers import (
     Amqp,
     Names,
@@ -37,6 +33,10 @@ from integration.helpers import (
     subprocess_env,
     wait_until,
 )
+
+from hookd.cli import main
+from hookd.state.db import Database
+from hookd.subscriptions.sql_store import SqlStore
 
 AMQP_URL = os.environ.get("HOOKD_TEST_AMQP_URL") or "amqp://guest:guest@127.0.0.1:5672/%2F"
 POSTGRES_URL = os.environ.get("HOOKD_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/test"

@@ -137,7 +137,7 @@ def test_changes_reach_the_running_daemon(stack: Stack) -> None:
     other = unique("witness")
     witness = create(stack, stack.key(other), other, f"/{other}", ["job"])
     wait_for(
-        lambda: stack.receiver.requests(f"/{other}") or stack.publish("job.failed", other) and None,
+        lambda: stack.receiver.requests(f"/{other}") or (stack.publish("job.failed", other) and None),
         "the witness hook's event",
     )
     assert witness["id"] and stack.receiver.requests(f"/{account}") == []
