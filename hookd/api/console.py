@@ -137,6 +137,12 @@ def home() -> Response:
     return _sign_in_page()
 
 
+@console.get("/sign-in")
+def sign_in_form() -> Response:
+    """The sign-in form even when signed in (to switch keys): signing in replaces the session."""
+    return _sign_in_page()
+
+
 def _sign_in_page(error: str | None = None, status: int = 200) -> Response:
     g.csrf = sessions.new_token()
     response = _page("sign_in.html", status, error=error)

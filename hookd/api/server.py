@@ -40,6 +40,8 @@ def serve(settings: Settings) -> int:
             threads=settings.api.threads,
             ident="hookd",
             expose_tracebacks=False,
+            # waitress drops X-Forwarded-* by default; when the proxy is trusted, the app's ProxyFix reads them
+            clear_untrusted_proxy_headers=not settings.api.trust_proxy_headers,
         )
     except OSError as exc:
         raise ApiServerError(f"cannot listen on api.listen {settings.api.listen}: {exc.strerror or exc}") from None
