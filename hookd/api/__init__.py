@@ -2,6 +2,7 @@
 Hooks web console, on the database store.
 
     app.py        the Flask app factory: security headers, one log line per request, error pages
+    context.py    what every route shares (settings, store, state database, Admin) and JSON answers
     server.py     waitress, sd_notify and signals around the app
     keys.py       API keys: created once, stored as SHA-256, looked up, revoked
     sessions.py   console sessions (server-side, hashed ids, rotated at sign-in) and CSRF tokens

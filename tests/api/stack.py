@@ -92,14 +92,14 @@ def database_url(backend: str, folder: Path) -> Iterator[str]:
 class Process:
     """One `hookd COMMAND --config PATH` subprocess; JSON log lines on stdout go to a file."""
 
-    def __init__(self, command: str, config: Path, folder: Path) -> None:
+    def __init__(self, command: str, config: Path, folder: Path, env: dict[str, str] | None = None) -> None:
         self.stdout_path = folder / f"{command}-{uuid.uuid4().hex[:6]}.stdout"
         self.stderr_path = self.stdout_path.with_suffix(".stderr")
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
             self.process = subprocess.Popen(
                 hookd_command(command, "--config", str(config)),
                 cwd=folder,
-                env=subprocess_env(),
+                env=subprocess_env(env),
                 stdout=out,
                 stderr=err,
                 stdin=subprocess.DEVNULL,

@@ -24,16 +24,28 @@ def test_an_admin_creates_pings_disables_and_deletes_a_hook(console: Console, st
     console.click("Show secret")
     secret = console.driver.find_element(By.ID, "secret").text
     assert len(secret) >= 40
-    console.driver.find_element(By.LINK_TEXT, "Service Hooks").click()
-    row = console.driver.find_element(
-        By.XPATH, f"//tbody/tr[td[normalize-space()={json.dumps(stack.receiver.url(path))}]]"
-    )
+    console.follow("Service Hooks")
+    hook_url = json.dumps(stack.receiver.url(path))
+    row = console.driver.find_element(By.XPATH, f"//tbody/tr[td[normalize-space()={hook_url}]]")
     assert "All Job Notifications" in row.text and "Yes" in row.text and secret not in console.text()
-    row.find_element(By.TAG_NAME, "a").click()
+    console.follow(stack.receiver.url(path))  # the hook's name is its URL, and links to its page
     console.click("Ping")
     assert "Ping sent" in console.text()
     ping = stack.wait_requests(path)[0]
     assert ping.event == "ping" and ping.header("X-Hook-Signature") == signature(secret, ping.body)
+    page = console.driver.current_url.split("?")[0]
+
+    def listed() -> list[object]:
+        console.driver.get(page)  # the history writer records the delivery within a second or so
+        return list(console.driver.find_elements(By.CLASS_NAME, "delivery"))
+
+    wait_for(listed, "the ping among the page's deliveries")
+    assert "delivered" in console.driver.find_element(By.CLASS_NAME, "delivery").text
+    console.click("Redeliver")
+    again = stack.wait_requests(path, 2)[1]
+    assert again.delivery == ping.delivery and "Redelivery queued" in console.text()
+    console.click("Reset secret")
+    assert console.driver.find_element(By.ID, "secret").text not in ("", secret)
     console.click("Disable")
     assert "Inactive" in console.heading() and console.button("Enable")
     assert console.field("Active").is_selected() is False
