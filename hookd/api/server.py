@@ -12,6 +12,8 @@ import signal
 from types import FrameType
 
 import waitress
+from waitress.channel import HTTPChannel
+from waitress.task import WSGITask
 
 from hookd import logs, sdnotify
 from hookd.api.app import create_app
@@ -21,6 +23,24 @@ from hookd.state.db import Database
 from hookd.subscriptions.factory import open_sql_store
 
 _log = logs.get_logger("hookd.api")
+
+
+class _SpelledTask(WSGITask):  # type: ignore[misc]  # waitress is untyped
+    """Sends header names as the app spells them: waitress capitalizes each word (`Www-Authenticate`,
+    `X-Ratelimit-Limit`). Header names are case-insensitive, but the platform's clients and the
+    issue spell `WWW-Authenticate` and `X-RateLimit-*` so, and a byte-exact check should pass."""
+
+    def build_response_header(self) -> bytes:
+        spelled = {"-".join(w.capitalize() for w in name.split("-")): name for name, _ in self.response_headers}
+        head: bytes = super().build_response_header()
+        for plain, name in spelled.items():
+            if plain != name:
+                head = head.replace(f"\r\n{plain}:".encode("latin-1"), f"\r\n{name}:".encode("latin-1"))
+        return head
+
+
+class _Channel(HTTPChannel):  # type: ignore[misc]
+    task_class = _SpelledTask
 
 
 def serve(settings: Settings) -> int:
@@ -45,6 +65,7 @@ def serve(settings: Settings) -> int:
         )
     except OSError as exc:
         raise ApiServerError(f"cannot listen on api.listen {settings.api.listen}: {exc.strerror or exc}") from None
+    server.channel_class = _Channel
     address = f"{host}:{server.effective_port}" if ":" not in host else f"[{host}]:{server.effective_port}"
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop)

@@ -51,6 +51,7 @@ def test_no_bad_or_revoked_key_is_401_with_a_basic_challenge(stack: Stack) -> No
     for answer in attempts:
         assert answer.status_code == 401
         assert answer.headers["WWW-Authenticate"] == 'Basic realm="hookd"'
+        assert "WWW-Authenticate" in answer.raw.headers.keys()  # spelled so on the wire, too
         assert set(answer.json()) == {"message"}
     assert code == 0
 
@@ -279,6 +280,7 @@ def test_every_authenticated_answer_reports_the_rate_limit(stack: Stack) -> None
     first = client.get(stack.api(account, "/hooks"), timeout=10)
     second = client.get(stack.api(account, "/hooks/404"), timeout=10)
     assert first.headers["X-RateLimit-Limit"] == "5000"
+    assert {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} <= set(first.raw.headers.keys())
     assert int(first.headers["X-RateLimit-Remaining"]) == 4999
     assert int(second.headers["X-RateLimit-Remaining"]) == 4998
 
