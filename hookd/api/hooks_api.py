@@ -233,6 +233,3 @@ def redeliver(account_id: str, hook_id: str, delivery_id: str) -> Response:
 def account_hook_events(account_id: str) -> Response:
     """The event catalogue, under the account's API too."""
     return json_response(catalogue())
-
-
-__all__ = ["api", "catalogue", "not_found", "presented_key"]
