@@ -116,6 +116,17 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """`hookd serve`: the admin API and the Service Hooks console."""
+
+    listen: str = "127.0.0.1:8780"  # HOST:PORT; behind a TLS reverse proxy, keep it on loopback
+    rate_limit_per_hour: int = 5000  # requests per API key and clock hour, shared by every serve process
+    session_ttl_s: float = 28_800.0  # a console session ends this long after sign-in (8 h)
+    trust_proxy_headers: bool = False  # honour X-Forwarded-Proto/-Host/-For from one reverse proxy
+    threads: int = 8  # requests served at once
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingSettings:
     format: str = "auto"
     level: str = "info"
@@ -129,6 +140,7 @@ class Settings:
     metrics: MetricsSettings = MetricsSettings()
     delivery: DeliverySettings = DeliverySettings()
     logging: LoggingSettings = LoggingSettings()
+    api: ApiSettings = ApiSettings()
     source: Path | None = None
     notices: tuple[str, ...] = ()  # accepted but worth telling the operator (e.g. a key no longer used)
 
@@ -147,6 +159,7 @@ _SECTIONS: dict[str, frozenset[str]] = {
     "logging": frozenset(LoggingSettings.__slots__),
     "state": frozenset(StateSettings.__slots__),
     "metrics": frozenset(MetricsSettings.__slots__),
+    "api": frozenset(ApiSettings.__slots__),
 }
 T = TypeVar("T")
 
@@ -282,6 +295,7 @@ def parse_settings(doc: object, *, path: Path, environ: Mapping[str, str]) -> Se
         metrics=MetricsSettings(listen=section("metrics").get("listen", "", _listen)),
         delivery=_delivery(section("delivery")),
         logging=_logging(section("logging")),
+        api=_api(section("api")),
         source=path,
         notices=notices,
     )
@@ -360,6 +374,20 @@ def _delivery(d: _Section) -> DeliverySettings:
     )
 
 
+def _api(a: _Section) -> ApiSettings:
+    """`api.*`: where `hookd serve` listens, its rate limit and console sessions."""
+    defaults = ApiSettings()
+    return ApiSettings(
+        listen=a.get("listen", defaults.listen, _server_address),
+        rate_limit_per_hour=a.get(
+            "rate_limit_per_hour", defaults.rate_limit_per_hour, _number(1, 100_000_000, integer=True)
+        ),
+        session_ttl_s=a.get("session_ttl_s", defaults.session_ttl_s, _number(60, 30 * 86400)),
+        trust_proxy_headers=a.get("trust_proxy_headers", defaults.trust_proxy_headers, _boolean),
+        threads=a.get("threads", defaults.threads, _number(1, 256, integer=True)),
+    )
+
+
 def _logging(lg: _Section) -> LoggingSettings:
     return LoggingSettings(
         format=lg.get("format", "auto", _text(LOG_FORMATS)),
@@ -434,6 +462,19 @@ def _networks(value: Any) -> str | None:
         except ValueError:
             return f"{item!r} is not a CIDR network"
     return None
+
+
+def _server_address(value: Any) -> str | None:
+    """HOST:PORT that must be set (`api.listen`): `127.0.0.1:8780`, `[::1]:8780`."""
+    if value == "":
+        return "must be HOST:PORT, e.g. 127.0.0.1:8780"
+    return _listen(value)
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """`HOST:PORT` (validated by the loader) as (host, port); `[::1]:8780` gives `::1`."""
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
 
 
 def _listen(value: Any) -> str | None:

@@ -12,6 +12,7 @@
     ├── StoreError             a database could not be read or written
     │   └── HookNotFound       no hook has this id (also a KeyError)
     ├── MetricsServerError     the metrics endpoint could not listen
+    ├── ApiServerError         `hookd serve` could not listen
     └── (hookd.testing's own: DevBrokerError, ClusterError, PrivatePostgresError, ServiceUnavailable)
 
 Library exceptions (pika, urllib3, yaml, sqlite3, psycopg) are translated at the adapter boundary
@@ -92,6 +93,10 @@ class HookNotFound(StoreError, KeyError):
 
 class MetricsServerError(HookdError):
     """The metrics endpoint could not listen (address in use, not an address of this host...)."""
+
+
+class ApiServerError(HookdError):
+    """`hookd serve` could not listen on `api.listen` (address in use, not an address of this host...)."""
 
 
 def yaml_problem(exc: Exception) -> str:

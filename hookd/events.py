@@ -16,24 +16,74 @@ from typing import Any
 from hookd.errors import EventError
 from hookd.outcomes import Invalid
 
-JOB_EVENTS = ("job.submitted", "job.started", "job.stopped", "job.completed", "job.failed")
-CLUSTER_EVENTS = (
-    "cluster.requested",
-    "cluster.available",
-    "cluster.terminated",
-    "cluster.idled",
-    "cluster.error",
+
+@dataclass(frozen=True, slots=True)
+class EventInfo:
+    """One event of the catalogue: its name on the wire, its label in the console, what it means."""
+
+    name: str
+    label: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventGroup:
+    """A group of events a hook may subscribe to as a whole (`job` stands for every job event)."""
+
+    id: str
+    name: str  # the platform's `group_name`: "Job"
+    label: str  # the group box: "All Job Notifications"
+    events: tuple[EventInfo, ...]
+
+
+#: The catalogue, in the platform's order (its Service Hooks page): the one place events are listed.
+#: Adding a group (e.g. `hook`: "All Hook Notifications", "Hook Failing") is one more entry here.
+CATALOGUE: tuple[EventGroup, ...] = (
+    EventGroup(
+        "job",
+        "Job",
+        "All Job Notifications",
+        (
+            EventInfo("job.submitted", "Job Submitted", "Job was submitted by user or schedule for execution."),
+            EventInfo("job.started", "Job Started", "Job execution started."),
+            EventInfo("job.stopped", "Job Stopped", "Job stopped by user."),
+            EventInfo("job.completed", "Job Completed", "Job completed successfully."),
+            EventInfo("job.failed", "Job Failed", "Job completed with failure."),
+        ),
+    ),
+    EventGroup(
+        "cluster",
+        "Cluster",
+        "All Cluster Notifications",
+        (
+            EventInfo("cluster.requested", "Cluster Requested", "Cluster creation requested by user or schedule."),
+            EventInfo("cluster.available", "Cluster Available", "Cluster is available and jobs can be run on it."),
+            EventInfo("cluster.terminated", "Cluster Terminated", "Cluster is terminated."),
+            EventInfo("cluster.idled", "Cluster Idled", "No activity on the cluster for a specified interval."),
+            EventInfo("cluster.error", "Cluster Error", "Cluster error occurred and jobs can't be executed on it."),
+        ),
+    ),
 )
+
+
+def _group_events(group_id: str) -> tuple[str, ...]:
+    return next(tuple(e.name for e in g.events) for g in CATALOGUE if g.id == group_id)
+
+
+JOB_EVENTS = _group_events("job")
+CLUSTER_EVENTS = _group_events("cluster")
 PING = "ping"
-EVENTS: frozenset[str] = frozenset(JOB_EVENTS + CLUSTER_EVENTS)
-GROUPS: Mapping[str, frozenset[str]] = {
-    "job": frozenset(JOB_EVENTS),
-    "cluster": frozenset(CLUSTER_EVENTS),
-}
+EVENTS: frozenset[str] = frozenset(e.name for g in CATALOGUE for e in g.events)
+GROUPS: Mapping[str, frozenset[str]] = {g.id: frozenset(e.name for e in g.events) for g in CATALOGUE}
 #: Names a hook may list in `events`: every event and both groups.
 SUBSCRIBABLE: frozenset[str] = EVENTS | frozenset(GROUPS)
 #: Each event's place in the catalogue, for listing events in the platform's order.
-CATALOGUE_ORDER: Mapping[str, int] = {name: index for index, name in enumerate(JOB_EVENTS + CLUSTER_EVENTS)}
+CATALOGUE_ORDER: Mapping[str, int] = {e.name: index for index, e in enumerate(e for g in CATALOGUE for e in g.events)}
+#: What the console shows for an event or a group name.
+LABELS: Mapping[str, str] = {
+    **{g.id: g.label for g in CATALOGUE},
+    **{e.name: e.label for g in CATALOGUE for e in g.events},
+}
 
 
 @dataclass(frozen=True, slots=True)

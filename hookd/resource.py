@@ -1,4 +1,5 @@
-"""A hook shaped like the platform's web hook resource, with its per-event statuses (JSON-ready).
+"""A hook shaped like the platform's web hook resource, with its per-event statuses (JSON-ready);
+and a recorded delivery with its attempts.
 
 One function builds it for `hookd hooks ... --json` and for the admin API. The secret (`salt`, also
 under `secret`, and as `secret_whsec` in the Standard Webhooks form that the standardwebhooks and svix
@@ -10,7 +11,7 @@ when it stops being valid.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,6 +71,18 @@ def status_resource(status: queries.Status) -> dict[str, Any]:
         "last_response_code": status.last_response_code,
         "last_response": status.last_response,
     }
+
+
+def delivery_resource(row: Mapping[str, Any], attempts: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """A recorded delivery (a `queries.deliveries` or `queries.delivery` row) JSON-ready, never its
+    body; with `attempts` (`queries.attempts`), its attempt log under `attempt_log`, oldest first.
+    `hookd deliveries ... --json` and the admin API print this same shape."""
+    resource = {k: (iso_time(v) if k in ("created_at", "updated_at") else v) for k, v in row.items() if k != "body"}
+    if attempts is not None:
+        resource["attempt_log"] = [
+            {**{k: v for k, v in a.items() if k != "at"}, "at": iso_time(a["at"])} for a in attempts
+        ]
+    return resource
 
 
 def hook_statuses(state: Database | None, hook: Hook) -> list[queries.Status]:

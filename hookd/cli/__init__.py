@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from hookd import __version__
-from hookd.cli import check_config, db, deliveries, dlq, explain, hooks, ping, publish, receive, run
+from hookd.cli import api_keys, check_config, db, deliveries, dlq, explain, hooks, ping, publish, receive, run, serve
 from hookd.cli.args import EXIT_FAILURE, EXIT_USAGE
 from hookd.errors import ConfigError, EventError, HookdError, HookNotFound, UsageError
 
@@ -31,8 +31,10 @@ _EPILOG = """examples:
   hookd dlq list --hook 42 --since 24h --config config/hookd.yaml
   hookd dlq replay --hook 42 --rate 5/s --config config/hookd.yaml
   hookd explain --account acme job.failed --config config/hookd.yaml
+  hookd api-keys create --account acme --config config/hookd.yaml
+  hookd serve --config config/hookd.yaml
 """
-_COMMANDS = (run, publish, ping, receive, check_config, hooks, deliveries, db, dlq, explain)
+_COMMANDS = (run, publish, ping, receive, check_config, hooks, deliveries, db, dlq, explain, serve, api_keys)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -13,13 +13,13 @@ from typing import Any
 
 from hookd.cli import args as cli_args
 from hookd.cli.args import EXIT_OK, Subparsers, add_action, add_group, common_options, settings_from
-from hookd.cli.output import block, excerpt, human_time, iso_time, print_json, table
-from hookd.cli.sources import broker_connection, open_state
+from hookd.cli.output import block, excerpt, human_time, print_json, table
+from hookd.cli.sources import open_state
 from hookd.errors import UsageError
-from hookd.messages import Delivery
 from hookd.outcomes import DeliveryState
-from hookd.publisher import delivery_message
+from hookd.resource import delivery_resource
 from hookd.state import queries
+from hookd.targeted import redelivery, send_redelivery
 
 _EPILOG = """examples:
   hookd deliveries list --status failed --since 2h --config hookd.yaml
@@ -68,11 +68,6 @@ def _known(row: dict[str, Any] | None, delivery_id: str) -> dict[str, Any]:
     return row
 
 
-def _public(row: dict[str, Any]) -> dict[str, Any]:
-    """A row with JSON-ready timestamps."""
-    return {k: (iso_time(v) if k in ("created_at", "updated_at") else v) for k, v in row.items()}
-
-
 # -- actions -------------------------------------------------------------------------------------------
 def _list(args: argparse.Namespace) -> int:
     with open_state(settings_from(args)) as state:
@@ -82,7 +77,7 @@ def _list(args: argparse.Namespace) -> int:
             else queries.deliveries(state, hook_id=args.hook, state=args.status, since=args.since, limit=args.limit)
         )
     if args.json:
-        print_json([_public(r) for r in rows])
+        print_json([delivery_resource(r) for r in rows])
         return EXIT_OK
     if not rows:
         print("no deliveries")
@@ -109,8 +104,7 @@ def _show(args: argparse.Namespace) -> int:
         assert state is not None
         attempts = queries.attempts(state, [args.delivery_id])[args.delivery_id]
     if args.json:
-        log = [{**{k: v for k, v in a.items() if k != "at"}, "at": iso_time(a["at"])} for a in attempts]
-        print_json({**_public(row), "attempt_log": log})
+        print_json(delivery_resource(row, attempts))
         return EXIT_OK
     body = "-" if row["body_bytes"] is None else f"{row['body_bytes']} bytes"
     print(
@@ -148,22 +142,6 @@ def _show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def redelivery(row: dict[str, Any]) -> Delivery:
-    """The delivery a recorded row describes, to send again: same delivery id, attempts continuing,
-    a fresh durable retry schedule. `UsageError` when no body was recorded."""
-    if row.get("body") is None:
-        raise UsageError(f"delivery {row['delivery_id']!r} has no stored body to send again")
-    return Delivery(
-        hook_id=str(row["hook_id"]),
-        event=str(row["event"]),
-        event_id=str(row["event_id"]),
-        account_id=str(row["account_id"]),
-        delivery_id=str(row["delivery_id"]),
-        body=bytes(row["body"]),
-        attempts=int(row["attempts"]),
-    )
-
-
 def _redeliver(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     with open_state(settings) as state:
@@ -171,9 +149,7 @@ def _redeliver(args: argparse.Namespace) -> int:
             None if state is None else queries.delivery(state, args.delivery_id, with_body=True), args.delivery_id
         )
     delivery = redelivery(row)
-    with broker_connection(settings, name="hookd deliveries redeliver") as conn:
-        queue = conn.topology.deliveries
-        conn.publish(delivery_message(delivery, conn.topology))
+    queue = send_redelivery(settings, delivery, name="hookd deliveries redeliver")
     if args.json:
         print_json({"delivery_id": delivery.delivery_id, "hook_id": delivery.hook_id, "queue": queue, "queued": True})
     else:

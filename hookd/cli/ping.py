@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 
 from hookd.cli.args import EXIT_OK, Subparsers, add_command
-from hookd.cli.sources import broker_connection, open_hooks
+from hookd.cli.sources import open_hooks
 from hookd.config import Settings, load_settings
 from hookd.errors import HookNotFound
-from hookd.publisher import ping_message
 from hookd.subscriptions.model import Hook
+from hookd.targeted import send_ping as publish_ping
 
 
 def register(sub: Subparsers) -> None:
@@ -34,11 +34,8 @@ def send_ping(settings: Settings, hook_id: str, *, name: str = "hookd ping") -> 
         hook = store.get(hook_id)
     if hook is None:
         raise HookNotFound(hook_id)
-    with broker_connection(settings, name=name) as conn:
-        message, delivery_id = ping_message(hook, conn.topology)
-        conn.publish(message)
-    assert message.message_id is not None
-    return hook, delivery_id, message.message_id
+    delivery_id, event_id = publish_ping(settings, hook, name=name)
+    return hook, delivery_id, event_id
 
 
 def _ping(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""What the commands open: the hooks (the configured store), the state database, a broker connection.
+"""What the commands open: the hooks (the configured store), the state database, a broker connection
+(`hookd.targeted.broker_connection`, shared with the admin API).
 
 Each is a context manager that closes what it opened. Reading never creates a database: a SQLite
 file that does not exist yet reads as "nothing recorded". The YAML file is the source of truth when
@@ -11,14 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from hookd.broker import Connection, connect
 from hookd.config import Settings
-from hookd.errors import BrokerError, UsageError
+from hookd.errors import UsageError
 from hookd.state.db import Database, sqlite_file_missing
 from hookd.state.migrations import LATEST_VERSION
 from hookd.subscriptions.factory import open_sql_store, open_store
 from hookd.subscriptions.sql_store import SqlStore
 from hookd.subscriptions.store import SubscriptionStore
+from hookd.targeted import broker_connection
+
+__all__ = ["broker_connection", "open_hooks", "open_state", "open_writable"]
 
 
 @contextmanager
@@ -60,20 +63,3 @@ def open_state(settings: Settings) -> Iterator[Database | None]:
         if db.version() != LATEST_VERSION:
             db.migrate()
         yield db
-
-
-@contextmanager
-def broker_connection(settings: Settings, *, name: str) -> Iterator[Connection]:
-    """A confirmed connection with hookd's topology declared, closed afterwards.
-
-    A failure to connect names the broker (password redacted): pika's own message is often empty.
-    """
-    try:
-        conn = connect(settings, name=name)
-    except BrokerError as exc:
-        detail = str(exc).strip().rstrip(":")
-        raise BrokerError(f"cannot reach the broker at {settings.broker.shown_urls}: {detail}") from exc
-    try:
-        yield conn
-    finally:
-        conn.close()

@@ -165,6 +165,39 @@ MIGRATIONS: tuple[Migration, ...] = (
         # previous_secret and previous_secret_expires_at (rotation overlap) exist since version 1.
         common=("ALTER TABLE hookd_hooks ADD COLUMN allow_private BOOLEAN NOT NULL DEFAULT FALSE",),
     ),
+    Migration(
+        4,
+        "admin API: API keys, console sessions, rate-limit counters",
+        common=(
+            # A key is stored as the SHA-256 of its text only (hookd.api.keys); account_id NULL is an
+            # operator key (--all-accounts). Revoked keys stay, so `api-keys list` can show them.
+            """CREATE TABLE hookd_api_keys (
+                id TEXT PRIMARY KEY,
+                key_hash TEXT NOT NULL UNIQUE,
+                account_id TEXT NULL,
+                name TEXT NOT NULL DEFAULT '',
+                created_at {ts} NOT NULL DEFAULT {now},
+                last_used_at {ts} NULL,
+                revoked_at {ts} NULL)""",
+            # Console sessions, server-side: the cookie's random id is stored as its SHA-256.
+            # account_id is the account being managed (an operator key picks one).
+            """CREATE TABLE hookd_api_sessions (
+                id_hash TEXT PRIMARY KEY,
+                key_id TEXT NOT NULL,
+                account_id TEXT NULL,
+                csrf_token TEXT NOT NULL,
+                created_at {ts} NOT NULL DEFAULT {now},
+                expires_at {ts} NOT NULL)""",
+            "CREATE INDEX hookd_api_sessions_expiry ON hookd_api_sessions (expires_at)",
+            # Requests per key and clock hour (window: Unix seconds at the hour's start), shared by
+            # every `hookd serve` process on this database.
+            """CREATE TABLE hookd_api_rate (
+                key_id TEXT NOT NULL,
+                window_start BIGINT NOT NULL,
+                requests INTEGER NOT NULL,
+                PRIMARY KEY (key_id, window_start))""",
+        ),
+    ),
 )
 
 #: The version `migrate()` brings a database to.

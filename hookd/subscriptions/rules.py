@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from hookd.errors import ConfigError
 from hookd.events import GROUPS, SUBSCRIBABLE
 from hookd.netpolicy import NetworkPolicy
 from hookd.subscriptions.model import Hook
@@ -28,6 +29,19 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message}"
+
+
+#: A caller's extra rule for a hook about to be written (e.g. the network policy): one `Problem` each.
+HookCheck = Callable[[Hook], list[Problem]]
+
+
+class InvalidHook(ConfigError):
+    """A hook a store refused to write; `invalid` keeps each problem with its field, so the admin API
+    can answer 422 with one entry per field while the CLI prints the same `field: message` lines."""
+
+    def __init__(self, problems: Sequence[Problem], source: str) -> None:
+        self.invalid: tuple[Problem, ...] = tuple(problems)
+        super().__init__([str(p) for p in self.invalid], source)
 
 
 def url_problem(url: object) -> str | None:
@@ -99,13 +113,13 @@ def hook_problems(hook: Hook, *, require_id: bool = True) -> list[Problem]:
     return problems
 
 
-def policy_check(policy: NetworkPolicy) -> Callable[[Hook], list[str]]:
+def policy_check(policy: NetworkPolicy) -> HookCheck:
     """The network policy's creation-time rule, for a store to apply to a hook it is about to write
     (`url: host 127.0.0.1 is not a public address ...`): what can be known without resolving names."""
 
-    def check(hook: Hook) -> list[str]:
+    def check(hook: Hook) -> list[Problem]:
         why = policy.for_hook(hook.allow_private).creation_problem(hook.url)
-        return [] if why is None else [str(Problem("url", why))]
+        return [] if why is None else [Problem("url", why)]
 
     return check
 

@@ -13,7 +13,7 @@ import dataclasses
 import enum
 import json
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -22,7 +22,7 @@ from hookd.events import normalize_account
 from hookd.state.db import Database, Transaction, parse_utc
 from hookd.subscriptions.hookset import HookSet
 from hookd.subscriptions.model import BasicAuth, Hook
-from hookd.subscriptions.rules import hook_problems
+from hookd.subscriptions.rules import HookCheck, InvalidHook, Problem, hook_problems
 from hookd.subscriptions.store import id_order
 
 #: Random bytes in a generated signing secret (token_urlsafe encodes them as 43 characters).
@@ -69,8 +69,6 @@ class Unset(enum.Enum):
 
 
 UNSET: Final = Unset.UNSET
-#: A caller's extra rules for a hook about to be written (e.g. the network policy): one message per problem.
-HookCheck = Callable[[Hook], list[str]]
 
 
 def generate_secret() -> str:
@@ -167,17 +165,17 @@ class SqlStore:
             insecure_ssl=insecure_ssl,
             allow_private=allow_private,
         )
-        problems = [str(p) for p in hook_problems(hook, require_id=hook_id is not None)]
+        problems = hook_problems(hook, require_id=hook_id is not None)
         if check is not None and not problems:
             problems = check(hook)
         if problems:
-            raise ConfigError(problems, f"hook {hook_id}" if hook_id is not None else "new hook")
+            raise InvalidHook(problems, f"hook {hook_id}" if hook_id is not None else "new hook")
         now = datetime.now(UTC)
         with self.db.transaction(write=True) as tx:
             if hook_id is None:
                 hook = dataclasses.replace(hook, id=_allocate_id(tx))
             elif tx.fetchone("SELECT 1 FROM hookd_hooks WHERE id = ?", (hook.id,)) is not None:
-                raise ConfigError([f"id: {hook.id!r} is already taken"], f"hook {hook.id}")
+                raise InvalidHook([Problem("id", f"{hook.id!r} is already taken")], f"hook {hook.id}")
             else:
                 _reserve_ids(tx, [hook.id])
             tx.execute(_INSERT, (*_row(hook).values(), now, now))
@@ -217,11 +215,11 @@ class SqlStore:
             if not rows:
                 raise HookNotFound(hook_id)
             hook = dataclasses.replace(_hook(rows[0]), **{k: v for k, v in given.items() if v is not UNSET})
-            problems = [str(p) for p in hook_problems(hook)]
+            problems = hook_problems(hook)
             if check is not None and not problems:
                 problems = check(hook)
             if problems:  # raising inside the transaction rolls it back: nothing changes
-                raise ConfigError(problems, f"hook {hook_id}")
+                raise InvalidHook(problems, f"hook {hook_id}")
             values = _row(hook)
             tx.execute(_UPDATE, (*(values[c] for c in _UPDATABLE), now, hook.id))
         return dataclasses.replace(hook, updated_at=now)

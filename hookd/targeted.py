@@ -1,0 +1,70 @@
+"""Messages aimed at one hook: pings and redeliveries, sent through `<prefix>.deliveries`.
+
+Both go through the broker and the normal delivery path (signing, retries, history), never straight
+to the receiver: what an admin triggers behaves like what the daemon does on its own. The command
+line (`hookd ping`, `hookd deliveries redeliver`) and the admin API use these same functions.
+Each call opens a confirmed connection and closes it: these are rare, human-paced actions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from hookd.broker import Connection, connect
+from hookd.config import Settings
+from hookd.errors import BrokerError, UsageError
+from hookd.messages import Delivery
+from hookd.publisher import delivery_message, ping_message
+from hookd.subscriptions.model import Hook
+
+
+@contextmanager
+def broker_connection(settings: Settings, *, name: str) -> Iterator[Connection]:
+    """A confirmed connection with hookd's topology declared, closed afterwards.
+
+    A failure to connect names the broker (password redacted): pika's own message is often empty.
+    """
+    try:
+        conn = connect(settings, name=name)
+    except BrokerError as exc:
+        detail = str(exc).strip().rstrip(":")
+        raise BrokerError(f"cannot reach the broker at {settings.broker.shown_urls}: {detail}") from exc
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def send_ping(settings: Settings, hook: Hook, *, name: str = "hookd ping") -> tuple[str, str]:
+    """Publish a ping for `hook`, confirmed by the broker; return its delivery id and event id."""
+    with broker_connection(settings, name=name) as conn:
+        message, delivery_id = ping_message(hook, conn.topology)
+        conn.publish(message)
+    assert message.message_id is not None
+    return delivery_id, message.message_id
+
+
+def redelivery(row: Mapping[str, Any]) -> Delivery:
+    """The delivery a recorded row (`queries.delivery(..., with_body=True)`) describes, to send again:
+    same delivery id, attempts continuing, a fresh durable retry schedule. `UsageError` when no body
+    was recorded."""
+    if row.get("body") is None:
+        raise UsageError(f"delivery {row['delivery_id']!r} has no stored body to send again")
+    return Delivery(
+        hook_id=str(row["hook_id"]),
+        event=str(row["event"]),
+        event_id=str(row["event_id"]),
+        account_id=str(row["account_id"]),
+        delivery_id=str(row["delivery_id"]),
+        body=bytes(row["body"]),
+        attempts=int(row["attempts"]),
+    )
+
+
+def send_redelivery(settings: Settings, delivery: Delivery, *, name: str = "hookd redeliver") -> str:
+    """Publish `delivery` again, confirmed by the broker; return the queue it went to."""
+    with broker_connection(settings, name=name) as conn:
+        conn.publish(delivery_message(delivery, conn.topology))
+        return conn.topology.deliveries
