@@ -5,10 +5,11 @@ starts a delivery (a targeted message, or work that waited behind its hook); `ho
 the same function about every hook of an account. The rules, in order:
 
 1. the hook exists (a retry may outlive its hook: `not_found`);
-2. it is active (`inactive`), except for `ping`, which every hook answers;
-3. a fresh event: the hook subscribes to it, by name or by its group (`not_subscribed`);
-4. hookd has not disabled it (410, or failing too long: `disabled`);
-5. its circuit is closed, or due for a probe (`circuit_open`: parked, not dropped).
+2. a `hook.*` notification never goes to the hook it is about (`subject`);
+3. it is active (`inactive`), except for `ping`, which every hook answers;
+4. a fresh event: the hook subscribes to it, by name or by its group (`not_subscribed`);
+5. hookd has not disabled it (410, or failing too long: `disabled`);
+6. its circuit is closed, or due for a probe (`circuit_open`: parked, not dropped).
 
 What an attempt checks itself (the network policy, against the addresses the name resolves to at
 that moment) comes after these, in the delivery module.
@@ -30,6 +31,7 @@ class Code(StrEnum):
     """Why a hook does not get an event now (`hookd explain --json`'s `code`)."""
 
     NOT_FOUND = "not_found"
+    SUBJECT = "subject"  # a hook.* notification about this very hook
     INACTIVE = "inactive"
     NOT_SUBSCRIBED = "not_subscribed"
     DISABLED = "disabled"
@@ -99,16 +101,20 @@ def decide(
     targeted: bool,
     disabled: str | None = None,
     circuit: Circuit = _closed,
+    subject: str | None = None,
 ) -> Refusal | None:
     """The first rule, in order, that keeps `event` from `hook`; None when it may be attempted.
 
     `targeted`: the delivery is already under way (a retry, ping, redelivery, or work that waited),
     so the subscription is not asked again. `disabled` is why hookd disabled the hook, if it did.
     `circuit` is consulted last, and only when every other rule passed: asking a breaker may let a
-    probe through, which must not be spent on a delivery another rule refuses.
+    probe through, which must not be spent on a delivery another rule refuses. `subject` is the hook
+    a `hook.*` notification is about.
     """
     if hook is None:
         return Refusal(Code.NOT_FOUND, "hook not found (deleted)")
+    if subject is not None and hook.id == subject:
+        return Refusal(Code.SUBJECT, "the notification is about this hook")
     if not hook.active and event != PING:
         return Refusal(Code.INACTIVE, "inactive")
     if not targeted and not subscribes(hook.events, event):
@@ -118,6 +124,8 @@ def decide(
     return circuit()
 
 
-def recipients(hooks: Iterable[Hook], event: str, disabled: Mapping[str, str]) -> list[Hook]:
+def recipients(
+    hooks: Iterable[Hook], event: str, disabled: Mapping[str, str], subject: str | None = None
+) -> list[Hook]:
     """The hooks (of the event's account) a fresh event fans out to, in their order."""
-    return [h for h in hooks if decide(h, event, targeted=False, disabled=disabled.get(h.id)) is None]
+    return [h for h in hooks if decide(h, event, targeted=False, disabled=disabled.get(h.id), subject=subject) is None]

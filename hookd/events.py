@@ -37,7 +37,6 @@ class EventGroup:
 
 
 #: The catalogue, in the platform's order (its Service Hooks page): the one place events are listed.
-#: Adding a group (e.g. `hook`: "All Hook Notifications", "Hook Failing") is one more entry here.
 CATALOGUE: tuple[EventGroup, ...] = (
     EventGroup(
         "job",
@@ -63,6 +62,24 @@ CATALOGUE: tuple[EventGroup, ...] = (
             EventInfo("cluster.error", "Cluster Error", "Cluster error occurred and jobs can't be executed on it."),
         ),
     ),
+    EventGroup(
+        "hook",
+        "Hook",
+        "All Hook Notifications",
+        (
+            EventInfo("hook.failing", "Hook Failing", "A hook's deliveries keep failing: its circuit opened."),
+            EventInfo(
+                "hook.disabled",
+                "Hook Disabled",
+                "A hook was disabled automatically: its receiver answered 410 Gone, or it failed for too long.",
+            ),
+            EventInfo(
+                "hook.recovered",
+                "Hook Recovered",
+                "A hook delivers again: its first success after failing, or it was enabled after being disabled.",
+            ),
+        ),
+    ),
 )
 
 
@@ -72,10 +89,13 @@ def _group_events(group_id: str) -> tuple[str, ...]:
 
 JOB_EVENTS = _group_events("job")
 CLUSTER_EVENTS = _group_events("cluster")
+#: hookd's own operational notifications about a hook, published by hookd itself (daemon/notices.py).
+HOOK_EVENTS = _group_events("hook")
+HOOK_FAILING, HOOK_DISABLED, HOOK_RECOVERED = HOOK_EVENTS
 PING = "ping"
 EVENTS: frozenset[str] = frozenset(e.name for g in CATALOGUE for e in g.events)
 GROUPS: Mapping[str, frozenset[str]] = {g.id: frozenset(e.name for e in g.events) for g in CATALOGUE}
-#: Names a hook may list in `events`: every event and both groups.
+#: Names a hook may list in `events`: every event and every group.
 SUBSCRIBABLE: frozenset[str] = EVENTS | frozenset(GROUPS)
 #: Each event's place in the catalogue, for listing events in the platform's order.
 CATALOGUE_ORDER: Mapping[str, int] = {e.name: index for index, e in enumerate(e for g in CATALOGUE for e in g.events)}
@@ -95,6 +115,7 @@ class Event:
     account_id: str
     body: bytes
     timestamp: datetime | None = None
+    subject: str | None = None  # a `hook.*` event: the id of the hook it is about (never sent it)
 
 
 def normalize_account(value: object) -> str | None:
@@ -146,4 +167,11 @@ def decode(
         account_id=account,
         body=body,
         timestamp=timestamp,
+        subject=_subject(parsed) if routing_key in HOOK_EVENTS else None,
     )
+
+
+def _subject(body: Mapping[str, Any]) -> str | None:
+    """The hook a `hook.*` notification is about: `hook.id` of its body (the hook resource)."""
+    hook = body.get("hook")
+    return normalize_account(hook.get("id")) if isinstance(hook, Mapping) else None

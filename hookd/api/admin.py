@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +21,7 @@ from hookd.errors import HookNotFound
 from hookd.messages import Delivery
 from hookd.netpolicy import NetworkPolicy
 from hookd.resource import hook_statuses
-from hookd.state import queries
+from hookd.state import notices, queries
 from hookd.state.db import Database
 from hookd.subscriptions.model import Hook
 from hookd.subscriptions.rules import HookCheck, Problem, hook_problems, policy_check
@@ -80,6 +80,10 @@ class Admin:
         """The most recent trigger of any of the hook's events, or None before the first."""
         fired = [s for s in self.statuses(hook) if s.last_trigger_time is not None]
         return max(fired, key=lambda s: s.last_trigger_time or 0) if fired else None
+
+    def health(self, hooks: Collection[Hook]) -> dict[str, notices.NoticeState]:
+        """The hooks' last operational notice (failing since, disabled because, recovered at), if any."""
+        return notices.states(self.state, {h.id for h in hooks})
 
     def accounts(self) -> list[str]:
         """Accounts that have hooks (for an operator's account picker)."""

@@ -12,7 +12,8 @@ echoing user input.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -37,7 +38,9 @@ from hookd.api.context import context
 from hookd.api.errors import ApiError
 from hookd.dispatch import expand
 from hookd.events import CATALOGUE, GROUPS, LABELS, normalize_account
+from hookd.outcomes import Disabled
 from hookd.resource import iso_time
+from hookd.state import notices
 from hookd.subscriptions.model import Hook
 from hookd.subscriptions.rules import InvalidHook, Problem
 
@@ -128,6 +131,39 @@ def _back(endpoint: str, notice: str | None = None, **values: Any) -> Response:
     return redirect(url_for(endpoint, **values), 303)
 
 
+@dataclass(frozen=True, slots=True)
+class Health:
+    """A hook's health as the console shows it: a CSS class, the words, and since when."""
+
+    css: str
+    text: str
+    at: datetime
+
+
+def _health(state: notices.NoticeState | None) -> Health | None:
+    """Failing since, disabled because, recovered at: from the hook's last `hook.*` notice."""
+    if state is None:
+        return None
+    if state.state == notices.FAILING:
+        return Health("failure", "Failing since", state.since)
+    if state.state == notices.DISABLED:
+        if state.reason == Disabled.GONE:
+            why = "its receiver answered 410 Gone"
+        else:
+            why = f"it kept failing for {_duration(context().settings.delivery.disable_after_s)}"
+        return Health("failure", f"Disabled because {why}, at", state.since)
+    return Health("success", "Recovered at", state.since)
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = round(seconds / size, 1)
+            shown = int(count) if count == int(count) else count
+            return f"{shown} {unit}{'' if shown == 1 else 's'}"
+    return f"{seconds:g} seconds"
+
+
 # -- sign in and out, account ------------------------------------------------------------------------
 @console.get("/")
 def home() -> Response:
@@ -202,7 +238,9 @@ def choose_account() -> Response:
 @signed_in
 def hooks() -> Response:
     admin = context().admin
-    rows = [(hook, admin.last_trigger(hook)) for hook in admin.hooks(g.account)]
+    found = admin.hooks(g.account)
+    health = admin.health(found)
+    rows = [(hook, admin.last_trigger(hook), _health(health.get(hook.id))) for hook in found]
     return _page("hooks.html", rows=rows)
 
 
@@ -239,6 +277,7 @@ def _hook_page(
         status,
         hook=hook,
         statuses=admin.statuses(hook),
+        health=_health(admin.health([hook]).get(hook.id)),
         deliveries=deliveries,
         secret=hook.secret if secret else None,
         form=form or _form_values(hook),

@@ -28,29 +28,32 @@ def register(sub: Subparsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from hookd.daemon.daemon import Daemon  # noqa: PLC0415 (only this command loads the daemon and urllib3)
+    from hookd.daemon.daemon import Daemon  # noqa: PLC0415 (only this command loads the daemon and its engine)
+    from hookd.daemon.notices import Notifier  # noqa: PLC0415
 
     settings = load_settings(args.config)
     logs.configure(settings.logging.format, settings.logging.level, threaded=True)
     for problem in permission_problems(args.config):
         logs.get_logger("hookd.cli").warning("config.permissions", problem=problem)
     _raise_open_files_limit()
-    daemon = Daemon(settings, open_store(settings), history=_history(settings))
+    db = _state_database(settings)
+    history = HistoryWriter(db, retention_days=settings.state.retention_days) if db and settings.state.history else None
+    notifier = Notifier(db, exchange=settings.broker.exchange) if db else None
+    daemon = Daemon(settings, open_store(settings), history=history, notifier=notifier)
     daemon.install_signal_handlers()
     return daemon.run()
 
 
-def _history(settings: Settings) -> HistoryWriter | None:
-    """The history writer, or None (disabled, or its database unusable: deliveries go on regardless)."""
-    if not settings.state.history:
-        return None
+def _state_database(settings: Settings) -> Database | None:
+    """The state database (history, and the notices' state and outbox), or None when it is unusable:
+    deliveries go on regardless, without history or `hook.*` notifications, and the log says why."""
     db = Database.from_url(settings.state.url)
     try:
         db.migrate()
     except StoreError as exc:
-        logs.get_logger("hookd.cli").error("history.unavailable", error=str(exc))
+        logs.get_logger("hookd.cli").error("state.unavailable", error=str(exc))
         return None
-    return HistoryWriter(db, retention_days=settings.state.retention_days)
+    return db
 
 
 def _raise_open_files_limit() -> None:

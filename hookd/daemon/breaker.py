@@ -111,6 +111,11 @@ class Breakers:
                 return self._change(circuit, disable)
             return self._change(circuit, disable) if disable else None
 
+    def failures(self, hook_id: str) -> int:
+        """The hook's failed attempts in a row (0 once one succeeded)."""
+        circuit = self._circuits.get(hook_id)
+        return circuit.failures if circuit else 0
+
     def forget(self, hook_id: str) -> None:
         with self._lock:
             self._circuits.pop(hook_id, None)

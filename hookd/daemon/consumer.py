@@ -102,7 +102,8 @@ class Consumer:
         except EventError as exc:
             self._park_invalid(conn, msg, exc)
             return
-        hooks = dispatch.recipients(self._roster.hooks.for_account(event.account_id), event.name, self._roster.disabled)
+        account_hooks = self._roster.hooks.for_account(event.account_id)
+        hooks = dispatch.recipients(account_hooks, event.name, self._roster.disabled, event.subject)
         log.debug(
             "event.received", _event=event.name, event_id=event.event_id, account_id=event.account_id, hooks=len(hooks)
         )

@@ -28,6 +28,7 @@ from hookd.config import Settings
 from hookd.daemon.breaker import Breakers
 from hookd.daemon.consumer import Consumer
 from hookd.daemon.engine import DeliveryEngine, Transport
+from hookd.daemon.notices import Notifier
 from hookd.daemon.recorder import Recorder
 from hookd.daemon.roster import Roster
 from hookd.daemon.settlement import Settler
@@ -56,12 +57,14 @@ class Daemon:
         *,
         sender: Transport | None = None,
         history: HistoryWriter | None = None,
+        notifier: Notifier | None = None,
         connector: Connector | None = None,
     ) -> None:
         self.settings = settings
         self.topology = topology_for(settings)
         self._store = store
         self._history = history
+        self._notifier = notifier
         # One node order for the process's life: after losing its node it moves on to the next one.
         self._connect = connector or partial(
             connect, settings, name="hookd worker", nodes=NodeRing(settings.broker.urls)
@@ -73,7 +76,8 @@ class Daemon:
         self._roster = Roster(store, hooks)
         self.metrics = recorder_for(settings.metrics.listen)
         self.metrics.hooks_loaded(h.id for h in hooks)
-        self._consumer = self._build_consumer(sender or Sender.from_settings(settings), Recorder(history, self.metrics))
+        record = Recorder(history, self.metrics, notifier)
+        self._consumer = self._build_consumer(sender or Sender.from_settings(settings), record)
         self._watchdog = sdnotify.Watchdog.from_environment()
         self._conn: Connection | None = None
         self._ready = False
@@ -148,6 +152,9 @@ class Daemon:
         self._watcher.start()
         if self._history is not None:
             self._history.start()
+        if self._notifier is not None:
+            self._notifier.start()
+            self._notifier.reloaded(self._roster.hooks, self._roster.disabled)
         server: MetricsServer | None = None
         if isinstance(self.metrics, Metrics):
             server = self.metrics.start_server(self.settings.metrics.listen, daemon_health(self.metrics, self._store))
@@ -164,6 +171,8 @@ class Daemon:
             server.close()
         if self._history is not None:
             self._history.close()
+        if self._notifier is not None:
+            self._notifier.close()
         log.info("daemon.stop")
         return 0
 
@@ -215,6 +224,8 @@ class Daemon:
             conn.poll(_POLL_S)
             self._consumer.settle_finished()
             self._consumer.park_stuck()
+            if self._notifier is not None:
+                self._notifier.publish_ready(conn)
             self._watchdog.tick()
             if time.monotonic() >= self._lag_due:
                 self._lag_due = time.monotonic() + _LAG_EVERY_S
@@ -229,6 +240,8 @@ class Daemon:
         if hooks is None:
             return
         self._roster.replace(hooks)
+        if self._notifier is not None:
+            self._notifier.reloaded(hooks, self._roster.disabled)
         self.metrics.hooks_loaded(h.id for h in hooks)
         log.info("subscriptions.reloaded", source=self._store.describe(), hooks=len(hooks))
 

@@ -182,7 +182,7 @@ class DeliveryEngine:
             if result.verdict is not Verdict.BLOCKED:
                 change = self._breakers.record(hook.id, ok=result.verdict is not Verdict.RETRYABLE)
                 if change is not None:
-                    self._record.breaker(hook.id, change)
+                    self._record.breaker(hook.id, change, result)
                     task.disable = task.disable or change.disable
             return result
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from hookd import logs
 from hookd.daemon.breaker import Change
+from hookd.daemon.notices import Notifier
 from hookd.messages import Delivery
 from hookd.metrics import MetricsRecorder, NoMetrics
 from hookd.outcomes import Circuit, Verdict
@@ -19,9 +20,12 @@ log = logs.get_logger("hookd.worker")
 class Recorder:
     """Logs and records attempts, settlements and hook health; history is optional."""
 
-    def __init__(self, history: HistoryWriter | None, metrics: MetricsRecorder | None = None) -> None:
+    def __init__(
+        self, history: HistoryWriter | None, metrics: MetricsRecorder | None = None, notices: Notifier | None = None
+    ) -> None:
         self.history = history
         self.metrics = metrics or NoMetrics()
+        self.notices = notices
 
     def attempt(self, delivery: Delivery, result: Attempt) -> None:
         """One canonical line per attempt (and its history row)."""
@@ -40,6 +44,8 @@ class Recorder:
             outcome=result.verdict,
             error=result.error,
         )
+        if self.notices is not None and result.verdict is Verdict.DELIVERED:
+            self.notices.delivered(delivery.hook_id)
         if self.history is not None:
             self.history.record(
                 AttemptRecord(
@@ -77,16 +83,25 @@ class Recorder:
             )
         )
 
-    def breaker(self, hook_id: str, change: Change) -> None:
-        """Log a circuit change loudly enough to be seen, and keep it for `hookd explain`."""
+    def breaker(self, hook_id: str, change: Change, last: Attempt | None = None) -> None:
+        """Log a circuit change loudly enough to be seen, and keep it for `hookd explain`; an opening
+        after the attempt `last` is the hook's `hook.failing` notice."""
         if change.state is Circuit.OPEN:
             log.warning("breaker.opened", hook_id=hook_id, failures=change.failures)
+            if self.notices is not None and last is not None:
+                self.notices.opened(hook_id, change, last)
         elif change.state is Circuit.HALF_OPEN:
             log.info("breaker.half_open", hook_id=hook_id)
         else:
             log.info("breaker.closed", hook_id=hook_id)
         self.metrics.breaker(hook_id, change.state)
         self.health(hook_id, change.state, change, None)
+
+    def disabled(self, hook_id: str, reason: str, last: Attempt | None, failures: int) -> None:
+        """hookd disabled the hook: its health record, and its `hook.disabled` notice."""
+        self.health(hook_id, Circuit.CLOSED, None, reason)
+        if self.notices is not None:
+            self.notices.disabled(hook_id, reason, last, failures)
 
     def health(self, hook_id: str, breaker: str, change: Change | None, disabled_reason: str | None) -> None:
         if self.history is None:

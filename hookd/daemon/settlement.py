@@ -21,7 +21,7 @@ from hookd.daemon.recorder import Recorder
 from hookd.daemon.roster import Roster
 from hookd.messages import Delivery, dead_letter_headers, delivery_headers
 from hookd.metrics import MetricsRecorder
-from hookd.outcomes import Circuit, DeadLetter, DeliveryState, Disabled, Verdict, dead_letter_reason
+from hookd.outcomes import DeadLetter, DeliveryState, Disabled, Verdict, dead_letter_reason
 from hookd.retry import Attempt, bucket_delay, durable_delay, jittered_ms
 from hookd.subscriptions.model import Hook
 
@@ -92,10 +92,10 @@ class Settler:
     def settle(self, task: Task, last: Attempt) -> None:
         """Act on the last attempt's verdict: ack, retry queue, disable or dead letter."""
         if task.disable:
-            self.disable(task.hook, Disabled.FAILING)
+            self.disable(task.hook, Disabled.FAILING, last)
             self.dead_letter(task, last, DeadLetter.HOOK_DISABLED)
         elif last.verdict is Verdict.GONE:
-            self.disable(task.hook, Disabled.GONE)
+            self.disable(task.hook, Disabled.GONE, last)
             self.dead_letter(task, last, dead_letter_reason(last.verdict))
         elif last.verdict is Verdict.RETRYABLE:
             self._retry(task, last)
@@ -193,10 +193,11 @@ class Settler:
             last_status=status,
         )
 
-    def disable(self, hook: Hook, reason: Disabled) -> None:
+    def disable(self, hook: Hook, reason: Disabled, last: Attempt | None = None) -> None:
         """Stop delivering to a hook (410 Gone, or failing for delivery.disable_after_s), loudly."""
         if not self._roster.disable(hook, reason):
             return
+        failures = self._breakers.failures(hook.id) + (1 if reason is Disabled.GONE else 0)  # a 410 fails too
         self._breakers.forget(hook.id)
         log.error("hook.disabled", hook_id=hook.id, account_id=hook.account_id, reason=reason, url=hook.url)
-        self._record.health(hook.id, Circuit.CLOSED, None, reason)
+        self._record.disabled(hook.id, reason, last, failures)

@@ -198,6 +198,32 @@ MIGRATIONS: tuple[Migration, ...] = (
                 PRIMARY KEY (key_id, window_start))""",
         ),
     ),
+    Migration(
+        5,
+        "operational notifications: each hook's notice state, and the outbox of notices to publish",
+        common=(
+            # One row per hook that was ever failing or disabled: 'failing' (hook.failing sent),
+            # 'disabled' (hook.disabled sent) or 'ok' (hook.recovered sent). Moving between states
+            # is a compare-and-set, so among several workers one sends each notice, once per period.
+            """CREATE TABLE hookd_hook_notices (
+                hook_id TEXT PRIMARY KEY,
+                state TEXT NOT NULL CHECK (state IN ('ok', 'failing', 'disabled')),
+                reason TEXT NULL,
+                since {ts} NOT NULL,
+                updated_at {ts} NOT NULL DEFAULT {now})""",
+            # Written in the same transaction as the state change; a worker claims rows for a lease,
+            # publishes them through the broker and deletes them on the confirm (a crash in between:
+            # the lease ends and a worker publishes it again, with the same event id).
+            """CREATE TABLE hookd_notice_outbox (
+                id {serial},
+                event TEXT NOT NULL,
+                event_id TEXT NOT NULL UNIQUE,
+                account_id TEXT NOT NULL,
+                body {blob} NOT NULL,
+                created_at {ts} NOT NULL DEFAULT {now},
+                claimed_until {ts} NULL)""",
+        ),
+    ),
 )
 
 #: The version `migrate()` brings a database to.

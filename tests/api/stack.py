@@ -145,7 +145,16 @@ class Process:
 class Stack:
     """hookd serve (+ hookd run, + a receiver) on one database and one broker topology."""
 
-    def __init__(self, folder: Path, database: str, *, run: bool = True, api: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        database: str,
+        *,
+        run: bool = True,
+        api: dict[str, Any] | None = None,
+        delivery: dict[str, Any] | None = None,
+        workers: int = 1,
+    ) -> None:
         token = uuid.uuid4().hex[:10]
         self.folder = folder
         self.database = database
@@ -169,6 +178,7 @@ class Stack:
                 "inline_attempts": 1,
                 "allow_private_networks": True,  # the operator's choice: the receiver is on loopback
                 "drain_timeout_s": 2,
+                **(delivery or {}),
             },
             "api": {"listen": f"127.0.0.1:{self.port}", **(api or {})},
             "logging": {"format": "json", "level": "info"},
@@ -180,6 +190,8 @@ class Stack:
         try:
             self.serve = self._start("serve", "api.listening")
             self.run = self._start("run", "broker.connected") if run else None
+            self.workers = [self.run] if self.run else []
+            self.workers += [self._start("run", "broker.connected") for _ in range(workers - 1) if run]
         except BaseException:
             self.close()
             raise
@@ -189,6 +201,13 @@ class Stack:
         self.processes.append(process)
         process.wait_log(ready)
         return process
+
+    def restart_workers(self) -> None:
+        """Stop every `hookd run` (SIGTERM: drained) and start as many again."""
+        for worker in self.workers:
+            assert worker.stop() == 0, worker.output()[-3000:]
+        self.workers = [self._start("run", "broker.connected") for _ in self.workers]
+        self.run = self.workers[0] if self.workers else None
 
     def close(self) -> None:
         for process in self.processes:
@@ -228,6 +247,20 @@ class Stack:
         """The hooks database's change counter: unchanged means nothing was written."""
         with Database.from_url(self.database) as db:
             return SqlStore(db).revision()
+
+    def wait_loaded(self) -> None:
+        """Every worker has loaded every hook of the database (its last reload counted them all), so
+        an event published now is matched against them (a worker polls every 0.2 s)."""
+        with Database.from_url(self.database) as db:
+            total = len(SqlStore(db).list())
+
+        def loaded(worker: Process) -> bool:
+            counts = [
+                e.get("hooks") for e in worker.logs() if e.get("msg") in ("subscriptions.reloaded", "daemon.start")
+            ]
+            return bool(counts) and counts[-1] == total
+
+        wait_for(lambda: all(loaded(w) for w in self.workers), f"every worker to load the {total} hooks")
 
     def publish(self, event: str, account: str, body: dict[str, Any] | None = None) -> str:
         with Amqp(AMQP_URL) as channel:

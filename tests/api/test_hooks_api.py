@@ -21,16 +21,24 @@ def create(stack: Stack, key: str, account: str, **body: Any) -> dict[str, Any]:
 
 
 def test_hook_events_lists_every_group_and_event(stack: Stack) -> None:
-    """GET /hook_events answers the 12 entries of the catalogue, groups first, as the issue spells them."""
+    """GET /hook_events answers the 16 entries of the catalogue (job, cluster, and hookd's own hook
+    notifications), each group first, as the issues spell them."""
     answer = stack.client(None).get(f"{stack.url}/hook_events", timeout=10)
     assert answer.status_code == 200
     assert answer.headers["Content-Type"].startswith("application/json")
     events = answer.json()
-    assert len(events) == 12
+    assert len(events) == 16
     assert events[0] == {"id": "job", "group_name": "Job", "name": "All Job Notifications"}
     assert events[1] == {"id": "job.submitted", "group_name": "Job", "name": "Job Submitted"}
     assert {"id": "cluster", "group_name": "Cluster", "name": "All Cluster Notifications"} in events
     assert {"id": "cluster.error", "group_name": "Cluster", "name": "Cluster Error"} in events
+    hook_group = events[events.index({"id": "hook", "group_name": "Hook", "name": "All Hook Notifications"}) :]
+    assert [(e["id"], e["name"]) for e in hook_group] == [
+        ("hook", "All Hook Notifications"),
+        ("hook.failing", "Hook Failing"),
+        ("hook.disabled", "Hook Disabled"),
+        ("hook.recovered", "Hook Recovered"),
+    ]
     key = stack.key("acme")
     assert stack.client(key).get(stack.api("acme", "/hook_events"), timeout=10).json() == events
 

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from hookd.broker import Outgoing, Topology, topology_for
 from hookd.config import BrokerSettings, DeliverySettings, Settings, SubscriptionSettings
 from hookd.daemon.daemon import Daemon
+from hookd.daemon.notices import Notifier
 from hookd.messages import Delivery
 from hookd.outcomes import Verdict
 from hookd.retry import Attempt
+from hookd.state.db import Database
 from hookd.state.history import HistoryWriter
 from hookd.subscriptions.model import Hook
 from hookd.subscriptions.store import MemoryStore
@@ -76,6 +78,8 @@ class InProcessDaemon:
         *,
         delivery: DeliverySettings | None = None,
         history: HistoryWriter | None = None,
+        notices: Database | None = None,
+        store: MemoryStore | None = None,
     ) -> None:
         token = uuid.uuid4().hex[:8]
         self.settings = Settings(
@@ -85,13 +89,14 @@ class InProcessDaemon:
         )
         self.topology: Topology = topology_for(self.settings)
         self.broker = StubBroker()
-        self.store = MemoryStore(hooks)
+        self.store = store or MemoryStore(hooks)
         self.transport = transport or ScriptedTransport()
         self.daemon = Daemon(
             self.settings,
             self.store,
             sender=self.transport,
             history=history,
+            notifier=Notifier(notices, exchange=self.topology.exchange, poll_interval_s=0.05) if notices else None,
             connector=lambda: self.broker.connect(self.topology),
         )
         self.broker.declare(self.topology)  # as `hookd publish --config` does: events wait for the daemon
