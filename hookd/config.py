@@ -20,6 +20,8 @@ import yaml
 from hookd.errors import ConfigError, yaml_problem
 
 AMQP_URL_ENV = "HOOKD_AMQP_URL"
+#: `broker.node_order`: each process shuffles the node URLs (spreading workers), or keeps their order.
+NODE_ORDERS = ("shuffled", "listed")
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 #: Durable retry schedule modelled on established webhook platforms: ~5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 DEFAULT_RETRY_DELAYS_S = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
@@ -60,6 +62,7 @@ class BrokerSettings:
     reconnect_max_s: float = 30.0
     max_message_bytes: int = 1_048_576
     quorum_replicas: int = 0  # quorum queues' initial replicas (x-quorum-initial-group-size); 0: every node
+    node_order: str = "shuffled"  # or "listed": the first URL is this process's preferred (local) node
 
     def __repr__(self) -> str:
         return (
@@ -344,6 +347,7 @@ def _broker(b: _Section, environ: Mapping[str, str], problems: list[str]) -> Bro
             "max_message_bytes", defaults.max_message_bytes, _number(1, 128 * 1_048_576, integer=True)
         ),
         quorum_replicas=b.get("quorum_replicas", defaults.quorum_replicas, _number(0, 99, integer=True)),
+        node_order=b.get("node_order", defaults.node_order, _text(NODE_ORDERS)),
     )
 
 

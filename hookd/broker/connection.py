@@ -308,7 +308,7 @@ def connect(
     `nodes` keeps the daemon's node order across reconnections; a command gets a fresh shuffled one.
     """
     conn = BrokerConnection(
-        nodes or NodeRing(settings.broker.urls),
+        nodes or NodeRing.for_settings(settings.broker),
         topology_for(settings),
         heartbeat_s=settings.broker.heartbeat_s,
         connect_timeout_s=settings.broker.connect_timeout_s,

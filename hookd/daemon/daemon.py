@@ -67,7 +67,7 @@ class Daemon:
         self._notifier = notifier
         # One node order for the process's life: after losing its node it moves on to the next one.
         self._connect = connector or partial(
-            connect, settings, name="hookd worker", nodes=NodeRing(settings.broker.urls)
+            connect, settings, name="hookd worker", nodes=NodeRing.for_settings(settings.broker)
         )
         self._stop = threading.Event()
         self._watcher = Watcher(store, poll_interval_s=settings.subscriptions.poll_interval_s, stop=self._stop)

@@ -119,6 +119,14 @@ def test_explicit_prefetch_wins() -> None:
     assert _parse(_with("broker", prefetch=7)).prefetch == 7
 
 
+def test_node_order_is_shuffled_or_listed() -> None:
+    """broker.node_order: `shuffled` by default, `listed` on request, anything else refused by name."""
+    assert _parse(_with("broker")).broker.node_order == "shuffled"
+    assert _parse(_with("broker", node_order="listed")).broker.node_order == "listed"
+    with pytest.raises(ConfigError, match=r"broker\.node_order"):
+        _parse(_with("broker", node_order="random"))
+
+
 def test_amqp_url_env_overrides_file() -> None:
     """HOOKD_AMQP_URL replaces broker.url from the file."""
     doc = _with("broker", url="amqp://file:pw@file-host/")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 from hookd.broker import NodeRing, node_of
+from hookd.config import BrokerSettings
 
 URLS = ["amqp://u:p@n1:5672/", "amqp://u:p@n2:5673/", "amqp://u:p@n3:5674/"]
 
@@ -35,3 +36,11 @@ def test_node_of_shows_host_and_port_never_credentials() -> None:
     assert node_of("amqp://guest:secret@rabbit-1.internal:5673/%2F") == "rabbit-1.internal:5673"
     assert node_of("amqps://u:p@rabbit-2/") == "rabbit-2:5671"
     assert node_of("amqp://[::1]/") == "[::1]:5672"
+
+
+def test_listed_order_keeps_the_preferred_node_first() -> None:
+    """`broker.node_order: listed`: every process starts on the first URL (its own machine's node)."""
+    broker = BrokerSettings(urls=tuple(URLS), node_order="listed")
+    assert {tuple(NodeRing.for_settings(broker).round()) for _ in range(20)} == {tuple(URLS)}
+    shuffled = BrokerSettings(urls=tuple(URLS))
+    assert len({NodeRing.for_settings(shuffled).round()[0] for _ in range(60)}) > 1
