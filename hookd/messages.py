@@ -32,6 +32,9 @@ class Delivery:
 
     `attempts` counts the HTTP attempts already made, `retries` the durable retries already used;
     both travel in the headers of a targeted message, so a retry continues where it stopped.
+    `hook_revision`: for a ping or redelivery, the hooks store's revision at which the sender saw
+    the hook, so a worker that has not loaded that revision yet waits for it instead of calling a
+    just-created hook unknown.
     """
 
     hook_id: str
@@ -42,6 +45,7 @@ class Delivery:
     body: bytes = field(default=b"", repr=False)
     attempts: int = 0
     retries: int = 0
+    hook_revision: int | None = None
 
     @classmethod
     def of(cls, event: Event, hook_id: str) -> Delivery:
@@ -66,7 +70,7 @@ def delivery_headers(delivery: Delivery) -> dict[str, Any]:
         "delivery_id": delivery.delivery_id,
         "attempts": delivery.attempts,
         "retries": delivery.retries,
-    }
+    } | ({"hook_revision": delivery.hook_revision} if delivery.hook_revision is not None else {})
 
 
 def _text(value: object) -> str | None:
@@ -109,7 +113,8 @@ def parse_delivery(headers: Mapping[str, Any], message_id: str | None, body: byt
         raise EventError(Invalid.BAD_DELIVERY, f"missing or invalid headers: {', '.join(missing)}")
     assert hook_id and event and event_id and account is not None and attempts is not None and retries is not None
     d_id = _text(headers.get("delivery_id")) or delivery_id(event_id, hook_id)
-    return Delivery(hook_id, event, event_id, account, d_id, body, attempts, retries)
+    revision = _count(headers["hook_revision"]) if "hook_revision" in headers else None
+    return Delivery(hook_id, event, event_id, account, d_id, body, attempts, retries, revision)
 
 
 def dead_letter_headers(

@@ -51,6 +51,7 @@ class Parked(StrEnum):
     BREAKER_OPEN = "breaker_open"
     SLOW_HOOK = "slow_hook"
     BACKLOG = "backlog"
+    HOOK_LOADING = "hook_loading"  # a ping of a hook this worker has not loaded yet (reloading now)
 
 
 class Disabled(StrEnum):

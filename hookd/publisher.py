@@ -122,8 +122,9 @@ def publish_event(
         return publisher.publish(event, account_id, body, event_id=event_id)
 
 
-def ping_message(hook: Hook, topology: Topology) -> tuple[Outgoing, str]:
-    """A `ping` for one hook through the normal delivery path; its body is the hook's public fields."""
+def ping_message(hook: Hook, topology: Topology, revision: int | None = None) -> tuple[Outgoing, str]:
+    """A `ping` for one hook through the normal delivery path; its body is the hook's public fields.
+    `revision`: the hooks store's revision the hook was read at (a database store's)."""
     event_id = f"ping-{uuid.uuid4()}"
     ping = Delivery(
         hook_id=hook.id,
@@ -132,6 +133,7 @@ def ping_message(hook: Hook, topology: Topology) -> tuple[Outgoing, str]:
         account_id=hook.account_id,
         delivery_id=delivery_id(event_id, hook.id),
         body=json.dumps(hook.public(), separators=(",", ":")).encode(),
+        hook_revision=revision,
     )
     return delivery_message(ping, topology), ping.delivery_id
 

@@ -37,10 +37,13 @@ def broker_connection(settings: Settings, *, name: str) -> Iterator[Connection]:
         conn.close()
 
 
-def send_ping(settings: Settings, hook: Hook, *, name: str = "hookd ping") -> tuple[str, str]:
-    """Publish a ping for `hook`, confirmed by the broker; return its delivery id and event id."""
+def send_ping(
+    settings: Settings, hook: Hook, *, revision: int | None = None, name: str = "hookd ping"
+) -> tuple[str, str]:
+    """Publish a ping for `hook`, confirmed by the broker; return its delivery id and event id.
+    `revision`: the store's revision the hook was read at (workers behind it reload first)."""
     with broker_connection(settings, name=name) as conn:
-        message, delivery_id = ping_message(hook, conn.topology)
+        message, delivery_id = ping_message(hook, conn.topology, revision)
         conn.publish(message)
     assert message.message_id is not None
     return delivery_id, message.message_id

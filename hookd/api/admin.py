@@ -9,7 +9,6 @@ file). A new or changed URL must also pass the network policy's creation-time ch
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,9 +31,6 @@ from hookd.targeted import redelivery, send_ping, send_redelivery
 #: `sort` values of the hooks list and what each orders by; ties (and no sort) go by id.
 SORTS = ("name", "created", "updated")
 DIRECTIONS = ("asc", "desc")
-#: Time a worker needs, after noticing a new revision, to have the new hooks in hand.
-RELOAD_MARGIN_S = 0.5
-MAX_PING_WAIT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,18 +147,12 @@ class Admin:
     def ping(self, account_id: str, hook_id: str) -> tuple[Hook, str]:
         """Send a ping through the broker; return the hook and the ping's delivery id.
 
-        Workers learn of a new hook at their next poll of the store's revision: a ping published
-        before that would find no such hook and be dead-lettered (`hook_not_found`). So a ping of a
-        hook younger than one poll interval (plus a margin for the reload) waits for the rest of
-        it first; "create, then ping at once" is exactly what a script or a quick admin does.
+        The ping carries the store's revision read after the hook: a worker that has not loaded
+        that revision yet (a hook created a moment ago) reloads and tries again shortly, rather
+        than dead-lettering it as `hook_not_found`.
         """
         hook = self.hook(account_id, hook_id)
-        if hook.created_at is not None:
-            age_s = (datetime.now(UTC) - hook.created_at).total_seconds()
-            wait_s = self.settings.subscriptions.poll_interval_s + RELOAD_MARGIN_S - age_s
-            if wait_s > 0:
-                time.sleep(min(wait_s, MAX_PING_WAIT_S))
-        delivery_id, _ = send_ping(self.settings, hook, name="hookd serve ping")
+        delivery_id, _ = send_ping(self.settings, hook, revision=self.store.revision(), name="hookd serve ping")
         return hook, delivery_id
 
     def redeliver(self, account_id: str, hook_id: str, delivery_id: str) -> Delivery:

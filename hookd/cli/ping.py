@@ -32,9 +32,10 @@ def send_ping(settings: Settings, hook_id: str, *, name: str = "hookd ping") -> 
     """
     with open_hooks(settings) as store:
         hook = store.get(hook_id)
+        revision = store.revision()  # read after the hook: a worker that has loaded it has the hook
     if hook is None:
         raise HookNotFound(hook_id)
-    delivery_id, event_id = publish_ping(settings, hook, name=name)
+    delivery_id, event_id = publish_ping(settings, hook, revision=revision, name=name)
     return hook, delivery_id, event_id
 
 

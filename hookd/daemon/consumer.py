@@ -9,6 +9,7 @@ the hook is stuck or its backlog is full. Results come back from the delivery en
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from hookd import dispatch, logs
@@ -29,6 +30,7 @@ from hookd.subscriptions.model import Hook
 log = logs.get_logger("hookd.worker")
 _PRESSURE_WAIT_S = 0.25  # with the prefetch window full, a hook silent this long is holding it up
 _BACKLOG_PARK_S = 1.0
+_HOOK_LOADING_PARK_S = 1.0
 
 
 class Consumer:
@@ -43,8 +45,10 @@ class Consumer:
         engine: DeliveryEngine,
         breakers: Breakers,
         record: Recorder,
+        reload: Callable[[], None] = lambda: None,
     ) -> None:
         delivery = settings.delivery
+        self._reload = reload  # ask the watcher for a reload now
         self._settings = settings
         self._roster = roster
         self._settler = settler
@@ -122,6 +126,12 @@ class Consumer:
             return
         hook = self._roster.get(delivery.hook_id)
         held = self._settler.hold(conn, msg, 1)
+        if hook is None and self._roster.behind(delivery.hook_revision):
+            # a ping of a hook created a moment ago, sent before this worker's next poll: load the
+            # store now and take the ping again shortly, rather than call the hook unknown
+            self._reload()
+            self._settler.park(Task(held, _absent(delivery), delivery), _HOOK_LOADING_PARK_S, Parked.HOOK_LOADING)
+            return
         self._start(Task(held, hook or _absent(delivery), delivery), found=hook is not None)
 
     def _park_invalid(self, conn: Connection, msg: Incoming, exc: EventError) -> None:

@@ -73,7 +73,7 @@ class Daemon:
         self._watcher = Watcher(store, poll_interval_s=settings.subscriptions.poll_interval_s, stop=self._stop)
         hooks = store.load()  # after the watcher read the revision: a change in between is not missed
         mask_secrets(hooks)
-        self._roster = Roster(store, hooks)
+        self._roster = Roster(store, hooks, self._watcher.revision)
         self.metrics = recorder_for(settings.metrics.listen)
         self.metrics.hooks_loaded(h.id for h in hooks)
         record = Recorder(history, self.metrics, notifier)
@@ -111,7 +111,13 @@ class Daemon:
             roster=self._roster,
         )
         return Consumer(
-            self.settings, roster=self._roster, settler=settler, engine=self._engine, breakers=breakers, record=record
+            self.settings,
+            roster=self._roster,
+            settler=settler,
+            engine=self._engine,
+            breakers=breakers,
+            record=record,
+            reload=self._watcher.request,
         )
 
     # -- signals ---------------------------------------------------------------------------------
@@ -236,10 +242,11 @@ class Daemon:
 
     def _apply_reload(self) -> None:
         """Swap in hooks the watcher loaded (on this thread: the roster's one owner)."""
-        hooks = self._watcher.take()
-        if hooks is None:
+        loaded = self._watcher.take()
+        if loaded is None:
             return
-        self._roster.replace(hooks)
+        hooks, revision = loaded
+        self._roster.replace(hooks, revision)
         if self._notifier is not None:
             self._notifier.reloaded(hooks, self._roster.disabled)
         self.metrics.hooks_loaded(h.id for h in hooks)

@@ -23,10 +23,11 @@ log = logs.get_logger("hookd.worker")
 class Roster:
     """The loaded hooks and the disabled ones; read and changed on the connection's thread only."""
 
-    def __init__(self, store: SubscriptionStore, hooks: HookSet) -> None:
+    def __init__(self, store: SubscriptionStore, hooks: HookSet, revision: int | None = None) -> None:
         self._store = store
         self._persisted = store.revision() is not None  # a database keeps what hookd disables
         self.hooks = hooks
+        self.revision = revision  # the store revision `hooks` includes (None: a file, no revisions)
         self._disabled: dict[str, str] = {}  # hook id -> reason, until the store says inactive
 
     @property
@@ -46,11 +47,16 @@ class Roster:
             threading.Thread(target=self._deactivate, args=(hook.id,), name="hook-deactivate", daemon=True).start()
         return True
 
-    def replace(self, hooks: HookSet) -> None:
+    def behind(self, revision: int | None) -> bool:
+        """The store had reached `revision` (a ping's) and these hooks do not include it yet."""
+        return revision is not None and self.revision is not None and revision > self.revision
+
+    def replace(self, hooks: HookSet, revision: int | None = None) -> None:
         """Swap in a fresh hook set. A hook disabled here stays disabled while a database still says
         active (the write may be on its way); once it says inactive the store governs. A file's
         reload is its operator deciding again, so disables end there."""
         self.hooks = hooks
+        self.revision = revision
         for hook_id in list(self._disabled):
             hook = hooks.get(hook_id)
             if hook is None or not hook.active or not self._persisted:

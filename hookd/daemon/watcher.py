@@ -29,8 +29,13 @@ class Watcher:
         self._stop = stop
         self._revision = store.revision()
         self._requested = threading.Event()
-        self._pending: HookSet | None = None
+        self._pending: tuple[HookSet, int | None] | None = None
         self._lock = threading.Lock()
+
+    @property
+    def revision(self) -> int | None:
+        """The store's revision when this watcher started (what the daemon's first load includes)."""
+        return self._revision
 
     def start(self) -> None:
         threading.Thread(target=self._run, name="store-watcher", daemon=True).start()
@@ -39,11 +44,11 @@ class Watcher:
         """Reload soon, whatever the revision says (SIGHUP; safe from a signal handler)."""
         self._requested.set()
 
-    def take(self) -> HookSet | None:
-        """A freshly loaded hook set not yet swapped in (main thread), or None."""
+    def take(self) -> tuple[HookSet, int | None] | None:
+        """A freshly loaded hook set not yet swapped in, with the revision it includes (main thread)."""
         with self._lock:
-            hooks, self._pending = self._pending, None
-        return hooks
+            loaded, self._pending = self._pending, None
+        return loaded
 
     def _run(self) -> None:
         outage = False
@@ -72,6 +77,7 @@ class Watcher:
             self._load()
 
     def _load(self) -> None:
+        revision = self._revision  # read before loading: the load includes at least this revision
         try:
             hooks = self._store.load()
         except (ConfigError, StoreError) as exc:
@@ -80,7 +86,7 @@ class Watcher:
             return
         mask_secrets(hooks)
         with self._lock:
-            self._pending = hooks
+            self._pending = (hooks, revision)
 
 
 def mask_secrets(hooks: HookSet) -> None:

@@ -12,6 +12,7 @@ from support.inprocess import DELIVERED, Answer, InProcessDaemon, ScriptedTransp
 from hookd.config import DeliverySettings
 from hookd.messages import delivery_id
 from hookd.outcomes import Verdict
+from hookd.publisher import ping_message
 from hookd.subscriptions.model import Hook
 
 HookFactory = Callable[..., Hook]
@@ -133,3 +134,25 @@ def test_a_gone_hook_is_disabled_and_its_waiting_deliveries_dead_lettered(
     d.publish("job.completed", "acme")
     assert d.broker.wait(lambda: len(transport.to("2")) == 2, 10)
     assert len(transport.to("1")) == 1
+
+
+def test_a_ping_of_a_hook_not_loaded_yet_waits_for_the_reload(
+    daemons: list[InProcessDaemon], make_hook: HookFactory
+) -> None:
+    """A ping carrying a store revision the daemon has not loaded is parked (`hook_loading`) while it
+    reloads, then delivered; a ping of an unknown hook at a revision it has loaded is `hook_not_found`."""
+    d = _start(daemons, [make_hook(id="1", events=("job",))])
+    new_hook = make_hook(id="2", events=("job",))
+    ahead, _ = ping_message(new_hook, d.topology, revision=d.store.revision() + 1)  # type: ignore[operator]
+    d.broker.publish(ahead)
+    parked = d.topology.retry_queue(1.0)
+    assert d.broker.wait(lambda: parked in d.broker.queues and d.broker.ready(parked) == 1, 5)
+    d.store.replace([make_hook(id="1", events=("job",)), new_hook])  # the store reaches that revision
+    assert d.broker.wait(lambda: [m.event for m in d.transport.to("2")] == ["ping"], 10)
+
+    unknown, _ = ping_message(make_hook(id="3"), d.topology, revision=d.store.revision())
+    d.broker.publish(unknown)
+    assert d.broker.wait(lambda: d.broker.ready(d.topology.dead) == 1, 10)
+    [dead] = d.broker.messages(d.topology.dead)
+    assert (dead.headers["reason"], dead.headers["hook_id"]) == ("hook_not_found", "3")
+    assert d.transport.to("3") == []
