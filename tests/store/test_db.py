@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from hookd.errors import ConfigError, StoreError
-from hookd.state.db import Database, parse_utc, utc_text
+from hookd.state.db import LIBPQ_DEFAULTS, Database, parse_utc, postgresql_conninfo, utc_text
 from hookd.state.migrations import LATEST_VERSION
 from hookd.subscriptions.sql_store import SqlStore
 
@@ -50,6 +51,32 @@ def test_invalid_schema_name_is_refused() -> None:
     """A schema name that would need quoting is a ConfigError, not SQL injected into search_path."""
     with pytest.raises(ConfigError, match="letters, digits"):
         Database.from_url("postgresql://h/db", schema="x; DROP TABLE y")
+
+
+def test_a_multi_host_url_keeps_its_hosts_and_gets_hookds_libpq_defaults() -> None:
+    """Several hosts and target_session_attrs pass through to libpq, with a connect timeout, TCP
+    keepalives and a TCP user timeout added: a vanished primary costs seconds, not TCP's minutes."""
+    conninfo = postgresql_conninfo("postgresql://u@h1:5432,h2:5433/db?target_session_attrs=read-write", "s")
+    params = conninfo_to_dict(conninfo)
+    assert (params["host"], params["port"], params["dbname"]) == ("h1,h2", "5432,5433", "db")
+    assert params["target_session_attrs"] == "read-write"
+    assert {name: params[name] for name in LIBPQ_DEFAULTS} == LIBPQ_DEFAULTS
+    assert params["options"] == "-c search_path=s"
+
+
+def test_a_libpq_setting_in_the_url_wins_over_hookds_default() -> None:
+    """An operator who sets a timeout or keepalive in the URL gets exactly that value."""
+    url = "postgresql://h/db?tcp_user_timeout=0&connect_timeout=30&keepalives_idle=60&application_name=me"
+    params = conninfo_to_dict(postgresql_conninfo(url))
+    assert (params["tcp_user_timeout"], params["connect_timeout"]) == ("0", "30")
+    assert (params["keepalives_idle"], params["application_name"]) == ("60", "me")
+
+
+def test_an_unparsable_postgresql_url_is_a_config_error_without_its_password() -> None:
+    """libpq's refusal becomes a ConfigError naming the URL, its password redacted."""
+    with pytest.raises(ConfigError, match="invalid PostgreSQL URL") as caught:
+        Database.from_url("postgresql://u:hunter2@h/db?no_such_option=1")
+    assert "hunter2" not in str(caught.value)
 
 
 def test_unreachable_postgresql_raises_a_clear_store_error() -> None:
