@@ -54,20 +54,23 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str | 
     return f"{POSTGRES}?options=-csearch_path%3D{schema}", schema
 
 
-def write_config(hookd: HookdFactory, url: str, name: str, key_file: Path | None) -> Path:
-    """A db-source config (state in the same database), fast polling, `secrets.key_file` as given."""
-    doc = config_document(broker_url=hookd.broker_url, names=hookd.names, hooks_path=hookd.hooks_path)
+def write_config(folder: Path, url: str, name: str, key_file: Path | None, hookd: HookdFactory | None = None) -> Path:
+    """A db-source config (state in the same database), fast polling, `secrets.key_file` as given; with
+    `hookd`, on that test's broker topology."""
+    doc: dict[str, Any] = {}
+    if hookd is not None:
+        doc = config_document(broker_url=hookd.broker_url, names=hookd.names, hooks_path=hookd.hooks_path)
     doc["subscriptions"] = {"source": "db", "url": url, "poll_interval_s": 0.2}
     doc["secrets"] = {"key_file": None if key_file is None else str(key_file)}
-    path = hookd.workdir / name
+    path = folder / name
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     return path
 
 
-def cli(hookd: HookdFactory, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(folder: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         hookd_command(*args, "--config", str(config)),
-        cwd=hookd.workdir,
+        cwd=folder,
         env=subprocess_env(),
         capture_output=True,
         text=True,
@@ -76,15 +79,15 @@ def cli(hookd: HookdFactory, config: Path, *args: str) -> subprocess.CompletedPr
     )
 
 
-def cli_json(hookd: HookdFactory, config: Path, *args: str) -> Any:
-    done = cli(hookd, config, *args, "--json")
+def cli_json(folder: Path, config: Path, *args: str) -> Any:
+    done = cli(folder, config, *args, "--json")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
-def new_key(hookd: HookdFactory, name: str) -> Path:
+def new_key(folder: Path, name: str) -> Path:
     """A key file made in process (`hookd secrets new-key` itself is tested in tests/cli)."""
-    path = hookd.workdir / name
+    path = folder / name
     new_key_file(path)
     return path
 
@@ -123,11 +126,12 @@ def test_deliveries_are_signed_with_secrets_stored_encrypted(
     """Plaintext rows, then `secrets encrypt` under a running daemon: every delivery is signed with the right
     secret, and afterwards neither the database files nor a pg_dump nor hookd's output holds a credential."""
     url, schema = backend
-    key = new_key(hookd, "secrets.key")
-    plain_config = write_config(hookd, url, "plain.yaml", None)
-    config = write_config(hookd, url, "hookd.yaml", key)
+    folder = hookd.workdir
+    key = new_key(folder, "secrets.key")
+    plain_config = write_config(folder, url, "plain.yaml", None, hookd)
+    config = write_config(folder, url, "hookd.yaml", key, hookd)
     hook = cli_json(
-        hookd,
+        folder,
         plain_config,
         *("hooks", "create", "--account", "acme", "--url", receiver.url("/in"), "--events", "job"),
         *("--basic-auth", f"ops:{PASSWORD}"),
@@ -138,7 +142,7 @@ def test_deliveries_are_signed_with_secrets_stored_encrypted(
     amqp.publish_event(hookd.names, "job.failed")
     assert_signed(receiver.wait_for(1, "/in")[0], secret)
 
-    encrypted = cli(hookd, config, "secrets", "encrypt")
+    encrypted = cli(folder, config, "secrets", "encrypt")
     assert encrypted.returncode == 0, encrypted.stderr
     assert encrypted.stdout.startswith("encrypted 2 secret(s)")
     daemon.wait_log("subscriptions.reloaded", timeout_s=10)
@@ -152,30 +156,20 @@ def test_deliveries_are_signed_with_secrets_stored_encrypted(
     assert secret not in output and PASSWORD not in output and "enc:v1:" not in output
 
 
-def test_a_wrong_key_stops_run_and_serve_and_changes_nothing(hookd: HookdFactory, tmp_path: Path) -> None:
+def test_a_wrong_key_stops_run_and_serve_and_changes_nothing(tmp_path: Path) -> None:
     """`hookd run` and `hookd serve` with a key that did not seal the secrets (or none): exit 2, one message
     naming the key ids, not a row changed (SQLite here; every command on both databases: tests/cli)."""
     url = f"sqlite:///{tmp_path / 'hooks.sqlite3'}"
-    right, wrong = new_key(hookd, "right.key"), new_key(hookd, "wrong.key")
-    config = write_config(hookd, url, "right.yaml", right)
-    cli_json(
-        hookd,
-        config,
-        "hooks",
-        "create",
-        "--account",
-        "acme",
-        "--url",
-        "https://hooks.example.com/in",
-        "--events",
-        "job",
-    )
+    right, wrong = new_key(tmp_path, "right.key"), new_key(tmp_path, "wrong.key")
+    config = write_config(tmp_path, url, "right.yaml", right)
+    create = ["hooks", "create", "--account", "acme", "--url", "https://hooks.example.com/in", "--events", "job"]
+    cli_json(tmp_path, config, *create)
     before = stored_rows(url, None)
     for command, key_file in (("run", wrong), ("serve", wrong), ("run", None)):
-        bad = write_config(hookd, url, f"{command}-{key_file is None}.yaml", key_file)
+        bad = write_config(tmp_path, url, f"{command}-{key_file is None}.yaml", key_file)
         done = subprocess.run(
             hookd_command(command, "--config", str(bad)),
-            cwd=hookd.workdir,
+            cwd=tmp_path,
             env=subprocess_env(),
             capture_output=True,
             text=True,
