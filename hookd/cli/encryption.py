@@ -26,9 +26,11 @@ from hookd.cli.args import (
 )
 from hookd.cli.output import print_json
 from hookd.cli.serve import require_database
-from hookd.cli.sources import open_writable
+from hookd.cli.sources import open_hooks, open_writable
 from hookd.config import Settings
 from hookd.errors import HookdError, UsageError
+from hookd.subscriptions.factory import keyring_for
+from hookd.subscriptions.sql_store import SqlStore
 
 _EPILOG = """examples:
   hookd secrets new-key /etc/hookd/secrets.key
@@ -147,10 +149,11 @@ def _rotate_key(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     settings = _database_settings(args, "hookd secrets status")
-    with open_writable(settings) as store:
-        census = store.census()
-        where = store.db.describe()
-        keyring = store.keyring
+    keyring = keyring_for(settings)
+    census, where = Census(keyring), settings.subscriptions.url or ""
+    with open_hooks(settings) as store:  # reading: a SQLite file that does not exist yet is not created
+        if isinstance(store, SqlStore):
+            census, where = store.census(), store.db.describe()
     if args.json:
         print_json(
             {
