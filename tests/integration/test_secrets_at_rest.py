@@ -121,11 +121,11 @@ def assert_signed(request: Any, secret: str) -> None:
 
 
 def test_deliveries_are_signed_with_secrets_stored_encrypted(
-    hookd: HookdFactory, amqp: Amqp, receiver: Receiver, backend: tuple[str, str | None]
+    backend: tuple[str, str | None], hookd: HookdFactory, amqp: Amqp, receiver: Receiver
 ) -> None:
     """Plaintext rows, then `secrets encrypt` under a running daemon: every delivery is signed with the right
     secret, and afterwards neither the database files nor a pg_dump nor hookd's output holds a credential."""
-    url, schema = backend
+    url, schema = backend  # set up first, so a PostgreSQL schema is dropped only after hookd has stopped
     folder = hookd.workdir
     key = new_key(folder, "secrets.key")
     plain_config = write_config(folder, url, "plain.yaml", None, hookd)
@@ -139,19 +139,22 @@ def test_deliveries_are_signed_with_secrets_stored_encrypted(
     secret = hook["secret"]
     assert secret.encode() in at_rest(url, schema)  # the baseline: without a key, a copy shows it
     daemon = hookd.start()
-    amqp.publish_event(hookd.names, "job.failed")
-    assert_signed(receiver.wait_for(1, "/in")[0], secret)
+    try:
+        amqp.publish_event(hookd.names, "job.failed")
+        assert_signed(receiver.wait_for(1, "/in")[0], secret)
 
-    encrypted = cli(folder, config, "secrets", "encrypt")
-    assert encrypted.returncode == 0, encrypted.stderr
-    assert encrypted.stdout.startswith("encrypted 2 secret(s)")
-    daemon.wait_log("subscriptions.reloaded", timeout_s=10)
-    amqp.publish_event(hookd.names, "job.completed")
-    assert_signed(receiver.wait_for(2, "/in")[1], secret)
+        encrypted = cli(folder, config, "secrets", "encrypt")
+        assert encrypted.returncode == 0, encrypted.stderr
+        assert encrypted.stdout.startswith("encrypted 2 secret(s)")
+        daemon.wait_log("subscriptions.reloaded", timeout_s=10)
+        amqp.publish_event(hookd.names, "job.completed")
+        assert_signed(receiver.wait_for(2, "/in")[1], secret)
 
-    copy = at_rest(url, schema)
-    assert b"enc:v1:" in copy
-    assert secret.encode() not in copy and PASSWORD.encode() not in copy
+        copy = at_rest(url, schema)  # while hookd runs, its WAL and pooled connections open
+        assert b"enc:v1:" in copy
+        assert secret.encode() not in copy and PASSWORD.encode() not in copy
+    finally:
+        daemon.stop()  # before the schema is dropped: a draining daemon still writes its history
     output = daemon.output()
     assert secret not in output and PASSWORD not in output and "enc:v1:" not in output
 
