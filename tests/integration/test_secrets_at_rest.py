@@ -123,8 +123,7 @@ def assert_signed(request: Any, secret: str) -> None:
 def test_deliveries_are_signed_with_secrets_stored_encrypted(
     backend: tuple[str, str | None], hookd: HookdFactory, amqp: Amqp, receiver: Receiver
 ) -> None:
-    """Plaintext rows, then `secrets encrypt` under a running daemon: every delivery is signed with the right
-    secret, and afterwards neither the database files nor a pg_dump nor hookd's output holds a credential."""
+    """Signed right before and after `secrets encrypt` under a running hookd; then no copy holds a credential."""
     url, schema = backend  # set up first, so a PostgreSQL schema is dropped only after hookd has stopped
     folder = hookd.workdir
     key = new_key(folder, "secrets.key")
@@ -160,8 +159,7 @@ def test_deliveries_are_signed_with_secrets_stored_encrypted(
 
 
 def test_a_wrong_key_stops_run_and_serve_and_changes_nothing(tmp_path: Path) -> None:
-    """`hookd run` and `hookd serve` with a key that did not seal the secrets (or none): exit 2, one message
-    naming the key ids, not a row changed (SQLite here; every command on both databases: tests/cli)."""
+    """`hookd run` and `hookd serve` with a wrong key, or none: exit 2 naming the key ids, no row changed."""
     url = f"sqlite:///{tmp_path / 'hooks.sqlite3'}"
     right, wrong = new_key(tmp_path, "right.key"), new_key(tmp_path, "wrong.key")
     config = write_config(tmp_path, url, "right.yaml", right)
