@@ -130,6 +130,20 @@ class ApiSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SecretsSettings:
+    """`secrets.*`: encryption at rest of the hook secrets and basic-auth passwords in the hooks database.
+
+    `key_file` (None: values are stored as given) seals new values and opens old ones; the keys in
+    `old_key_files` only open values (a key rotation across many hosts). Paths are absolute here
+    (relative ones resolve against the config file; under systemd a `LoadCredential=` of the same
+    file name takes the place of the file); the loader checked that each is a usable key.
+    """
+
+    key_file: Path | None = None
+    old_key_files: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingSettings:
     format: str = "auto"
     level: str = "info"
@@ -144,6 +158,7 @@ class Settings:
     delivery: DeliverySettings = DeliverySettings()
     logging: LoggingSettings = LoggingSettings()
     api: ApiSettings = ApiSettings()
+    secrets: SecretsSettings = SecretsSettings()
     source: Path | None = None
     notices: tuple[str, ...] = ()  # accepted but worth telling the operator (e.g. a key no longer used)
 
@@ -163,6 +178,7 @@ _SECTIONS: dict[str, frozenset[str]] = {
     "state": frozenset(StateSettings.__slots__),
     "metrics": frozenset(MetricsSettings.__slots__),
     "api": frozenset(ApiSettings.__slots__),
+    "secrets": frozenset(SecretsSettings.__slots__),
 }
 T = TypeVar("T")
 
@@ -299,8 +315,9 @@ def parse_settings(doc: object, *, path: Path, environ: Mapping[str, str]) -> Se
         delivery=_delivery(section("delivery")),
         logging=_logging(section("logging")),
         api=_api(section("api")),
+        secrets=_secrets(section("secrets"), path, environ),
         source=path,
-        notices=notices,
+        notices=notices + _secrets_notices(top.data, subscriptions),
     )
     if problems:
         raise ConfigError(problems, str(path))
@@ -390,6 +407,62 @@ def _api(a: _Section) -> ApiSettings:
         trust_proxy_headers=a.get("trust_proxy_headers", defaults.trust_proxy_headers, _boolean),
         threads=a.get("threads", defaults.threads, _number(1, 256, integer=True)),
     )
+
+
+def _secrets(sec: _Section, path: Path, environ: Mapping[str, str]) -> SecretsSettings:
+    """`secrets.*`: each key file must exist, hold exactly 32 bytes and be private to its owner."""
+    raw_key: str | None = sec.get("key_file", None, _optional_path)
+    raw_old: list[str] = sec.get("old_key_files", [], _paths) or []
+    key_file = _key_path(raw_key, path, environ, "secrets.key_file", sec.problems) if raw_key else None
+    old = tuple(
+        _key_path(raw, path, environ, f"secrets.old_key_files[{index}]", sec.problems)
+        for index, raw in enumerate(raw_old)
+    )
+    if raw_old and key_file is None and sec.data.get("key_file") is None:
+        sec.problems.append("secrets.old_key_files: only with secrets.key_file (the key that seals new values)")
+    return SecretsSettings(key_file=key_file, old_key_files=old)
+
+
+def _key_path(raw: str, config: Path, environ: Mapping[str, str], where: str, problems: list[str]) -> Path:
+    """The key file's absolute path (relative to the config file; under systemd, its credential: see
+    `cipher.resolve_key_path`), after checking that it is usable."""
+    from hookd.cipher import KeyFileError, read_key, resolve_key_path  # noqa: PLC0415 (config stays light)
+
+    key_path = resolve_key_path((config.parent / raw).absolute() if not Path(raw).is_absolute() else Path(raw), environ)
+    try:
+        read_key(key_path)
+    except KeyFileError as exc:
+        problems.append(f"{where}: {exc}")
+    return key_path
+
+
+def _optional_path(value: Any) -> str | None:
+    """A file path, or null (unset)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        return "must be a file path (or null: no encryption)"
+    return "must not contain a NUL character" if "\x00" in value else None
+
+
+def _paths(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        return "must be a list of file paths"
+    if any("\x00" in v for v in value):
+        return "must not contain a NUL character"
+    return None
+
+
+def _secrets_notices(doc: Mapping[str, Any], subscriptions: SubscriptionSettings) -> tuple[str, ...]:
+    part = doc.get("secrets")
+    if subscriptions.source != "db" and isinstance(part, Mapping) and part.get("key_file"):
+        return (
+            "secrets.key_file has no effect with subscriptions.source: yaml: only the hooks database stores "
+            "secrets encrypted (keep the hooks file mode 0600, or use secret_file/secret_env)",
+        )
+    return ()
 
 
 def _logging(lg: _Section) -> LoggingSettings:

@@ -2,6 +2,8 @@
 
     HookdError
     ├── ConfigError            a config or hooks file (or a hook) is invalid: every problem at once
+    │   └── UndecryptableSecrets  stored secrets the configured keys do not open (missing or wrong
+    │                             key, altered value): refused with exit 2, never read as plaintext
     ├── UsageError             a bad command-line argument: exit code 2, nothing changed
     ├── EventError             a consumed message breaks the contract (`reason`: outcomes.Invalid)
     ├── DeliveryError
@@ -37,6 +39,16 @@ class ConfigError(HookdError):
         head = f"{source}: " if source else ""
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{head}{len(self.problems)} problem(s):\n{lines}")
+
+
+class UndecryptableSecrets(ConfigError):
+    """The database holds encrypted secrets that no configured key opens (no key, a wrong key, an
+    altered or moved value). A `ConfigError` because the fix is in the configuration (`secrets.*`):
+    every command refuses with exit 2 and changes nothing. `key_ids`: the unknown keys found."""
+
+    def __init__(self, problems: Iterable[str], source: str | None = None, *, key_ids: tuple[str, ...] = ()) -> None:
+        self.key_ids = key_ids
+        super().__init__(problems, source)
 
 
 class UsageError(HookdError):

@@ -27,7 +27,7 @@ from hookd.api.admin import Admin
 from hookd.api.context import Context, install, json_response
 from hookd.api.errors import NOT_FOUND, ApiError, ItemNotFound
 from hookd.config import Settings
-from hookd.errors import BrokerError, HookNotFound, StoreError, UsageError
+from hookd.errors import BrokerError, HookNotFound, StoreError, UndecryptableSecrets, UsageError
 from hookd.state.db import Database
 from hookd.subscriptions.sql_store import SqlStore
 
@@ -121,6 +121,9 @@ def _as_api_error(exc: Exception) -> ApiError:
     if isinstance(exc, BrokerError):
         _log.error("api.broker_unavailable", error=str(exc))
         return ApiError(503, "The message broker is unreachable; nothing was sent. Try again later.")
+    if isinstance(exc, UndecryptableSecrets):  # a value altered since start-up (serve checked them all)
+        _log.error("api.secrets_unreadable", key_ids=list(exc.key_ids), problems=list(exc.problems))
+        return ApiError(503, "Stored secrets cannot be read with this server's keys; nothing was changed.")
     if isinstance(exc, StoreError):
         _log.error("api.store_unavailable", error=str(exc))
         return ApiError(503, "The database is unavailable; nothing was changed. Try again later.")

@@ -20,7 +20,7 @@ from hookd.api.app import create_app
 from hookd.config import Settings, split_listen
 from hookd.errors import ApiServerError
 from hookd.state.db import Database
-from hookd.subscriptions.factory import open_sql_store
+from hookd.subscriptions.factory import keyring_for, open_sql_store
 
 _log = logs.get_logger("hookd.api")
 
@@ -46,7 +46,12 @@ class _Channel(HTTPChannel):  # type: ignore[misc]
 def serve(settings: Settings) -> int:
     """Serve the API and the console on `api.listen` until SIGTERM or SIGINT; return the exit code."""
     assert settings.subscriptions.url is not None, "checked by the caller: hookd serve needs source db"
-    store = open_sql_store(settings.subscriptions.url)
+    store = open_sql_store(settings.subscriptions.url, keyring_for(settings))
+    try:
+        store.check_secrets()  # refuse now (exit 2), not on every request, when the keys do not fit
+    except BaseException:
+        store.db.close()
+        raise
     state = store.db
     if settings.state.url != settings.subscriptions.url:
         state = Database.from_url(settings.state.url)

@@ -15,7 +15,21 @@ import sys
 from collections.abc import Sequence
 
 from hookd import __version__
-from hookd.cli import api_keys, check_config, db, deliveries, dlq, explain, hooks, ping, publish, receive, run, serve
+from hookd.cli import (
+    api_keys,
+    check_config,
+    db,
+    deliveries,
+    dlq,
+    encryption,
+    explain,
+    hooks,
+    ping,
+    publish,
+    receive,
+    run,
+    serve,
+)
 from hookd.cli.args import EXIT_FAILURE, EXIT_USAGE
 from hookd.errors import ConfigError, EventError, HookdError, HookNotFound, UsageError
 
@@ -33,8 +47,23 @@ _EPILOG = """examples:
   hookd explain --account acme job.failed --config config/hookd.yaml
   hookd api-keys create --account acme --config config/hookd.yaml
   hookd serve --config config/hookd.yaml
+  hookd secrets encrypt --config config/hookd.yaml
 """
-_COMMANDS = (run, publish, ping, receive, check_config, hooks, deliveries, db, dlq, explain, serve, api_keys)
+_COMMANDS = (
+    run,
+    publish,
+    ping,
+    receive,
+    check_config,
+    hooks,
+    deliveries,
+    db,
+    dlq,
+    explain,
+    serve,
+    api_keys,
+    encryption,
+)
 
 
 def parser() -> argparse.ArgumentParser:

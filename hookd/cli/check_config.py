@@ -14,6 +14,7 @@ from hookd.errors import ConfigError, StoreError
 from hookd.netpolicy import NetworkPolicy
 from hookd.subscriptions.factory import open_store
 from hookd.subscriptions.hookset import HookSet
+from hookd.subscriptions.sql_store import SqlStore
 from hookd.subscriptions.yaml_store import YamlStore
 
 
@@ -60,16 +61,42 @@ def _check(args: argparse.Namespace) -> int:
                 f"hookd: warning: hook {hook.id}: {why}; its deliveries will be dead-lettered (ssrf_blocked)",
                 file=sys.stderr,
             )
+    plaintext = _plaintext_secrets(settings)
+    if plaintext:
+        print(
+            f"hookd: warning: {plaintext} secret(s) in the hooks database are still stored in plaintext although "
+            f"secrets.key_file is set; run `hookd secrets encrypt --config {args.config}`",
+            file=sys.stderr,
+        )
     return EXIT_OK
+
+
+def _plaintext_secrets(settings: Settings) -> int:
+    """With a key configured: how many stored credentials are still plaintext (0 without a key)."""
+    if settings.subscriptions.source != "db" or settings.secrets.key_file is None:
+        return 0
+    store = open_store(settings, create=False, migrate=False)
+    if not isinstance(store, SqlStore):
+        return 0  # no database file yet
+    try:
+        return store.census().plaintext
+    except StoreError:
+        return 0  # reading the hooks worked a moment ago; this count is only advice
+    finally:
+        store.db.close()
 
 
 def _hooks(settings: Settings) -> HookSet:
     """The hooks: a database is read as it is, never created or migrated, and a database that cannot
     be read is a problem of `subscriptions.url` (exit 2), not a crash."""
+    store = open_store(settings, create=False, migrate=False)
     try:
-        return open_store(settings, create=False, migrate=False).load()
+        return store.load()
     except StoreError as exc:
         raise ConfigError([f"subscriptions.url: cannot read the hooks: {exc}"], str(settings.source)) from None
+    finally:
+        if isinstance(store, SqlStore):
+            store.db.close()
 
 
 def _raw_hooks_path(config: Path) -> Path | None:

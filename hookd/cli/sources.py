@@ -16,7 +16,7 @@ from hookd.config import Settings
 from hookd.errors import UsageError
 from hookd.state.db import Database, sqlite_file_missing
 from hookd.state.migrations import LATEST_VERSION
-from hookd.subscriptions.factory import open_sql_store, open_store
+from hookd.subscriptions.factory import keyring_for, open_sql_store, open_store
 from hookd.subscriptions.sql_store import SqlStore
 from hookd.subscriptions.store import SubscriptionStore
 from hookd.targeted import broker_connection
@@ -45,7 +45,7 @@ def open_writable(settings: Settings) -> Iterator[SqlStore]:
             "so this command cannot change them; edit that file (then `kill -HUP` hookd), "
             "or set subscriptions.source: db to manage hooks from the command line"
         )
-    store = open_sql_store(subs.url)
+    store = open_sql_store(subs.url, keyring_for(settings))
     try:
         yield store
     finally:

@@ -319,6 +319,29 @@ class Database:
             row = tx.fetchone("SELECT COALESCE(MAX(version), 0) FROM hookd_schema")
         return int(row[0]) if row else 0
 
+    def compact(self) -> bool:
+        """Leave no copy of overwritten rows in the database's files; False when some may remain.
+
+        SQLite keeps old page images in the WAL until a checkpoint and freed pages in the file until
+        they are reused: after rows holding secrets were rewritten (`hookd secrets encrypt`), a copy of
+        the file would still show the old values. This empties the WAL (checkpoint TRUNCATE), rebuilds
+        the file from the live rows only (VACUUM: it needs free disk space the size of the file and
+        holds the write lock meanwhile), and empties the WAL of the rebuild. False when a reader kept
+        the WAL in use past busy_timeout: the old pages then go at the next full checkpoint.
+        PostgreSQL: nothing to do (`pg_dump` reads live rows only), True.
+        """
+        if self.dialect != "sqlite":
+            return True
+        with self.translate_errors("compact"):
+            conn = _connect_sqlite(self._target)
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                conn.execute("VACUUM")
+                row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                conn.close()
+        return row is not None and row[0] == 0
+
     def migrate(self) -> int:
         """Apply every pending migration in one transaction; return the resulting version.
 

@@ -4,6 +4,11 @@ Every write validates with the field rules every source shares (`rules.hook_prob
 one transaction, so an invalid request changes nothing. Triggers bump `hookd_meta.revision` on every
 change to the hooks table, even by hand-written SQL, which lets workers poll `revision()` cheaply and
 reload only when it moves. Rows are read and written by column name (`_COLUMNS`), never by position.
+
+With a key configured (`secrets.key_file`), the secret, the previous secret and the basic-auth
+password are sealed by the `Keyring` on the way in (`_row`, `reset_secret`, `import_hooks`) and
+opened on the way out (`_opened`). A value no configured key opens raises `UndecryptableSecrets`
+naming the key ids: it is never taken for a plaintext secret.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from hookd.cipher import Census, Key, Keyring, UndecryptableError, is_encrypted
 from hookd.errors import ConfigError, HookNotFound, StoreError
 from hookd.events import normalize_account
 from hookd.state.db import Database, Transaction, parse_utc
@@ -50,14 +56,18 @@ _INSERT = (
     f"INSERT INTO hookd_hooks ({', '.join(_FIELDS)}, created_at, updated_at)"  # noqa: S608 (fixed text)
     f" VALUES ({', '.join('?' * (len(_FIELDS) + 2))})"
 )
-# An import that changes the secret ends any rotation overlap: the old secret belonged to another one.
-_UPSERT = _INSERT + (
-    " ON CONFLICT (id) DO UPDATE SET"
-    " previous_secret = CASE WHEN hookd_hooks.secret = excluded.secret THEN hookd_hooks.previous_secret END,"
-    " previous_secret_expires_at = CASE WHEN hookd_hooks.secret = excluded.secret"
-    " THEN hookd_hooks.previous_secret_expires_at END, "
-    + ", ".join(f"{c} = excluded.{c}" for c in (*_FIELDS[1:], "updated_at"))
+#: The columns holding credentials: sealed with the key when one is configured (`hookd.cipher`).
+SECRET_COLUMNS = ("secret", "previous_secret", "basic_auth_password")
+# An import replaces every column but created_at; whether a rotation overlap survives (previous_secret)
+# is decided in Python (`_kept_overlap`): encrypted values cannot be compared in SQL.
+_IMPORTED = (*_FIELDS, "previous_secret", "previous_secret_expires_at")
+_UPSERT = (
+    f"INSERT INTO hookd_hooks ({', '.join(_IMPORTED)}, created_at, updated_at)"  # noqa: S608 (fixed text)
+    f" VALUES ({', '.join('?' * (len(_IMPORTED) + 2))})"
+    " ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in (*_IMPORTED[1:], "updated_at"))
 )
+_SELECT_SECRETS = f"SELECT id, {', '.join(SECRET_COLUMNS)} FROM hookd_hooks"  # noqa: S608 (fixed text)
+_IN_CHUNK = 500  # ids per `IN (...)` list: far below every SQLite build's parameter limit
 _UPDATE = f"UPDATE hookd_hooks SET {', '.join(f'{c} = ?' for c in _UPDATABLE)}, updated_at = ? WHERE id = ?"  # noqa: S608
 _MAX_NUMERIC_DIGITS = 18  # longer numeric ids would overflow BIGINT next_id; they sort as text
 
@@ -79,8 +89,9 @@ def generate_secret() -> str:
 class SqlStore:
     """The `SubscriptionStore` over a migrated `Database`, plus the writes the CLI and the API need."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, keyring: Keyring | None = None) -> None:
         self.db = db
+        self.keyring = keyring if keyring is not None else Keyring()
 
     # -- the SubscriptionStore protocol --------------------------------------------------------------
     def describe(self) -> str:
@@ -95,7 +106,7 @@ class SqlStore:
         with self.db.transaction() as tx:
             revision = _revision(tx)
             rows = tx.fetchdicts(_SELECT)
-        hooks = sorted((_hook(row) for row in rows), key=lambda h: id_order(h.id))
+        hooks = sorted((_hook(row) for row in self._opened(rows)), key=lambda h: id_order(h.id))
         problems = [f"hook {h.id}: {p}" for h in hooks for p in hook_problems(h)]
         if problems:
             raise ConfigError(problems, self.describe())
@@ -112,7 +123,7 @@ class SqlStore:
     def get(self, hook_id: str) -> Hook | None:
         with self.db.transaction() as tx:
             rows = tx.fetchdicts(_SELECT + " WHERE id = ?", (hook_id,))
-        return _hook(rows[0]) if rows else None
+        return _hook(self._opened(rows)[0]) if rows else None
 
     def list(self, account_id: str | None = None) -> builtins.list[Hook]:
         """Hooks (of one account, if given) ordered by id, numerically where the id is a number."""
@@ -121,7 +132,7 @@ class SqlStore:
                 rows = tx.fetchdicts(_SELECT)
             else:
                 rows = tx.fetchdicts(_SELECT + " WHERE account_id = ?", (account_id,))
-        return sorted((_hook(row) for row in rows), key=lambda h: id_order(h.id))
+        return sorted((_hook(row) for row in self._opened(rows)), key=lambda h: id_order(h.id))
 
     def deactivate(self, hook_id: str) -> bool:
         """Store the hook as inactive (hookd disabled it): every worker and the admin see it."""
@@ -165,7 +176,7 @@ class SqlStore:
             insecure_ssl=insecure_ssl,
             allow_private=allow_private,
         )
-        problems = hook_problems(hook, require_id=hook_id is not None)
+        problems = hook_problems(hook, require_id=hook_id is not None) or _unsealed_problems(hook, self.keyring)
         if check is not None and not problems:
             problems = check(hook)
         if problems:
@@ -178,7 +189,7 @@ class SqlStore:
                 raise InvalidHook([Problem("id", f"{hook.id!r} is already taken")], f"hook {hook.id}")
             else:
                 _reserve_ids(tx, [hook.id])
-            tx.execute(_INSERT, (*_row(hook).values(), now, now))
+            tx.execute(_INSERT, (*_row(hook, self.keyring).values(), now, now))
         return dataclasses.replace(hook, created_at=now, updated_at=now)
 
     def update(
@@ -214,13 +225,15 @@ class SqlStore:
             rows = tx.fetchdicts(_SELECT + " WHERE id = ?" + lock, (hook_id,))
             if not rows:
                 raise HookNotFound(hook_id)
-            hook = dataclasses.replace(_hook(rows[0]), **{k: v for k, v in given.items() if v is not UNSET})
-            problems = hook_problems(hook)
+            hook = dataclasses.replace(
+                _hook(self._opened(rows)[0]), **{k: v for k, v in given.items() if v is not UNSET}
+            )
+            problems = hook_problems(hook) or _unsealed_problems(hook, self.keyring)
             if check is not None and not problems:
                 problems = check(hook)
             if problems:  # raising inside the transaction rolls it back: nothing changes
                 raise InvalidHook(problems, f"hook {hook_id}")
-            values = _row(hook)
+            values = _row(hook, self.keyring)
             tx.execute(_UPDATE, (*(values[c] for c in _UPDATABLE), now, hook.id))
         return dataclasses.replace(hook, updated_at=now)
 
@@ -244,22 +257,27 @@ class SqlStore:
         """
         now = datetime.now(UTC)
         with self.db.transaction(write=True) as tx:
+            lock = " FOR UPDATE" if tx.dialect == "postgresql" else ""
+            rows = tx.fetchdicts(f"SELECT secret FROM hookd_hooks WHERE id = ?{lock}", (hook_id,))  # noqa: S608
+            if not rows:
+                raise HookNotFound(hook_id)
+            secret = self._seal(generate_secret(), hook_id, "secret")
             if overlap is not None and overlap > timedelta(0):
-                changed = tx.execute(
-                    "UPDATE hookd_hooks SET previous_secret = secret, previous_secret_expires_at = ?, secret = ?,"
+                # opened and sealed again: a value is bound to its column, so it cannot just be copied
+                old = self._opened([{"id": hook_id, "secret": rows[0]["secret"]}])[0]["secret"]
+                tx.execute(
+                    "UPDATE hookd_hooks SET previous_secret = ?, previous_secret_expires_at = ?, secret = ?,"
                     " updated_at = ? WHERE id = ?",
-                    (now + overlap, generate_secret(), now, hook_id),
+                    (self._seal(old, hook_id, "previous_secret"), now + overlap, secret, now, hook_id),
                 )
             else:
-                changed = tx.execute(
+                tx.execute(
                     "UPDATE hookd_hooks SET secret = ?, previous_secret = NULL, previous_secret_expires_at = NULL,"
                     " updated_at = ? WHERE id = ?",
-                    (generate_secret(), now, hook_id),
+                    (secret, now, hook_id),
                 )
-            if changed == 0:
-                raise HookNotFound(hook_id)
             rows = tx.fetchdicts(_SELECT + " WHERE id = ?", (hook_id,))
-        return _hook(rows[0])
+        return _hook(self._opened(rows)[0])
 
     def import_hooks(self, hooks: Iterable[Hook], check: HookCheck | None = None) -> int:
         """Insert or replace hooks by id, all in one transaction; return how many were written.
@@ -272,7 +290,7 @@ class SqlStore:
         seen: dict[str, int] = {}
         for index, hook in enumerate(batch):
             where = f"hooks[{index}] (id {hook.id!r})"
-            own = [str(p) for p in hook_problems(hook)]
+            own = [str(p) for p in hook_problems(hook) or _unsealed_problems(hook, self.keyring)]
             problems.extend(f"{where}: {p}" for p in own or (check(hook) if check is not None else []))
             if hook.id in seen:
                 problems.append(f"{where}: duplicate id (also hooks[{seen[hook.id]}])")
@@ -283,9 +301,103 @@ class SqlStore:
             return 0
         now = datetime.now(UTC)
         with self.db.transaction(write=True) as tx:
-            tx.executemany(_UPSERT, [(*_row(h).values(), now, now) for h in batch])
+            current = self._current_secrets(tx, [h.id for h in batch])
+            tx.executemany(
+                _UPSERT, [(*_row(h, self.keyring).values(), *self._kept_overlap(h, current), now, now) for h in batch]
+            )
             _reserve_ids(tx, [h.id for h in batch])
         return len(batch)
+
+    def _current_secrets(self, tx: Transaction, hook_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The stored secret and overlap of the hooks with these ids that exist, opened (and locked)."""
+        lock = " FOR UPDATE" if tx.dialect == "postgresql" else ""
+        rows: builtins.list[dict[str, Any]] = []
+        for start in range(0, len(hook_ids), _IN_CHUNK):
+            chunk = hook_ids[start : start + _IN_CHUNK]
+            rows += tx.fetchdicts(
+                "SELECT id, secret, previous_secret, previous_secret_expires_at FROM hookd_hooks"  # noqa: S608
+                f" WHERE id IN ({', '.join('?' * len(chunk))}){lock}",
+                chunk,
+            )
+        return {str(row["id"]): row for row in self._opened(rows)}
+
+    def _kept_overlap(self, hook: Hook, current: Mapping[str, Mapping[str, Any]]) -> tuple[object, object]:
+        """(previous_secret, its expiry) for an imported hook: an import that keeps the secret keeps a
+        rotation overlap; one that changes it ends the overlap (the old secret belonged to another)."""
+        row = current.get(hook.id)
+        if row is None or row["secret"] != hook.secret or row["previous_secret"] is None:
+            return None, None
+        return self._seal(row["previous_secret"], hook.id, "previous_secret"), row["previous_secret_expires_at"]
+
+    # -- secrets at rest -----------------------------------------------------------------------------
+    def _seal(self, plaintext: str, hook_id: str, column: str) -> str:
+        return self.keyring.seal(plaintext, hook_id=hook_id, column=column)
+
+    def _opened(self, rows: Iterable[Mapping[str, Any]]) -> builtins.list[dict[str, Any]]:
+        """Copies of `rows` with every credential column opened; `UndecryptableSecrets` lists every
+        value that no configured key opens (and nothing is returned)."""
+        opened: builtins.list[dict[str, Any]] = []
+        failures = []
+        for row in rows:
+            plain = dict(row)
+            for column in SECRET_COLUMNS:
+                value = plain.get(column)
+                if isinstance(value, str):
+                    try:
+                        plain[column] = self.keyring.open(value, hook_id=str(row["id"]), column=column)
+                    except UndecryptableError as exc:
+                        failures.append(exc.failure)
+            opened.append(plain)
+        if failures:
+            raise self.keyring.refusal(failures, self._where)
+        return opened
+
+    def census(self) -> Census:
+        """How the stored credentials are kept (per key id, plaintext) and which do not open."""
+        with self.db.transaction() as tx:
+            return Census.of(self.keyring, tx.fetchdicts(_SELECT_SECRETS), SECRET_COLUMNS)
+
+    def check_secrets(self) -> Census:
+        """The census, once sure that every stored credential opens (else `UndecryptableSecrets`)."""
+        census = self.census()
+        if census.failures:
+            raise census.refusal(self._where)
+        return census
+
+    @property
+    def _where(self) -> str:
+        return f"hooks database {self.db.describe()}"
+
+    def reseal(self, key: Key | None = None) -> Census:
+        """Encrypt stored credentials in one transaction: each plaintext one with the current key
+        (`key` None: `hookd secrets encrypt`), or every one with `key` (`hookd secrets rotate-key`).
+
+        Everything is opened first: a value no configured key opens raises `UndecryptableSecrets` and
+        nothing changes. `updated_at` is kept (the hooks did not change); the revision moves, so
+        running daemons reload the same secrets. Then the database is compacted (`Database.compact`)
+        so the plaintext does not linger in its files. Returns the census from before, with `changed`
+        and `compacted` set.
+        """
+        target = self.keyring if key is None else Keyring(key)
+        if target.current is None:
+            raise ConfigError(["secrets.key_file: not set, so there is no key to encrypt with"], "secrets")
+        with self.db.transaction(write=True) as tx:
+            lock = " FOR UPDATE" if tx.dialect == "postgresql" else ""
+            stored = tx.fetchdicts(_SELECT_SECRETS + lock)
+            census = Census.of(self.keyring, stored, SECRET_COLUMNS)
+            for row, plain in zip(stored, self._opened(stored), strict=True):
+                hook_id = str(row["id"])
+                values = {
+                    column: target.seal(plain[column], hook_id=hook_id, column=column)
+                    for column in SECRET_COLUMNS
+                    if isinstance(row[column], str) and not (key is None and is_encrypted(row[column]))
+                }
+                if values:
+                    census.changed += len(values)
+                    assignments = ", ".join(f"{c} = ?" for c in values)
+                    tx.execute(f"UPDATE hookd_hooks SET {assignments} WHERE id = ?", (*values.values(), hook_id))  # noqa: S608
+        census.compacted = self.db.compact()
+        return census
 
 
 def _revision(tx: Transaction) -> int:
@@ -333,8 +445,19 @@ def _events_tuple(events: object) -> tuple[str, ...]:
     return ()
 
 
-def _row(hook: Hook) -> dict[str, object]:
-    """The hook's own column values, by column name, in `_FIELDS` order."""
+def _unsealed_problems(hook: Hook, keyring: Keyring) -> builtins.list[Problem]:
+    """Without a key, values are stored as given: one that looks encrypted would be refused when read."""
+    if keyring.encrypting:
+        return []
+    reserved = "must not begin with 'enc:', which marks an encrypted value in the database"
+    problems = [Problem("secret", reserved)] if is_encrypted(hook.secret) else []
+    if hook.basic_auth is not None and is_encrypted(hook.basic_auth.password):
+        problems.append(Problem("basic_auth.password", reserved))
+    return problems
+
+
+def _row(hook: Hook, keyring: Keyring) -> dict[str, object]:
+    """The hook's own column values, by column name, in `_FIELDS` order; credentials sealed."""
     auth = hook.basic_auth
     return {
         "id": hook.id,
@@ -343,16 +466,19 @@ def _row(hook: Hook) -> dict[str, object]:
         "url": hook.url,
         "events": json.dumps(builtins.list(hook.events)),
         "active": hook.active,
-        "secret": hook.secret,
+        "secret": keyring.seal(hook.secret, hook_id=hook.id, column="secret"),
         "basic_auth_user": None if auth is None else auth.username,
-        "basic_auth_password": None if auth is None else auth.password,
+        "basic_auth_password": None
+        if auth is None
+        else keyring.seal(auth.password, hook_id=hook.id, column="basic_auth_password"),
         "insecure_ssl": hook.insecure_ssl,
         "allow_private": hook.allow_private,
     }
 
 
 def _hook(row: Mapping[str, Any], now: datetime | None = None) -> Hook:
-    """A row as a `Hook`, leniently: a malformed `events` value reads as () and fails validation.
+    """An opened row (`SqlStore._opened`) as a `Hook`, leniently: a malformed `events` value reads as
+    () and fails validation.
 
     A previous secret whose overlap has not ended yet becomes `old_secrets`; an expired one is ignored.
     """
