@@ -29,6 +29,7 @@ class Roster:
         self.hooks = hooks
         self.revision = revision  # the store revision `hooks` includes (None: a file, no revisions)
         self._disabled: dict[str, str] = {}  # hook id -> reason, until the store says inactive
+        self._written: dict[str, int] = {}  # hook id -> the store's revision once its disable was stored
 
     @property
     def disabled(self) -> Mapping[str, str]:
@@ -53,17 +54,22 @@ class Roster:
 
     def replace(self, hooks: HookSet, revision: int | None = None) -> None:
         """Swap in a fresh hook set. A hook disabled here stays disabled while a database still says
-        active (the write may be on its way); once it says inactive the store governs. A file's
-        reload is its operator deciding again, so disables end there."""
+        active and the load predates the stored disable (the write may be on its way); once the
+        store says inactive, or a load includes the write, the store governs (active again: its
+        admin enabled it). A file's reload is its operator deciding again, so disables end there."""
         self.hooks = hooks
         self.revision = revision
         for hook_id in list(self._disabled):
             hook = hooks.get(hook_id)
-            if hook is None or not hook.active or not self._persisted:
+            written = self._written.get(hook_id)
+            includes_write = written is not None and revision is not None and revision >= written
+            if hook is None or not hook.active or not self._persisted or includes_write:
                 del self._disabled[hook_id]
+                self._written.pop(hook_id, None)
 
     def _deactivate(self, hook_id: str) -> None:
         try:
             self._store.deactivate(hook_id)
+            self._written[hook_id] = self._store.revision() or 0  # one item set: atomic for the main thread
         except Exception as exc:  # the in-memory disable stands; say why it was not stored
             log.error("hook.disable_not_stored", hook_id=hook_id, error=str(exc))
