@@ -63,6 +63,7 @@ class BrokerSettings:
     max_message_bytes: int = 1_048_576
     quorum_replicas: int = 0  # quorum queues' initial replicas (x-quorum-initial-group-size); 0: every node
     node_order: str = "shuffled"  # or "listed": the first URL is this process's preferred (local) node
+    confirm_timeout_s: float = 60.0  # a publish unconfirmed this long: reconnect (never stall silently)
 
     def __repr__(self) -> str:
         return (
@@ -365,6 +366,7 @@ def _broker(b: _Section, environ: Mapping[str, str], problems: list[str]) -> Bro
         ),
         quorum_replicas=b.get("quorum_replicas", defaults.quorum_replicas, _number(0, 99, integer=True)),
         node_order=b.get("node_order", defaults.node_order, _text(NODE_ORDERS)),
+        confirm_timeout_s=b.get("confirm_timeout_s", defaults.confirm_timeout_s, _number(1, 3600)),
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -81,9 +82,11 @@ class BrokerConnection:
         *,
         heartbeat_s: int = 30,
         connect_timeout_s: float = 10.0,
+        confirm_timeout_s: float = 60.0,
         name: str = "hookd",
     ) -> None:
         self._ring = NodeRing([nodes]) if isinstance(nodes, str) else nodes
+        self._confirm_timeout_s = confirm_timeout_s
         self._heartbeat_s = heartbeat_s
         self._connect_timeout_s = connect_timeout_s
         self._name = f"{name} {socket.gethostname()}:{os.getpid()}"
@@ -94,7 +97,8 @@ class BrokerConnection:
         self._consumer_tags: list[str] = []
         self._pipe: BlockingChannel | None = None
         self._pipe_seq = 0
-        self._unconfirmed: dict[int, Callable[[], None]] = {}  # publish sequence number -> continuation
+        # publish sequence number -> (continuation, when it was published), in publish order
+        self._unconfirmed: dict[int, tuple[Callable[[], None], float]] = {}
         self._pipe_problem: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -180,6 +184,13 @@ class BrokerConnection:
         with _translated():
             self._connection.process_data_events(time_limit=timeout_s)
         self._raise_pipe_problem()
+        if self._unconfirmed:
+            _, oldest = next(iter(self._unconfirmed.values()))
+            waited = time.monotonic() - oldest
+            if waited > self._confirm_timeout_s:
+                # A confirm the broker never sends would hold the messages it settles, and with them
+                # the prefetch window, forever: a silent stall. Start over on a fresh connection.
+                raise ConnectionLost(f"no publish confirm from {self.node} for {waited:.0f} s")
 
     def wake(self, callback: Callable[[], None]) -> bool:
         """From any thread: run `callback` on the connection's thread soon. False if closed."""
@@ -241,7 +252,7 @@ class BrokerConnection:
                 message.exchange, message.routing_key, message.body, _properties(message), mandatory=True
             )
         self._pipe_seq += 1
-        self._unconfirmed[self._pipe_seq] = on_confirmed
+        self._unconfirmed[self._pipe_seq] = (on_confirmed, time.monotonic())
 
     @property
     def unconfirmed(self) -> int:
@@ -262,9 +273,9 @@ class BrokerConnection:
         else:
             done = [method.delivery_tag]
         for seq in done:
-            continuation = self._unconfirmed.pop(seq, None)
-            if continuation is not None and self._pipe_problem is None:
-                continuation()
+            entry = self._unconfirmed.pop(seq, None)
+            if entry is not None and self._pipe_problem is None:
+                entry[0]()
 
     def _on_returned(self, _channel: Any, method: Any, _props: Any, _body: bytes) -> None:
         where = f"exchange {method.exchange!r}, key {method.routing_key!r}"
@@ -312,6 +323,7 @@ def connect(
         topology_for(settings),
         heartbeat_s=settings.broker.heartbeat_s,
         connect_timeout_s=settings.broker.connect_timeout_s,
+        confirm_timeout_s=settings.broker.confirm_timeout_s,
         name=name,
     )
     conn.connect(declare=declare)

@@ -9,10 +9,13 @@ import threading
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:<port> to an upstream address; `cut()` drops every connection and refuses new ones."""
+    """Forwards 127.0.0.1:<port> to an upstream address; `cut()` drops every connection and refuses new
+    ones; `pause()` keeps the connections open but forwards nothing until `resume()` (a hung peer)."""
 
     def __init__(self, upstream: tuple[str, int]) -> None:
         self.upstream = upstream
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._threads: list[threading.Thread] = []
@@ -47,7 +50,15 @@ class TcpProxy:
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
 
+    def pause(self) -> None:
+        """Forward nothing more, either way, on any connection; they stay open."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
     def close(self) -> None:
+        self._flowing.set()
         self.cut()
         for thread in self._threads:
             thread.join(timeout=5)
@@ -81,6 +92,7 @@ class TcpProxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass

@@ -4,13 +4,15 @@ message, every message arrives, and a publish the broker cannot route fails the 
 from __future__ import annotations
 
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
 from hookd.broker import BrokerConnection, Outgoing, Topology
-from hookd.errors import PublishFailed
+from hookd.errors import ConnectionLost, PublishFailed
 
 from .helpers import Amqp, Names, wait_until
+from .tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
@@ -57,4 +59,30 @@ def test_an_unroutable_publish_fails_the_connection_and_runs_no_continuation(
         with pytest.raises(PublishFailed):
             conn.publish_pipelined(Outgoing(prefix.dead, b"{}"), lambda: ran.append("after"))
     finally:
+        conn.close()
+
+
+def test_a_confirm_that_never_comes_fails_the_connection(broker_url: str, prefix: Names) -> None:
+    """A broker that stops answering (here: a proxy that forwards nothing more) must not hold the
+    messages a publish settles forever: past `confirm_timeout_s` the poll fails the connection, and
+    the continuation never runs."""
+    url = urlsplit(broker_url)
+    proxy = TcpProxy((url.hostname or "127.0.0.1", url.port or 5672))
+    proxied = broker_url.replace(f"{url.hostname}:{url.port or 5672}", f"127.0.0.1:{proxy.port}")
+    topology = Topology(exchange=prefix.exchange, prefix=prefix.prefix)
+    conn = BrokerConnection(proxied, topology, name="confirm timeout test", confirm_timeout_s=1.0, heartbeat_s=60)
+    try:
+        conn.connect()
+        conn.start_pipelining()
+        proxy.pause()
+        ran: list[str] = []
+        conn.publish_pipelined(Outgoing(prefix.dead, b"{}"), lambda: ran.append("confirmed"))
+        started = time.monotonic()
+        with pytest.raises(ConnectionLost, match="no publish confirm"):
+            while time.monotonic() - started < 15:
+                conn.poll(0.1)
+        assert time.monotonic() - started >= 1.0  # not before the timeout
+        assert ran == []
+    finally:
+        proxy.close()
         conn.close()
