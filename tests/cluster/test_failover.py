@@ -142,8 +142,20 @@ class Setup:
             done,
             timeout_s=timeout_s,
             interval_s=0.5,
-            what=lambda: f"{len(expected)} deliveries, {len(expected - set(self.received()))} missing",
+            what=lambda: (
+                f"{len(expected)} deliveries, {len(expected - set(self.received()))} missing; "
+                f"the queues:\n{self.queues()}"
+            ),
         )
+
+    def queues(self) -> str:
+        """The topology's queues as a running node lists them (for a failure's message)."""
+        node = next((n for n in self.cluster.nodes if n.running), None)
+        if node is None:
+            return "(no node running)"
+        columns = ("name", "messages_ready", "messages_unacknowledged", "leader", "online", "consumers")
+        listed = node.cli("list_queues", *columns, "--no-table-headers", timeout_s=30)
+        return "\n".join(line for line in listed.splitlines() if self.prefix in line)
 
     def close(self) -> None:
         for process in self.workers:
