@@ -360,7 +360,8 @@ def stop(procs: list[subprocess.Popen[bytes]], grace_s: float = 3.0) -> None:
 
 
 def log_summary(setup: Setup) -> dict[str, int]:
-    """Counts of hookd's warning-or-worse log lines by message (each process's hookd.log)."""
+    """Counts of hookd's warning-or-worse log lines by message (each process's hookd.log), and of its
+    parked deliveries by reason (`delivery.parked:<reason>`): parking is work a run should not need."""
     counts: dict[str, int] = {}
     for path in setup.configs:
         log = path.parent / "hookd.log"
@@ -371,9 +372,11 @@ def log_summary(setup: Setup) -> dict[str, int]:
                 entry = json.loads(line)
             except ValueError:
                 entry = {"msg": "non-json output", "level": "error"}
-            if entry.get("level") not in ("warning", "error", "critical"):
-                continue
             msg = str(entry.get("msg", "?"))
+            if msg == "delivery.parked":
+                msg = f"delivery.parked:{entry.get('reason')}"
+            elif entry.get("level") not in ("warning", "error", "critical"):
+                continue
             counts[msg] = counts.get(msg, 0) + 1
     return counts
 

@@ -67,6 +67,9 @@ class Consumer:
         # the backlog still full and be parked again, churning the broker every second.
         self._quiet_after_s = max(0.5, min(delivery.timeout_s / 10, 2.0))
         self._slow_park_s = max(5.0, 5 * delivery.timeout_s)
+        # Backlog beyond delivery.per_hook_backlog is kept when its hook works through all of it
+        # within one attempt deadline (by its answers so far), else the excess is parked: it would
+        # hold the prefetch window longer than a stuck hook may.
 
     @property
     def connection(self) -> Connection | None:
@@ -175,12 +178,8 @@ class Consumer:
         if admission is Admission.RUN:
             task.lanes = self._lanes
             self._engine.submit(task)
-        elif admission is Admission.STUCK or self._lanes.silent_for(hook.id) >= self._quiet_after_s:
-            # STUCK: what take_stale would park a moment later anyway; a FULL backlog behind a quiet
-            # hook: parked for long rather than churned through the broker every second
+        elif admission is Admission.STUCK:  # what take_stale would park a moment later anyway
             self._settler.park(task, self._slow_park_s, Parked.SLOW_HOOK)
-        elif admission is Admission.FULL:
-            self._settler.park(task, _BACKLOG_PARK_S, Parked.BACKLOG)
 
     def _circuit(self, hook_id: str) -> dispatch.Refusal | None:
         decision, change = self._breakers.allow(hook_id)
@@ -196,16 +195,28 @@ class Consumer:
                 self._settler.settle(task, last)
             if task.lanes is not None:  # its slot is free: the next delivery waiting for this hook goes
                 answered = last is not None and (last.verdict is not Verdict.RETRYABLE or last.status is not None)
-                following = task.lanes.release(task.hook.id, answered=answered)
+                duration_s = last.duration_s if last is not None else None
+                following = task.lanes.release(task.hook.id, answered=answered, duration_s=duration_s)
                 if following is not None and following.held.conn is self._conn:
                     self._start(following)
 
     def park_stuck(self) -> None:
-        """Park the work waiting behind stuck hooks, so it does not hold the broker's prefetch window."""
+        """Park the work waiting behind stuck hooks, and backlog a hook will not work through soon,
+        so it does not hold the broker's prefetch window (every turn of the main loop)."""
         conn = self._conn
         for task in self._lanes.take_stale(self._stuck_after_s):
             if task.held.conn is conn:
                 self._settler.park(task, self._slow_park_s, Parked.SLOW_HOOK)
+        overflow = self._lanes.take_overflow(
+            quiet_after_s=self._quiet_after_s, drain_budget_s=self._stuck_after_s, pressed=self._settler.window_full()
+        )
+        for task in overflow.quiet:  # behind a hook silent for a while: parked for long, not churned
+            if task.held.conn is conn:
+                self._settler.park(task, self._slow_park_s, Parked.SLOW_HOOK)
+        wait_s = min(max(_BACKLOG_PARK_S, overflow.slow_drain_s), self._slow_park_s)
+        for task in overflow.slow:  # back about when the kept backlog has been worked through
+            if task.held.conn is conn:
+                self._settler.park(task, wait_s, Parked.BACKLOG)
         if self._settler.window_full():
             # Nothing more comes until something settles: work queued behind a hook that has not
             # answered for a moment is parked briefly (as with a full backlog) so the others flow.

@@ -1,9 +1,14 @@
-"""Per-hook lanes: a cap on concurrent deliveries per hook, with a bounded backlog behind it.
+"""Per-hook lanes: a cap on concurrent deliveries per hook, with a backlog behind it.
 
-One slow receiver can then hold at most `cap` of the delivery workers; what queues behind it waits
-in its own backlog. Work that waits there too long (the hook is slow) or beyond `backlog` items is
-parked on the durable retry path by the caller, so the broker's prefetch window is never held by one
-hook's work. Used from the main thread only.
+One slow receiver can then hold at most `cap` of the delivery slots; what queues behind it waits in
+its own backlog. The caller parks work on the durable retry path, so that one hook's work never
+holds the broker's prefetch window for long: all of a hook's backlog once it has had no answer for
+the stuck time (`take_stale`), and the part beyond `backlog` items once the hook is too slow to work
+through it soon (`take_overflow`): it has been silent for a while, or, while the prefetch window is
+full, it answers several times slower than hookd's attempts typically do and its backlog needs more
+than the budget. Relative, because a busy process slows every attempt alike: then parking would only
+add work (a publish and a redelivery per item, most of a fast burst's CPU once). A burst to a fast
+hook is kept and delivered; a burst to a slow or silent one is parked. Main thread only.
 """
 
 from __future__ import annotations
@@ -20,8 +25,13 @@ T = TypeVar("T")
 class Admission(enum.Enum):
     RUN = "run"
     QUEUE = "queue"
-    FULL = "full"
     STUCK = "stuck"  # the hook has had no answer for the stuck time: do not even queue behind it
+
+
+_EWMA_WEIGHT = 0.2  # of the newest answered attempt in the lane's mean duration
+_TYPICAL_WEIGHT = 0.01  # of the newest answered attempt in every lane's, the typical duration
+#: A lane answering this many times slower than typical is slow (when its backlog is long, too).
+SLOWER = 4.0
 
 
 @dataclass(slots=True)
@@ -29,6 +39,17 @@ class _Lane(Generic[T]):
     running: int = 0
     backlog: deque[T] = field(default_factory=deque)
     progress: float = field(default_factory=time.monotonic)  # last time a delivery of this hook got an answer
+    mean_s: float | None = None  # moving mean duration of its answered attempts (None: no answer yet)
+
+
+@dataclass(frozen=True, slots=True)
+class Overflow(Generic[T]):
+    """Backlog beyond the limit, taken for parking: from a hook silent for a while (`quiet`), or from
+    one answering too slowly to work through it soon (`slow`, with how long the kept part needs)."""
+
+    quiet: list[T]
+    slow: list[T]
+    slow_drain_s: float
 
 
 class Lanes(Generic[T]):
@@ -36,10 +57,12 @@ class Lanes(Generic[T]):
         self._cap = cap
         self._backlog_max = backlog
         self._lanes: dict[str, _Lane[T]] = {}
+        self._typical_s: float | None = None  # moving mean duration of every answered attempt
 
     def admit(self, hook_id: str, item: T, stuck_after_s: float | None = None) -> Admission:
-        """RUN reserves a slot (the caller starts `item`); QUEUE keeps it; FULL and STUCK leave it to the
-        caller. STUCK: every slot is taken and none got an answer for `stuck_after_s`."""
+        """RUN reserves a slot (the caller starts `item`); QUEUE keeps it in the backlog (beyond the
+        limit too, until `take_overflow` decides); STUCK leaves it to the caller: every slot is taken
+        and none got an answer for `stuck_after_s`."""
         lane = self._lanes.get(hook_id)
         if lane is None:
             lane = self._lanes[hook_id] = _Lane()
@@ -48,20 +71,23 @@ class Lanes(Generic[T]):
             return Admission.RUN
         if stuck_after_s is not None and time.monotonic() - lane.progress >= stuck_after_s:
             return Admission.STUCK
-        if len(lane.backlog) < self._backlog_max:
-            lane.backlog.append(item)
-            return Admission.QUEUE
-        return Admission.FULL
+        lane.backlog.append(item)
+        return Admission.QUEUE
 
-    def release(self, hook_id: str, *, answered: bool = True) -> T | None:
-        """A delivery of `hook_id` finished (`answered`: not a timeout or connection failure): free its
-        slot; return the next queued item, if any."""
+    def release(self, hook_id: str, *, answered: bool = True, duration_s: float | None = None) -> T | None:
+        """A delivery of `hook_id` finished (`answered`: not a timeout or connection failure, taking
+        `duration_s`): free its slot; return the next queued item, if any."""
         lane = self._lanes.get(hook_id)
         if lane is None:
             return None
         lane.running = max(0, lane.running - 1)
         if answered:
             lane.progress = time.monotonic()
+            if duration_s is not None:
+                old = lane.mean_s
+                lane.mean_s = duration_s if old is None else old + _EWMA_WEIGHT * (duration_s - old)
+                typical = self._typical_s
+                self._typical_s = duration_s if typical is None else typical + _TYPICAL_WEIGHT * (duration_s - typical)
         if lane.backlog:
             return lane.backlog.popleft()
         if lane.running == 0:
@@ -80,6 +106,32 @@ class Lanes(Generic[T]):
                 lane.backlog.clear()
         return stale
 
+    def take_overflow(self, *, quiet_after_s: float, drain_budget_s: float, pressed: bool) -> Overflow[T]:
+        """Remove and return the newest items beyond the backlog limit of every hook that will not work
+        through its backlog soon: silent for `quiet_after_s`, or (when `pressed`: the prefetch window
+        is full) `SLOWER` than typical with a backlog needing more than `drain_budget_s`. A hook with
+        no answer yet that is not quiet yet keeps it."""
+        now = time.monotonic()
+        slow_s = SLOWER * self._typical_s if pressed and self._typical_s is not None else None
+        quiet: list[T] = []
+        slow: list[T] = []
+        drain_s = 0.0
+        for lane in self._lanes.values():
+            excess = len(lane.backlog) - self._backlog_max
+            if excess <= 0:
+                continue
+            if now - lane.progress >= quiet_after_s:
+                quiet.extend(_pop_newest(lane.backlog, excess))
+            elif (
+                slow_s is not None
+                and lane.mean_s is not None
+                and lane.mean_s > slow_s
+                and len(lane.backlog) * lane.mean_s / self._cap > drain_budget_s
+            ):
+                slow.extend(_pop_newest(lane.backlog, excess))
+                drain_s = max(drain_s, self._backlog_max * lane.mean_s / self._cap)
+        return Overflow(quiet, slow, drain_s)
+
     def silent_for(self, hook_id: str) -> float:
         """Seconds since a delivery of this hook last got an answer (since its lane opened, if none)."""
         lane = self._lanes.get(hook_id)
@@ -91,3 +143,10 @@ class Lanes(Generic[T]):
 
     def queued(self) -> int:
         return sum(len(lane.backlog) for lane in self._lanes.values())
+
+
+def _pop_newest(backlog: deque[T], count: int) -> list[T]:
+    """The `count` newest items of `backlog`, oldest first (the kept ones stay in order)."""
+    taken = [backlog.pop() for _ in range(count)]
+    taken.reverse()
+    return taken
