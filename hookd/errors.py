@@ -17,8 +17,8 @@
     ├── ApiServerError         `hookd serve` could not listen
     └── (hookd.testing's own: DevBrokerError, ClusterError, PrivatePostgresError, ServiceUnavailable)
 
-Library exceptions (pika, urllib3, yaml, sqlite3, psycopg) are translated at the adapter boundary
-so the rest of the code reasons about hookd's own types only.
+Library exceptions (pika, httptools, ssl and socket errors, yaml, sqlite3, psycopg, cryptography)
+are translated at the adapter boundary so the rest of the code reasons about hookd's own types only.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The `hookd` command line: one module per command (or command group), dispatched from `main`.
 
 Each module has `register(subparsers)`, which adds its parser and sets the handler. Modules import
-what only their actions need inside those actions (the daemon, urllib3, the databases), so a
+what only their actions need inside those actions (the daemon and its HTTP client, the databases), so a
 command loads only what it uses: `hookd dlq list` never imports the daemon.
 
 Exit codes (cli.args): 0 success, 1 runtime failure (database or broker unreachable), 2 a bad
