@@ -6,17 +6,16 @@ password is redacted in `repr` so settings can be logged.
 
 from __future__ import annotations
 
-import ipaddress
-import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
+from hookd import config_checks as check
 from hookd.errors import ConfigError, yaml_problem
 
 AMQP_URL_ENV = "HOOKD_AMQP_URL"
@@ -41,10 +40,6 @@ def redact_url(url: str) -> str:
     userinfo, hostport = parts.netloc.rsplit("@", 1)
     netloc = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
     return urlunsplit(parts._replace(netloc=netloc))
-
-
-#: The most broker nodes `broker.url` may list.
-MAX_BROKER_NODES = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,104 +176,11 @@ _SECTIONS: dict[str, frozenset[str]] = {
     "api": frozenset(ApiSettings.__slots__),
     "secrets": frozenset(SecretsSettings.__slots__),
 }
-T = TypeVar("T")
-
-
-class _Section:
-    """Reads one mapping of the config file, recording every problem with its dotted key."""
-
-    def __init__(self, name: str, data: object, problems: list[str], known: frozenset[str]) -> None:
-        self.name = name
-        self.problems = problems
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            problems.append(f"{name}: must be a mapping")
-            data = {}
-        self.data: dict[str, Any] = data
-        problems.extend(f"{name}.{key}: unknown key" for key in data if key not in known)
-
-    def get(self, key: str, default: T, check: Callable[[Any], str | None], *, echo: bool = True) -> T:
-        """The value at `key`, or `default` (recording why) when it fails `check`.
-
-        `echo=False` keeps the rejected value out of the message (it may hold a password).
-        """
-        if key not in self.data:
-            return default
-        value = self.data[key]
-        why = check(value)
-        if why is not None:
-            shown = f" (got {value!r})" if echo else ""
-            self.problems.append(f"{self.name}.{key}: {why}{shown}")
-            return default
-        return value  # type: ignore[no-any-return]
-
-
-def _number(minimum: float, maximum: float = math.inf, integer: bool = False) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        kinds: tuple[type, ...] = (int,) if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds):
-            return "must be an integer" if integer else "must be a number"
-        if not minimum <= cast(float, value) <= maximum:
-            return f"must be between {minimum:g} and {maximum:g}"
-        return None
-
-    return check
-
-
-def _text(choices: tuple[str, ...] = ()) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        if not isinstance(value, str) or not value.strip():
-            return "must be a non-empty string"
-        if choices and value not in choices:
-            return f"must be one of {', '.join(choices)}"
-        return None
-
-    return check
-
-
-def _boolean(value: Any) -> str | None:
-    return None if isinstance(value, bool) else "must be true or false"
-
-
-def _delays(value: Any) -> str | None:
-    if not isinstance(value, list) or not value or len(value) > 50:
-        return "must be a list of 1 to 50 delays in seconds"
-    for delay in value:
-        if isinstance(delay, bool) or not isinstance(delay, int | float):
-            return "every delay must be a number of seconds"
-        if not 0.1 <= delay <= 7 * 86400 or abs(round(delay * 1000) - delay * 1000) > 1e-6:
-            return "every delay must be 0.1 s to 7 days, in whole milliseconds"
-    return None
 
 
 def amqp_urls(value: str) -> tuple[str, ...]:
     """`HOOKD_AMQP_URL`'s form: one URL, or several separated by commas (a cluster's nodes)."""
     return tuple(part.strip() for part in value.split(",") if part.strip())
-
-
-def _amqp_urls(value: Any) -> str | None:
-    """`broker.url`: one AMQP URL, or a list of 1 to 32 (one per node of a cluster)."""
-    urls = [value] if isinstance(value, str) else value
-    if not isinstance(urls, list) or not 1 <= len(urls) <= MAX_BROKER_NODES:
-        return f"must be an amqp:// URL or a list of 1 to {MAX_BROKER_NODES} of them (one per node)"
-    for index, url in enumerate(urls):
-        if (why := _amqp_url(url)) is not None:
-            return why if len(urls) == 1 else f"[{index}] {why}"
-    return None
-
-
-def _amqp_url(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return "must be an amqp:// or amqps:// URL"
-    try:
-        parts = urlsplit(value)
-        _ = parts.port  # a port out of range raises here
-    except ValueError:
-        return "must be an amqp:// or amqps:// URL with a valid port"
-    if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
-        return "must be an amqp:// or amqps:// URL with a host"
-    return None
 
 
 def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
@@ -300,11 +202,11 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
 def parse_settings(doc: object, *, path: Path, environ: Mapping[str, str]) -> Settings:
     """Build `Settings` from a parsed document; relative paths resolve against the config file."""
     problems: list[str] = []
-    top = _Section("config", doc, problems, frozenset(_SECTIONS))
+    top = check.Section("config", doc, problems, frozenset(_SECTIONS))
 
-    def section(name: str) -> _Section:
+    def section(name: str) -> check.Section:
         retired = frozenset(key for (where, key) in _RETIRED if where == name)
-        return _Section(name, top.data.get(name), problems, _SECTIONS[name] | retired)
+        return check.Section(name, top.data.get(name), problems, _SECTIONS[name] | retired)
 
     subscriptions = _subscriptions(section("subscriptions"), path, problems)
     notices = _notices(top.data)
@@ -312,7 +214,7 @@ def parse_settings(doc: object, *, path: Path, environ: Mapping[str, str]) -> Se
         broker=_broker(section("broker"), environ, problems),
         subscriptions=subscriptions,
         state=_state(section("state"), path, subscriptions, environ),
-        metrics=MetricsSettings(listen=section("metrics").get("listen", "", _listen)),
+        metrics=MetricsSettings(listen=section("metrics").get("listen", "", check.listen)),
         delivery=_delivery(section("delivery")),
         logging=_logging(section("logging")),
         api=_api(section("api")),
@@ -343,78 +245,78 @@ def _notices(doc: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _broker(b: _Section, environ: Mapping[str, str], problems: list[str]) -> BrokerSettings:
+def _broker(b: check.Section, environ: Mapping[str, str], problems: list[str]) -> BrokerSettings:
     """`broker.*`; `HOOKD_AMQP_URL` overrides `broker.url`."""
     defaults = BrokerSettings()
-    given: Any = b.get("url", list(defaults.urls), _amqp_urls, echo=False)
+    given: Any = b.get("url", list(defaults.urls), check.amqp_url_list, echo=False)
     urls = (given,) if isinstance(given, str) else tuple(given)
     if environ.get(AMQP_URL_ENV):
         urls = amqp_urls(environ[AMQP_URL_ENV])
-        if (why := _amqp_urls(list(urls))) is not None:
+        if (why := check.amqp_url_list(list(urls))) is not None:
             problems.append(f"{AMQP_URL_ENV} (environment): {why}")
     return BrokerSettings(
         urls=urls,
-        exchange=b.get("exchange", defaults.exchange, _text()),
-        queue_prefix=b.get("queue_prefix", defaults.queue_prefix, _text()),
-        queue_type=b.get("queue_type", defaults.queue_type, _text(QUEUE_TYPES)),
-        prefetch=b.get("prefetch", defaults.prefetch, _number(0, 65535, integer=True)),
-        heartbeat_s=b.get("heartbeat_s", defaults.heartbeat_s, _number(0, 3600, integer=True)),
-        connect_timeout_s=b.get("connect_timeout_s", defaults.connect_timeout_s, _number(0.1, 300)),
-        reconnect_max_s=b.get("reconnect_max_s", defaults.reconnect_max_s, _number(0.1, 3600)),
+        exchange=b.get("exchange", defaults.exchange, check.text()),
+        queue_prefix=b.get("queue_prefix", defaults.queue_prefix, check.text()),
+        queue_type=b.get("queue_type", defaults.queue_type, check.text(QUEUE_TYPES)),
+        prefetch=b.get("prefetch", defaults.prefetch, check.number(0, 65535, integer=True)),
+        heartbeat_s=b.get("heartbeat_s", defaults.heartbeat_s, check.number(0, 3600, integer=True)),
+        connect_timeout_s=b.get("connect_timeout_s", defaults.connect_timeout_s, check.number(0.1, 300)),
+        reconnect_max_s=b.get("reconnect_max_s", defaults.reconnect_max_s, check.number(0.1, 3600)),
         max_message_bytes=b.get(
-            "max_message_bytes", defaults.max_message_bytes, _number(1, 128 * 1_048_576, integer=True)
+            "max_message_bytes", defaults.max_message_bytes, check.number(1, 128 * 1_048_576, integer=True)
         ),
-        quorum_replicas=b.get("quorum_replicas", defaults.quorum_replicas, _number(0, 99, integer=True)),
-        node_order=b.get("node_order", defaults.node_order, _text(NODE_ORDERS)),
-        confirm_timeout_s=b.get("confirm_timeout_s", defaults.confirm_timeout_s, _number(1, 3600)),
+        quorum_replicas=b.get("quorum_replicas", defaults.quorum_replicas, check.number(0, 99, integer=True)),
+        node_order=b.get("node_order", defaults.node_order, check.text(NODE_ORDERS)),
+        confirm_timeout_s=b.get("confirm_timeout_s", defaults.confirm_timeout_s, check.number(1, 3600)),
     )
 
 
-def _delivery(d: _Section) -> DeliverySettings:
+def _delivery(d: check.Section) -> DeliverySettings:
     """`delivery.*`: deadlines, concurrency, retries, isolation and the network policy."""
     defaults = DeliverySettings()
     return DeliverySettings(
-        timeout_s=d.get("timeout_s", defaults.timeout_s, _number(0.1, 600)),
-        max_in_flight=d.get("max_in_flight", defaults.max_in_flight, _number(1, 100_000, integer=True)),
-        retry_delays_s=tuple(float(x) for x in d.get("retry_delays_s", list(defaults.retry_delays_s), _delays)),
-        inline_attempts=d.get("inline_attempts", defaults.inline_attempts, _number(1, 10, integer=True)),
-        inline_backoff_s=d.get("inline_backoff_s", defaults.inline_backoff_s, _number(0, 30)),
-        allow_private_networks=d.get("allow_private_networks", defaults.allow_private_networks, _boolean),
-        drain_timeout_s=d.get("drain_timeout_s", defaults.drain_timeout_s, _number(0, 3600)),
-        allowed_networks=tuple(d.get("allowed_networks", [], _networks)),
+        timeout_s=d.get("timeout_s", defaults.timeout_s, check.number(0.1, 600)),
+        max_in_flight=d.get("max_in_flight", defaults.max_in_flight, check.number(1, 100_000, integer=True)),
+        retry_delays_s=tuple(float(x) for x in d.get("retry_delays_s", list(defaults.retry_delays_s), check.delays)),
+        inline_attempts=d.get("inline_attempts", defaults.inline_attempts, check.number(1, 10, integer=True)),
+        inline_backoff_s=d.get("inline_backoff_s", defaults.inline_backoff_s, check.number(0, 30)),
+        allow_private_networks=d.get("allow_private_networks", defaults.allow_private_networks, check.boolean),
+        drain_timeout_s=d.get("drain_timeout_s", defaults.drain_timeout_s, check.number(0, 3600)),
+        allowed_networks=tuple(d.get("allowed_networks", [], check.networks)),
         per_hook_concurrency=d.get(
-            "per_hook_concurrency", defaults.per_hook_concurrency, _number(1, 1024, integer=True)
+            "per_hook_concurrency", defaults.per_hook_concurrency, check.number(1, 1024, integer=True)
         ),
-        per_hook_backlog=d.get("per_hook_backlog", defaults.per_hook_backlog, _number(1, 1_000_000, integer=True)),
+        per_hook_backlog=d.get("per_hook_backlog", defaults.per_hook_backlog, check.number(1, 1_000_000, integer=True)),
         max_response_bytes=d.get(
-            "max_response_bytes", defaults.max_response_bytes, _number(0, 10_485_760, integer=True)
+            "max_response_bytes", defaults.max_response_bytes, check.number(0, 10_485_760, integer=True)
         ),
-        retry_after_max_s=d.get("retry_after_max_s", defaults.retry_after_max_s, _number(1, 7 * 86400)),
-        retry_jitter=d.get("retry_jitter", defaults.retry_jitter, _number(0, 0.5)),
-        breaker_threshold=d.get("breaker_threshold", defaults.breaker_threshold, _number(0, 10_000, integer=True)),
-        breaker_cooldown_s=d.get("breaker_cooldown_s", defaults.breaker_cooldown_s, _number(0.1, 86400)),
-        disable_after_s=d.get("disable_after_s", defaults.disable_after_s, _number(0, 365 * 86400)),
+        retry_after_max_s=d.get("retry_after_max_s", defaults.retry_after_max_s, check.number(1, 7 * 86400)),
+        retry_jitter=d.get("retry_jitter", defaults.retry_jitter, check.number(0, 0.5)),
+        breaker_threshold=d.get("breaker_threshold", defaults.breaker_threshold, check.number(0, 10_000, integer=True)),
+        breaker_cooldown_s=d.get("breaker_cooldown_s", defaults.breaker_cooldown_s, check.number(0.1, 86400)),
+        disable_after_s=d.get("disable_after_s", defaults.disable_after_s, check.number(0, 365 * 86400)),
     )
 
 
-def _api(a: _Section) -> ApiSettings:
+def _api(a: check.Section) -> ApiSettings:
     """`api.*`: where `hookd serve` listens, its rate limit and console sessions."""
     defaults = ApiSettings()
     return ApiSettings(
-        listen=a.get("listen", defaults.listen, _server_address),
+        listen=a.get("listen", defaults.listen, check.server_address),
         rate_limit_per_hour=a.get(
-            "rate_limit_per_hour", defaults.rate_limit_per_hour, _number(1, 100_000_000, integer=True)
+            "rate_limit_per_hour", defaults.rate_limit_per_hour, check.number(1, 100_000_000, integer=True)
         ),
-        session_ttl_s=a.get("session_ttl_s", defaults.session_ttl_s, _number(60, 30 * 86400)),
-        trust_proxy_headers=a.get("trust_proxy_headers", defaults.trust_proxy_headers, _boolean),
-        threads=a.get("threads", defaults.threads, _number(1, 256, integer=True)),
+        session_ttl_s=a.get("session_ttl_s", defaults.session_ttl_s, check.number(60, 30 * 86400)),
+        trust_proxy_headers=a.get("trust_proxy_headers", defaults.trust_proxy_headers, check.boolean),
+        threads=a.get("threads", defaults.threads, check.number(1, 256, integer=True)),
     )
 
 
-def _secrets(sec: _Section, path: Path, environ: Mapping[str, str]) -> SecretsSettings:
+def _secrets(sec: check.Section, path: Path, environ: Mapping[str, str]) -> SecretsSettings:
     """`secrets.*`: each key file must exist, hold exactly 32 bytes and be private to its owner."""
-    raw_key: str | None = sec.get("key_file", None, _optional_path)
-    raw_old: list[str] = sec.get("old_key_files", [], _paths) or []
+    raw_key: str | None = sec.get("key_file", None, check.optional_path)
+    raw_old: list[str] = sec.get("old_key_files", [], check.paths) or []
     key_file = _key_path(raw_key, path, environ, "secrets.key_file", sec.problems) if raw_key else None
     old = tuple(
         _key_path(raw, path, environ, f"secrets.old_key_files[{index}]", sec.problems)
@@ -438,25 +340,6 @@ def _key_path(raw: str, config: Path, environ: Mapping[str, str], where: str, pr
     return key_path
 
 
-def _optional_path(value: Any) -> str | None:
-    """A file path, or null (unset)."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        return "must be a file path (or null: no encryption)"
-    return "must not contain a NUL character" if "\x00" in value else None
-
-
-def _paths(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        return "must be a list of file paths"
-    if any("\x00" in v for v in value):
-        return "must not contain a NUL character"
-    return None
-
-
 def _secrets_notices(doc: Mapping[str, Any], subscriptions: SubscriptionSettings) -> tuple[str, ...]:
     part = doc.get("secrets")
     if subscriptions.source != "db" and isinstance(part, Mapping) and part.get("key_file"):
@@ -467,19 +350,11 @@ def _secrets_notices(doc: Mapping[str, Any], subscriptions: SubscriptionSettings
     return ()
 
 
-def _logging(lg: _Section) -> LoggingSettings:
+def _logging(lg: check.Section) -> LoggingSettings:
     return LoggingSettings(
-        format=lg.get("format", "auto", _text(LOG_FORMATS)),
-        level=lg.get("level", "info", _text(LOG_LEVELS)),
+        format=lg.get("format", "auto", check.text(LOG_FORMATS)),
+        level=lg.get("level", "info", check.text(LOG_LEVELS)),
     )
-
-
-def _database_url(value: Any) -> str | None:
-    if not isinstance(value, str) or not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
-        return "must be sqlite:///PATH or postgresql://..."
-    if "\x00" in value:
-        return "must not contain a NUL character"
-    return None
 
 
 def absolute_sqlite_url(url: str, base: Path) -> str:
@@ -489,11 +364,11 @@ def absolute_sqlite_url(url: str, base: Path) -> str:
     return url
 
 
-def _subscriptions(s: _Section, path: Path, problems: list[str]) -> SubscriptionSettings:
-    source = s.get("source", "yaml", _text(("yaml", "db")))
-    raw_path: str | None = s.get("path", None, _text())
-    url: str | None = s.get("url", None, _database_url, echo=False)
-    poll = s.get("poll_interval_s", 1.0, _number(0.1, 60))
+def _subscriptions(s: check.Section, path: Path, problems: list[str]) -> SubscriptionSettings:
+    source = s.get("source", "yaml", check.text(("yaml", "db")))
+    raw_path: str | None = s.get("path", None, check.text())
+    url: str | None = s.get("url", None, check.database_url, echo=False)
+    poll = s.get("poll_interval_s", 1.0, check.number(0.1, 60))
     hooks_path: Path | None = None
     if source == "yaml":
         if raw_path is None:
@@ -511,13 +386,15 @@ def _subscriptions(s: _Section, path: Path, problems: list[str]) -> Subscription
     return SubscriptionSettings(source=source, path=hooks_path, url=url, poll_interval_s=poll)
 
 
-def _state(st: _Section, path: Path, subscriptions: SubscriptionSettings, environ: Mapping[str, str]) -> StateSettings:
+def _state(
+    st: check.Section, path: Path, subscriptions: SubscriptionSettings, environ: Mapping[str, str]
+) -> StateSettings:
     """The state database defaults to the hooks database, else `hookd-state.sqlite3` in the state folder.
 
     The state folder is systemd's `$STATE_DIRECTORY` when set (the unit's `StateDirectory=`), else the
     config file's folder.
     """
-    url: str | None = st.get("url", None, _database_url, echo=False)
+    url: str | None = st.get("url", None, check.database_url, echo=False)
     if url is None:
         if subscriptions.url:
             url = subscriptions.url
@@ -526,42 +403,13 @@ def _state(st: _Section, path: Path, subscriptions: SubscriptionSettings, enviro
             url = f"sqlite:///{(folder / 'hookd-state.sqlite3').resolve()}"
     return StateSettings(
         url=absolute_sqlite_url(url, path.parent),
-        history=st.get("history", True, _boolean),
-        retention_days=st.get("retention_days", 30.0, _number(0.01, 3650)),
-        response_excerpt_bytes=st.get("response_excerpt_bytes", 1024, _number(0, 65536, integer=True)),
+        history=st.get("history", True, check.boolean),
+        retention_days=st.get("retention_days", 30.0, check.number(0.01, 3650)),
+        response_excerpt_bytes=st.get("response_excerpt_bytes", 1024, check.number(0, 65536, integer=True)),
     )
-
-
-def _networks(value: Any) -> str | None:
-    if not isinstance(value, list):
-        return "must be a list of CIDR networks, e.g. [10.20.0.0/16, fd00::/8]"
-    for item in value:
-        try:
-            ipaddress.ip_network(str(item), strict=False)
-        except ValueError:
-            return f"{item!r} is not a CIDR network"
-    return None
-
-
-def _server_address(value: Any) -> str | None:
-    """HOST:PORT that must be set (`api.listen`): `127.0.0.1:8780`, `[::1]:8780`."""
-    if value == "":
-        return "must be HOST:PORT, e.g. 127.0.0.1:8780"
-    return _listen(value)
 
 
 def split_listen(value: str) -> tuple[str, int]:
     """`HOST:PORT` (validated by the loader) as (host, port); `[::1]:8780` gives `::1`."""
     host, _, port = value.rpartition(":")
     return host.strip("[]"), int(port)
-
-
-def _listen(value: Any) -> str | None:
-    if value == "":
-        return None
-    if not isinstance(value, str) or ":" not in value:
-        return "must be HOST:PORT, e.g. 127.0.0.1:9187 (empty: off)"
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        return "must be HOST:PORT with a port from 1 to 65535"
-    return None

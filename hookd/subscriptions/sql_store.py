@@ -3,10 +3,10 @@
 Every write validates with the field rules every source shares (`rules.hook_problems`) and runs in
 one transaction, so an invalid request changes nothing. Triggers bump `hookd_meta.revision` on every
 change to the hooks table, even by hand-written SQL, which lets workers poll `revision()` cheaply and
-reload only when it moves. Rows are read and written by column name (`_COLUMNS`), never by position.
+reload only when it moves. Rows are read and written by column name (`sql_rows`), never by position.
 
 With a key configured (`secrets.key_file`), the secret, the previous secret and the basic-auth
-password are sealed by the `Keyring` on the way in (`_row`, `reset_secret`, `import_hooks`) and
+password are sealed by the `Keyring` on the way in (`table.row`, `reset_secret`, `import_hooks`) and
 opened on the way out (`_opened`). A value no configured key opens raises `UndecryptableSecrets`
 naming the key ids: it is never taken for a plaintext secret.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import enum
-import json
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -25,50 +24,17 @@ from typing import Any, Final
 from hookd.cipher import Census, Key, Keyring, UndecryptableError, is_encrypted
 from hookd.errors import ConfigError, HookNotFound, StoreError
 from hookd.events import normalize_account
-from hookd.state.db import Database, Transaction, parse_utc
+from hookd.state.db import Database, Transaction
+from hookd.subscriptions import sql_rows as table
 from hookd.subscriptions.hookset import HookSet
 from hookd.subscriptions.model import BasicAuth, Hook
 from hookd.subscriptions.rules import HookCheck, InvalidHook, Problem, hook_problems
+from hookd.subscriptions.sql_rows import SECRET_COLUMNS
 from hookd.subscriptions.store import id_order
 
 #: Random bytes in a generated signing secret (token_urlsafe encodes them as 43 characters).
 SECRET_BYTES = 32
-#: The hook's own columns, written from a `Hook` (`_row`) and read back into one (`_hook`).
-_FIELDS = (
-    "id",
-    "account_id",
-    "name",
-    "url",
-    "events",
-    "active",
-    "secret",
-    "basic_auth_user",
-    "basic_auth_password",
-    "insecure_ssl",
-    "allow_private",
-)
-#: Every column a read needs: the fields, the rotation overlap (written by `reset_secret` only) and times.
-_COLUMNS = (*_FIELDS, "previous_secret", "previous_secret_expires_at", "created_at", "updated_at")
-#: What `update` may change: everything but the id, the account and the secret (`reset_secret`).
-_UPDATABLE = tuple(c for c in _FIELDS if c not in ("id", "account_id", "secret"))
-_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM hookd_hooks"  # noqa: S608 (fixed column names only)
-_INSERT = (
-    f"INSERT INTO hookd_hooks ({', '.join(_FIELDS)}, created_at, updated_at)"  # noqa: S608 (fixed text)
-    f" VALUES ({', '.join('?' * (len(_FIELDS) + 2))})"
-)
-#: The columns holding credentials: sealed with the key when one is configured (`hookd.cipher`).
-SECRET_COLUMNS = ("secret", "previous_secret", "basic_auth_password")
-# An import replaces every column but created_at; whether a rotation overlap survives (previous_secret)
-# is decided in Python (`_kept_overlap`): encrypted values cannot be compared in SQL.
-_IMPORTED = (*_FIELDS, "previous_secret", "previous_secret_expires_at")
-_UPSERT = (
-    f"INSERT INTO hookd_hooks ({', '.join(_IMPORTED)}, created_at, updated_at)"  # noqa: S608 (fixed text)
-    f" VALUES ({', '.join('?' * (len(_IMPORTED) + 2))})"
-    " ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in (*_IMPORTED[1:], "updated_at"))
-)
-_SELECT_SECRETS = f"SELECT id, {', '.join(SECRET_COLUMNS)} FROM hookd_hooks"  # noqa: S608 (fixed text)
 _IN_CHUNK = 500  # ids per `IN (...)` list: far below every SQLite build's parameter limit
-_UPDATE = f"UPDATE hookd_hooks SET {', '.join(f'{c} = ?' for c in _UPDATABLE)}, updated_at = ? WHERE id = ?"  # noqa: S608
 _MAX_NUMERIC_DIGITS = 18  # longer numeric ids would overflow BIGINT next_id; they sort as text
 
 
@@ -105,8 +71,8 @@ class SqlStore:
         """The revision and the hooks read in one snapshot, so the pair is always consistent."""
         with self.db.transaction() as tx:
             revision = _revision(tx)
-            rows = tx.fetchdicts(_SELECT)
-        hooks = sorted((_hook(row) for row in self._opened(rows)), key=lambda h: id_order(h.id))
+            rows = tx.fetchdicts(table.SELECT)
+        hooks = sorted((table.hook(row) for row in self._opened(rows)), key=lambda h: id_order(h.id))
         problems = [f"hook {h.id}: {p}" for h in hooks for p in hook_problems(h)]
         if problems:
             raise ConfigError(problems, self.describe())
@@ -122,17 +88,17 @@ class SqlStore:
 
     def get(self, hook_id: str) -> Hook | None:
         with self.db.transaction() as tx:
-            rows = tx.fetchdicts(_SELECT + " WHERE id = ?", (hook_id,))
-        return _hook(self._opened(rows)[0]) if rows else None
+            rows = tx.fetchdicts(table.SELECT + " WHERE id = ?", (hook_id,))
+        return table.hook(self._opened(rows)[0]) if rows else None
 
     def list(self, account_id: str | None = None) -> builtins.list[Hook]:
         """Hooks (of one account, if given) ordered by id, numerically where the id is a number."""
         with self.db.transaction() as tx:
             if account_id is None:
-                rows = tx.fetchdicts(_SELECT)
+                rows = tx.fetchdicts(table.SELECT)
             else:
-                rows = tx.fetchdicts(_SELECT + " WHERE account_id = ?", (account_id,))
-        return sorted((_hook(row) for row in self._opened(rows)), key=lambda h: id_order(h.id))
+                rows = tx.fetchdicts(table.SELECT + " WHERE account_id = ?", (account_id,))
+        return sorted((table.hook(row) for row in self._opened(rows)), key=lambda h: id_order(h.id))
 
     def deactivate(self, hook_id: str) -> bool:
         """Store the hook as inactive (hookd disabled it): every worker and the admin see it."""
@@ -167,8 +133,8 @@ class SqlStore:
         hook = Hook(
             id=(hook_id.strip() if isinstance(hook_id, str) else hook_id) or "",
             account_id=normalize_account(account_id) or "",
-            url=_strip(url),
-            events=_events_tuple(events),
+            url=table.strip(url),
+            events=table.events_tuple(events),
             secret=generate_secret() if secret is None else secret,
             name=name,
             active=active,
@@ -176,7 +142,7 @@ class SqlStore:
             insecure_ssl=insecure_ssl,
             allow_private=allow_private,
         )
-        problems = hook_problems(hook, require_id=hook_id is not None) or _unsealed_problems(hook, self.keyring)
+        problems = hook_problems(hook, require_id=hook_id is not None) or table.unsealed_problems(hook, self.keyring)
         if check is not None and not problems:
             problems = check(hook)
         if problems:
@@ -189,7 +155,7 @@ class SqlStore:
                 raise InvalidHook([Problem("id", f"{hook.id!r} is already taken")], f"hook {hook.id}")
             else:
                 _reserve_ids(tx, [hook.id])
-            tx.execute(_INSERT, (*_row(hook, self.keyring).values(), now, now))
+            tx.execute(table.INSERT, (*table.row(hook, self.keyring).values(), now, now))
         return dataclasses.replace(hook, created_at=now, updated_at=now)
 
     def update(
@@ -211,8 +177,8 @@ class SqlStore:
         the transaction, so it judges exactly what is written.
         """
         given: dict[str, Any] = {
-            "url": url if url is UNSET else _strip(url),
-            "events": events if events is UNSET else _events_tuple(events),
+            "url": url if url is UNSET else table.strip(url),
+            "events": events if events is UNSET else table.events_tuple(events),
             "name": name,
             "active": active,
             "basic_auth": basic_auth,
@@ -222,19 +188,19 @@ class SqlStore:
         now = datetime.now(UTC)
         with self.db.transaction(write=True) as tx:
             lock = " FOR UPDATE" if tx.dialect == "postgresql" else ""  # SQLite: BEGIN IMMEDIATE locked already
-            rows = tx.fetchdicts(_SELECT + " WHERE id = ?" + lock, (hook_id,))
+            rows = tx.fetchdicts(table.SELECT + " WHERE id = ?" + lock, (hook_id,))
             if not rows:
                 raise HookNotFound(hook_id)
             hook = dataclasses.replace(
-                _hook(self._opened(rows)[0]), **{k: v for k, v in given.items() if v is not UNSET}
+                table.hook(self._opened(rows)[0]), **{k: v for k, v in given.items() if v is not UNSET}
             )
-            problems = hook_problems(hook) or _unsealed_problems(hook, self.keyring)
+            problems = hook_problems(hook) or table.unsealed_problems(hook, self.keyring)
             if check is not None and not problems:
                 problems = check(hook)
             if problems:  # raising inside the transaction rolls it back: nothing changes
                 raise InvalidHook(problems, f"hook {hook_id}")
-            values = _row(hook, self.keyring)
-            tx.execute(_UPDATE, (*(values[c] for c in _UPDATABLE), now, hook.id))
+            values = table.row(hook, self.keyring)
+            tx.execute(table.UPDATE, (*(values[c] for c in table.UPDATABLE), now, hook.id))
         return dataclasses.replace(hook, updated_at=now)
 
     def delete(self, hook_id: str) -> bool:
@@ -276,8 +242,8 @@ class SqlStore:
                     " updated_at = ? WHERE id = ?",
                     (secret, now, hook_id),
                 )
-            rows = tx.fetchdicts(_SELECT + " WHERE id = ?", (hook_id,))
-        return _hook(self._opened(rows)[0])
+            rows = tx.fetchdicts(table.SELECT + " WHERE id = ?", (hook_id,))
+        return table.hook(self._opened(rows)[0])
 
     def import_hooks(self, hooks: Iterable[Hook], check: HookCheck | None = None) -> int:
         """Insert or replace hooks by id, all in one transaction; return how many were written.
@@ -290,7 +256,7 @@ class SqlStore:
         seen: dict[str, int] = {}
         for index, hook in enumerate(batch):
             where = f"hooks[{index}] (id {hook.id!r})"
-            own = [str(p) for p in hook_problems(hook) or _unsealed_problems(hook, self.keyring)]
+            own = [str(p) for p in hook_problems(hook) or table.unsealed_problems(hook, self.keyring)]
             problems.extend(f"{where}: {p}" for p in own or (check(hook) if check is not None else []))
             if hook.id in seen:
                 problems.append(f"{where}: duplicate id (also hooks[{seen[hook.id]}])")
@@ -302,9 +268,8 @@ class SqlStore:
         now = datetime.now(UTC)
         with self.db.transaction(write=True) as tx:
             current = self._current_secrets(tx, [h.id for h in batch])
-            tx.executemany(
-                _UPSERT, [(*_row(h, self.keyring).values(), *self._kept_overlap(h, current), now, now) for h in batch]
-            )
+            values = [(*table.row(h, self.keyring).values(), *self._kept_overlap(h, current), now, now) for h in batch]
+            tx.executemany(table.UPSERT, values)
             _reserve_ids(tx, [h.id for h in batch])
         return len(batch)
 
@@ -355,7 +320,7 @@ class SqlStore:
     def census(self) -> Census:
         """How the stored credentials are kept (per key id, plaintext) and which do not open."""
         with self.db.transaction() as tx:
-            return Census.of(self.keyring, tx.fetchdicts(_SELECT_SECRETS), SECRET_COLUMNS)
+            return Census.of(self.keyring, tx.fetchdicts(table.SELECT_SECRETS), SECRET_COLUMNS)
 
     def check_secrets(self) -> Census:
         """The census, once sure that every stored credential opens (else `UndecryptableSecrets`)."""
@@ -383,7 +348,7 @@ class SqlStore:
             raise ConfigError(["secrets.key_file: not set, so there is no key to encrypt with"], "secrets")
         with self.db.transaction(write=True) as tx:
             lock = " FOR UPDATE" if tx.dialect == "postgresql" else ""
-            stored = tx.fetchdicts(_SELECT_SECRETS + lock)
+            stored = tx.fetchdicts(table.SELECT_SECRETS + lock)
             census = Census.of(self.keyring, stored, SECRET_COLUMNS)
             for row, plain in zip(stored, self._opened(stored), strict=True):
                 hook_id = str(row["id"])
@@ -432,91 +397,3 @@ def _reserve_ids(tx: Transaction, hook_ids: Iterable[str]) -> None:
     if numbers:
         top = max(numbers)
         tx.execute("UPDATE hookd_meta SET next_id = ? WHERE id = 1 AND next_id <= ?", (top + 1, top))
-
-
-def _strip(value: object) -> str:
-    return value.strip() if isinstance(value, str) else value  # type: ignore[return-value]  # validated after
-
-
-def _events_tuple(events: object) -> tuple[str, ...]:
-    """A list or tuple as a tuple; anything else as () so validation reports "must be a non-empty list"."""
-    if isinstance(events, list | tuple):
-        return tuple(events)
-    return ()
-
-
-def _unsealed_problems(hook: Hook, keyring: Keyring) -> builtins.list[Problem]:
-    """Without a key, values are stored as given: one that looks encrypted would be refused when read."""
-    if keyring.encrypting:
-        return []
-    reserved = "must not begin with 'enc:', which marks an encrypted value in the database"
-    problems = [Problem("secret", reserved)] if is_encrypted(hook.secret) else []
-    if hook.basic_auth is not None and is_encrypted(hook.basic_auth.password):
-        problems.append(Problem("basic_auth.password", reserved))
-    return problems
-
-
-def _row(hook: Hook, keyring: Keyring) -> dict[str, object]:
-    """The hook's own column values, by column name, in `_FIELDS` order; credentials sealed."""
-    auth = hook.basic_auth
-    return {
-        "id": hook.id,
-        "account_id": hook.account_id,
-        "name": hook.name,
-        "url": hook.url,
-        "events": json.dumps(builtins.list(hook.events)),
-        "active": hook.active,
-        "secret": keyring.seal(hook.secret, hook_id=hook.id, column="secret"),
-        "basic_auth_user": None if auth is None else auth.username,
-        "basic_auth_password": None
-        if auth is None
-        else keyring.seal(auth.password, hook_id=hook.id, column="basic_auth_password"),
-        "insecure_ssl": hook.insecure_ssl,
-        "allow_private": hook.allow_private,
-    }
-
-
-def _hook(row: Mapping[str, Any], now: datetime | None = None) -> Hook:
-    """An opened row (`SqlStore._opened`) as a `Hook`, leniently: a malformed `events` value reads as
-    () and fails validation.
-
-    A previous secret whose overlap has not ended yet becomes `old_secrets`; an expired one is ignored.
-    """
-    previous = row["previous_secret"]
-    expiry = _overlap_end(previous, row["previous_secret_expires_at"], now or datetime.now(UTC))
-    try:
-        events = json.loads(row["events"]) if isinstance(row["events"], str) else None
-    except ValueError:
-        events = None
-    user = row["basic_auth_user"]
-    return Hook(
-        id=str(row["id"]),
-        account_id=str(row["account_id"]),
-        url=row["url"],
-        events=_events_tuple(events),
-        secret=row["secret"],
-        name=row["name"] or "",
-        active=bool(row["active"]),
-        basic_auth=None if user is None else BasicAuth(user, row["basic_auth_password"] or ""),
-        insecure_ssl=bool(row["insecure_ssl"]),
-        allow_private=bool(row["allow_private"]),
-        old_secrets=() if expiry is None else (previous,),
-        old_secrets_expire_at=expiry,
-        created_at=_moment(row["created_at"]),
-        updated_at=_moment(row["updated_at"]),
-    )
-
-
-def _moment(value: object) -> datetime | None:
-    return None if value is None else parse_utc(value)
-
-
-def _overlap_end(previous: object, until: object, now: datetime) -> datetime | None:
-    """When the rotation overlap of a row ends, if it has a previous secret and the overlap lasts."""
-    if not isinstance(previous, str) or not previous or until is None:
-        return None
-    try:
-        expiry = parse_utc(until)
-    except (TypeError, ValueError):
-        return None  # a hand-written, unreadable expiry: treat the overlap as over rather than endless
-    return expiry if expiry > now else None
