@@ -8,10 +8,11 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): setup.cfg pyproject.toml
+# The dev tools (ruff, mypy, pytest and its plugins) come at the exact versions of constraints-dev.txt.
+$(STAMP): setup.cfg pyproject.toml constraints-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints-dev.txt -e '.[dev]'
 	@touch $(STAMP)
 
 lint: $(STAMP)
@@ -23,10 +24,13 @@ format: $(STAMP)
 	$(BIN)/ruff format hookd tests scripts bench
 	$(BIN)/ruff check --fix hookd tests scripts bench
 
-# The whole suite: lint, unit tests, integration tests against the real broker.
+# The whole suite: lint, unit tests, then the integration suites against real RabbitMQ, PostgreSQL
+# and Chromium: the configured ones when they answer (HOOKD_TEST_AMQP_URL, HOOKD_TEST_POSTGRES_URL;
+# default the machine's own), else private ones the run starts and stops (tests/support/services.py).
 test: lint verify-units
 	$(BIN)/python -m pytest tests
 
+# No network, no services: values, in-memory fakes, files in a temporary folder.
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 

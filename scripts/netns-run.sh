@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run a command in a fresh network namespace with only loopback up: a machine where no service runs,
 # to check that the test suite sets itself up (private RabbitMQ, PostgreSQL; Chromium on loopback).
-#   scripts/netns-run.sh .venv/bin/python -m pytest tests/services -q
+#   CI=true scripts/netns-run.sh make test
 # Needs root (unshare -n). The namespace is new and ours, so every process left in it when the
 # command ends was started by the command (Erlang's epmd daemonises itself when none runs); those
 # are stopped by pid (TERM, then KILL after 5 s), so nothing keeps the namespace alive afterwards.

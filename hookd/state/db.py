@@ -13,7 +13,7 @@ crash or a shutdown resets it), within `TCP_USER_TIMEOUT_MS` when its machine va
 word (`LIBPQ_DEFAULTS`). Measured with the primary's address taken away (a network namespace): the
 first transaction after the promotion took 10.4 s, the next ones milliseconds; without the bound it
 still hung after 110 s, as TCP retransmits for about 15 minutes on Linux, and with it the thread
-(the store watcher, the history writer). tests/integration/test_pg_failover.py stages a failover
+(the store watcher, the history writer). tests/integration/faults/test_pg_failover.py stages a failover
 under a running daemon.
 """
 

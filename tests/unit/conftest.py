@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hookd import logs
 from hookd.subscriptions.model import Hook
 
 HookFactory = Callable[..., Hook]
@@ -42,3 +43,11 @@ def write_file(tmp_path: Path) -> Callable[[str, str], Path]:
         return path
 
     return factory
+
+
+@pytest.fixture
+def secrets_registry() -> Iterator[None]:
+    """An empty registry of masked values for the test, emptied again afterwards."""
+    logs.clear_secrets()
+    yield
+    logs.clear_secrets()

@@ -1,0 +1,315 @@
+"""hookd on a real three-node RabbitMQ cluster (issue 12's acceptance): workers share the work across
+nodes, carry on through another node when theirs stops, and lose nothing in a rolling restart; the
+publisher side fails over too, so an event confirmed to its caller is never lost.
+
+Every worker is a real `hookd run` with `broker.url` listing the three nodes; `broker.node_order:
+listed` pins which node each starts on. Deliveries go to a local recording receiver; an event's
+deliveries are identified by their `X-Hook-Delivery` id (one per event and hook), so "nothing lost"
+is every expected id received, "nothing twice" is none received twice, and a duplicate after a
+failover must carry the same id (it can be nothing else: the id is derived from event and hook).
+
+The tests run in order and each leaves the cluster whole again (a stopped node is started before
+the test ends), so the module builds one cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from support.helpers import Receiver, hookd_command, subprocess_env, wait_until
+
+from hookd.broker import node_of, topology_for
+from hookd.config import load_settings
+from hookd.errors import BrokerError
+from hookd.messages import delivery_id
+from hookd.publisher import EventPublisher
+from hookd.testing.cluster import RabbitCluster
+
+pytestmark = pytest.mark.cluster
+
+ACCOUNT = "acme"
+HOOKS = ("1", "2", "3")
+
+
+class Setup:
+    """One test's topology (unique prefix and exchange), hooks file, receiver and workers."""
+
+    def __init__(self, cluster: RabbitCluster, folder: Path) -> None:
+        self.cluster = cluster
+        self.folder = folder
+        token = uuid.uuid4().hex[:8]
+        self.prefix, self.exchange = f"hookd-cl-{token}", f"hookd-cl-{token}.events"
+        self.receiver = Receiver()
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Path] = []
+        hooks = [
+            {
+                "id": h,
+                "account_id": ACCOUNT,
+                "url": self.receiver.url(f"/hook/{h}"),
+                "events": ["job"],
+                "secret": "s" * 24,
+            }
+            for h in HOOKS
+        ]
+        self.hooks_path = folder / "hooks.yaml"
+        self.hooks_path.write_text(yaml.safe_dump({"hooks": hooks}), encoding="utf-8")
+
+    def config(self, first_node: int) -> Path:
+        """hookd.yaml listing the nodes starting with `first_node`, in that order."""
+        urls = self.cluster.urls[first_node:] + self.cluster.urls[:first_node]
+        doc = {
+            "broker": {
+                "url": urls,
+                "node_order": "listed",
+                "exchange": self.exchange,
+                "queue_prefix": self.prefix,
+                "reconnect_max_s": 1,
+                "connect_timeout_s": 3,
+                "heartbeat_s": 5,
+            },
+            "subscriptions": {"source": "yaml", "path": str(self.hooks_path)},
+            "delivery": {"allow_private_networks": True, "retry_delays_s": [1], "timeout_s": 5, "drain_timeout_s": 5},
+            "state": {"history": False, "url": f"sqlite:///{self.folder / 'state.sqlite3'}"},
+            "logging": {"format": "json", "level": "info"},
+        }
+        path = self.folder / f"hookd-{first_node}.yaml"
+        path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+        path.chmod(0o600)
+        return path
+
+    def start_worker(self, first_node: int) -> int:
+        """Start `hookd run` preferring node `first_node`; wait until it consumes; its index."""
+        log = self.folder / f"worker-{len(self.workers)}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                hookd_command("run", "--config", str(self.config(first_node))),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=subprocess_env(),
+            )
+        self.workers.append(process)
+        self.logs.append(log)
+        index = len(self.workers) - 1
+        wait_until(lambda: self.connected_nodes(index), timeout_s=60, what=lambda: f"worker {index} to connect")
+        return index
+
+    def log_entries(self, index: int) -> list[dict[str, Any]]:
+        entries = []
+        for line in self.logs[index].read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if isinstance(entry, dict):
+                    entries.append(entry)
+        return entries
+
+    def connected_nodes(self, index: int) -> list[str]:
+        """The nodes worker `index` connected to, in order (`broker.connected`'s `node`)."""
+        return [str(e["node"]) for e in self.log_entries(index) if e.get("msg") == "broker.connected"]
+
+    def delivered_by(self, index: int) -> int:
+        return sum(1 for e in self.log_entries(index) if e.get("msg") == "delivery.attempt")
+
+    def publisher(self, first_node: int = 0) -> EventPublisher:
+        """A publisher declaring hookd's queues, on the nodes (its own order: shuffled)."""
+        settings = load_settings(self.config(first_node))
+        return EventPublisher(list(self.cluster.urls), self.exchange, topology=topology_for(settings))
+
+    def received(self) -> Counter[str]:
+        """X-Hook-Delivery -> how many times it arrived."""
+        return Counter(r.delivery or "" for r in self.receiver.requests())
+
+    def wait_all(self, event_ids: Sequence[str], timeout_s: float = 120.0) -> Counter[str]:
+        expected = {delivery_id(e, h) for e in event_ids for h in HOOKS}
+
+        def done() -> Counter[str] | None:
+            got = self.received()
+            return got if expected <= set(got) else None
+
+        return wait_until(
+            done,
+            timeout_s=timeout_s,
+            interval_s=0.5,
+            what=lambda: (
+                f"{len(expected)} deliveries, {len(expected - set(self.received()))} missing; "
+                f"the queues:\n{self.queues()}"
+            ),
+        )
+
+    def queues(self) -> str:
+        """The topology's queues as a running node lists them (for a failure's message)."""
+        node = next((n for n in self.cluster.nodes if n.running), None)
+        if node is None:
+            return "(no node running)"
+        columns = ("name", "messages_ready", "messages_unacknowledged", "leader", "online", "consumers")
+        listed = node.cli("list_queues", *columns, "--no-table-headers", timeout_s=30)
+        return "\n".join(line for line in listed.splitlines() if self.prefix in line)
+
+    def close(self) -> None:
+        for process in self.workers:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.workers:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        self.receiver.close()
+
+
+@pytest.fixture
+def setup(cluster: RabbitCluster, tmp_path: Path) -> Iterator[Setup]:
+    made = Setup(cluster, tmp_path)
+    yield made
+    made.close()
+
+
+def _publish(publisher: EventPublisher, count: int, start: int = 0) -> list[str]:
+    return [
+        publisher.publish("job.completed", ACCOUNT, {"id": n, "status": "completed"})
+        for n in range(start, start + count)
+    ]
+
+
+def _only_known(received: Counter[str], event_ids: Sequence[str]) -> None:
+    """Every request carried an expected delivery id: a duplicate is one of them, arrived again."""
+    expected = {delivery_id(e, h) for e in event_ids for h in HOOKS}
+    assert set(received) <= expected, f"unexpected delivery ids: {sorted(set(received) - expected)[:5]}"
+
+
+def _make_whole(cluster: RabbitCluster) -> None:
+    for index, node in enumerate(cluster.nodes):
+        if not node.running:
+            cluster.start_node(index)
+
+
+def test_three_workers_each_on_its_own_node_share_the_work_nothing_lost_nothing_twice(setup: Setup) -> None:
+    workers = [setup.start_worker(node) for node in range(3)]
+    with setup.publisher() as publisher:  # the broker hands the messages round robin to the consumers
+        event_ids = _publish(publisher, 600)
+    assert [setup.connected_nodes(w)[0] for w in workers] == [node_of(u) for u in setup.cluster.urls]
+    received = setup.wait_all(event_ids)
+    _only_known(received, event_ids)
+    twice = {d: n for d, n in received.items() if n > 1}
+    assert not twice, f"{len(twice)} deliveries arrived more than once"
+    shares = [setup.delivered_by(w) for w in workers]
+    assert sum(shares) == 3 * len(event_ids)
+    assert all(share > 0 for share in shares), f"a worker got no work: {shares}"
+
+
+def test_the_node_a_worker_uses_stops_mid_stream_and_nothing_is_lost(setup: Setup) -> None:
+    """1,500 events x 3 hooks; a third of the way in, the worker's node stops; it carries on through
+    another node and every delivery arrives (a duplicate only under its own delivery id)."""
+    with setup.publisher() as publisher:
+        event_ids = _publish(publisher, 1500)
+    worker = setup.start_worker(0)
+    assert setup.connected_nodes(worker) == [node_of(setup.cluster.urls[0])]
+    setup.receiver.wait_for(1500, timeout_s=60)
+    try:
+        setup.cluster.stop_node(0)
+        received = setup.wait_all(event_ids, timeout_s=180)
+    finally:
+        _make_whole(setup.cluster)
+    _only_known(received, event_ids)
+    nodes = setup.connected_nodes(worker)
+    assert len(nodes) >= 2 and nodes[-1] != nodes[0], f"the worker did not move to another node: {nodes}"
+    assert setup.workers[worker].poll() is None, "the worker exited"
+
+
+def test_a_publisher_fails_over_and_a_confirmed_event_is_never_lost(setup: Setup) -> None:
+    """Events published one by one while the publisher's own node stops: each `publish` that
+    returned (a confirm) is delivered; one that raised was not confirmed and is not counted. Then
+    `hookd publish`, HOOKD_AMQP_URL listing the nodes, the stopped one among them: published (exit 0)."""
+    setup.start_worker(1)
+    confirmed: list[str] = []
+    refused = 0
+    with setup.publisher() as publisher:
+        its_node = next(i for i, u in enumerate(setup.cluster.urls) if node_of(u) == publisher.node)
+        confirmed += _publish(publisher, 200)
+        stopper = threading.Thread(target=setup.cluster.stop_node, args=(its_node,), name="stop node")
+        stopper.start()
+        try:
+            n = 200
+            while stopper.is_alive() or n < 600:
+                try:
+                    confirmed += _publish(publisher, 1, start=n)
+                except BrokerError:
+                    refused += 1  # not confirmed: the caller knows, and would publish it again
+                    time.sleep(0.2)
+                n += 1
+            failed_over_to = publisher.node
+        finally:
+            stopper.join()
+    try:
+        confirmed.append(_hookd_publish(setup, first_node=its_node))
+        received = setup.wait_all(confirmed, timeout_s=120)
+    finally:
+        _make_whole(setup.cluster)
+    assert failed_over_to != node_of(setup.cluster.urls[its_node])
+    _only_known(received, confirmed)
+    assert refused < 50, f"{refused} publishes were refused"
+
+
+def _hookd_publish(setup: Setup, first_node: int) -> str:
+    """`hookd publish` with every node in HOOKD_AMQP_URL, `first_node` first; its event id."""
+    urls = setup.cluster.urls[first_node:] + setup.cluster.urls[:first_node]
+    body = setup.folder / "job.json"
+    body.write_text('{"id": 42, "status": "completed"}', encoding="utf-8")
+    event_id = f"evt-{uuid.uuid4()}"
+    command = ["publish", "job.completed", str(body), "--account", ACCOUNT, "--id", event_id]
+    done = subprocess.run(
+        hookd_command(*command, "--config", str(setup.config(first_node))),
+        env=subprocess_env({"HOOKD_AMQP_URL": ",".join(urls)}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"id={event_id}" in done.stdout
+    return event_id
+
+
+@pytest.mark.timeout(600)
+def test_a_rolling_restart_of_every_node_loses_nothing(setup: Setup) -> None:
+    """Two workers, a publisher publishing throughout, every node restarted one at a time."""
+    workers = [setup.start_worker(0), setup.start_worker(2)]
+    confirmed: list[str] = []
+    stop = threading.Event()
+
+    def publish_throughout() -> None:
+        with setup.publisher() as publisher:
+            n = 0
+            while not stop.is_set():
+                try:
+                    confirmed.extend(_publish(publisher, 1, start=n))
+                except BrokerError:
+                    time.sleep(0.2)
+                n += 1
+                time.sleep(0.01)
+
+    publishing = threading.Thread(target=publish_throughout, name="publisher")
+    publishing.start()
+    try:
+        setup.cluster.rolling_restart()
+    finally:
+        stop.set()
+        publishing.join(60)
+        _make_whole(setup.cluster)
+    assert len(confirmed) > 100
+    received = setup.wait_all(confirmed, timeout_s=180)
+    _only_known(received, confirmed)
+    assert all(setup.workers[w].poll() is None for w in workers), "a worker exited"
