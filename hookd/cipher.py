@@ -34,7 +34,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from hookd.errors import ConfigError, UndecryptableSecrets
+from hookd.errors import ConfigError, HookdError, UndecryptableSecrets
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -47,7 +47,7 @@ _GROUP_OR_OTHER = stat.S_IRWXG | stat.S_IRWXO
 CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
 
 
-class KeyFileError(Exception):
+class KeyFileError(HookdError):
     """A key file that cannot be used; the message says why (the loader reports it per setting)."""
 
 
@@ -279,7 +279,7 @@ class Keyring:
         return UndecryptableSecrets(problems, where, key_ids=tuple(unknown))
 
 
-class UndecryptableError(Exception):
+class UndecryptableError(HookdError):
     """Internal: one value did not open (`Keyring.refusal` turns a batch of them into one error)."""
 
     def __init__(self, failure: Undecryptable) -> None:

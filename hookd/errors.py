@@ -7,7 +7,11 @@
     ├── UsageError             a bad command-line argument: exit code 2, nothing changed
     ├── EventError             a consumed message breaks the contract (`reason`: outcomes.Invalid)
     ├── DeliveryError
-    │   └── BlockedDestination the network policy refuses the hook's address (SSRF guard)
+    │   ├── BlockedDestination the network policy refuses the hook's address (SSRF guard)
+    │   └── ProtocolError      (delivery.http) the receiver broke HTTP/1.1; an attempt's outcome
+    ├── KeyFileError           (cipher) a secrets key file that cannot be used; the loader reports it
+    ├── UndecryptableError     (cipher, internal) one value that did not open; batched into
+    │                          UndecryptableSecrets
     ├── BrokerError
     │   ├── ConnectionLost     the connection or channel is gone; unacked messages come back
     │   └── PublishFailed      the broker refused or could not route a message we needed kept

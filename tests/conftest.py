@@ -30,6 +30,15 @@ def browser() -> Browser:
     return services.browser()
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say which servers the run used: the configured ones, or private ones it started."""
+    lines = services.summary()
+    if lines:
+        terminalreporter.section("services")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Stop the private servers the session started (the configured services are left running)."""
     services.close_all()

@@ -24,11 +24,13 @@ from typing import cast
 
 import httptools
 
+from hookd.errors import DeliveryError
+
 #: Response headers the sender reads; every other header is ignored without being kept.
 _WANTED = frozenset({b"location", b"retry-after"})
 
 
-class ProtocolError(Exception):
+class ProtocolError(DeliveryError):
     """The receiver broke HTTP/1.1 (a malformed response, or the connection closed mid-answer)."""
 
 

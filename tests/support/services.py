@@ -20,6 +20,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import NoReturn, TypeVar
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -84,13 +85,33 @@ def browser() -> services.Browser:
     return found
 
 
+def summary() -> list[str]:
+    """One line per service the session used or could not have, for the end of the run."""
+    lines = []
+    for name, found in sorted(_resolved.items()):
+        if isinstance(found, services.Browser):
+            lines.append(f"{name}: {found.chromium}, {found.chromedriver}")
+        else:
+            where = "private, started for this run" if found.private is not None else "configured"
+            lines.append(f"{name}: {_redacted(found.url)} ({where})")
+    lines.extend(f"{name}: unavailable: {why}" for name, why in sorted(_refused.items()))
+    return lines
+
+
+def _redacted(url: str) -> str:
+    """`url` without its password (a configured URL may carry one)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
 def close_all() -> None:
     """Stop every private server this session started (a configured service is left alone)."""
     with _lock:
         for found in _resolved.values():
             if isinstance(found, services.Service):
-                found.close()
-        _resolved.clear()
+                found.close()  # kept in `_resolved` for `summary`, which pytest calls after this
 
 
 def in_schema(url: str, schema: str) -> str:
