@@ -37,7 +37,6 @@ from hookd.retry import DELAY_BUCKETS_S
 
 T = TypeVar("T")
 
-DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 #: How long an absence is given to show itself (a stray delivery, a redelivery) before asserting it.
 SETTLE_S = 0.3
 
@@ -263,24 +262,6 @@ class Receiver:
 
 
 # -- AMQP ----------------------------------------------------------------------------------------------
-def amqp_problem(url: str, timeout_s: float = 3.0) -> str | None:
-    """Why the broker at `url` cannot be used (TCP, then an AMQP handshake), or None when it can."""
-    params = pika.URLParameters(url)
-    try:
-        with socket.create_connection((params.host, params.port), timeout=timeout_s):
-            pass
-    except OSError as exc:
-        return f"no TCP connection to {params.host}:{params.port} ({exc})"
-    params.socket_timeout = timeout_s
-    params.connection_attempts = 1
-    try:
-        connection = pika.BlockingConnection(params)
-    except pika.exceptions.AMQPError as exc:
-        return f"TCP port open but the AMQP handshake failed ({exc!r})"
-    connection.close()
-    return None
-
-
 @dataclass(frozen=True)
 class Got:
     """A message fetched from a queue."""
