@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -49,6 +50,12 @@ def need(make: Callable[[], T]) -> T:
         return make()
     except services.ServiceUnavailable as exc:
         unavailable(str(exc))
+
+
+def require_pg_dump() -> None:
+    """pg_dump (Debian's postgresql-client) must be there to check what a dump of the database shows."""
+    if shutil.which("pg_dump") is None:
+        unavailable("pg_dump is needed to check what a dump shows; install postgresql-client")
 
 
 def _resolve(name: str, make: Callable[[], services.Service | services.Browser]) -> services.Service | services.Browser:

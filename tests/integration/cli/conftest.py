@@ -1,8 +1,8 @@
 """Factory fixtures for the admin command tests: config files, hooks databases, a state database, a broker.
 
 The commands run in process through `hookd.cli.main` (fast); `run_hookd` runs the real entry point
-in a subprocess for end-to-end exit codes. PostgreSQL and RabbitMQ are real: tests that need one
-skip with the reason when it does not answer, except under CI=true, where they fail.
+in a subprocess for end-to-end exit codes. PostgreSQL and RabbitMQ are real: the session's
+(`broker_url`, `postgres_url` from tests/conftest.py), private ones when none is configured.
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ import yaml
 from support import services
 from support.factory import HookdFactory
 from support.helpers import Amqp, Receiver, config_document, hookd_command, signature, subprocess_env
-from support.services import unavailable
+from support.services import require_pg_dump
 
 from hookd.cipher import key_id, new_key_file
 
@@ -41,13 +40,6 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str | 
         return f"sqlite:///{tmp_path / 'hooks.sqlite3'}", None
     schema: str = request.getfixturevalue("pg_schema")
     return services.in_schema(services.postgres_url(), schema), schema
-
-
-def require_pg_dump() -> None:
-    """pg_dump must be installed (postgresql-client): skip without it, fail under CI=true."""
-    if shutil.which("pg_dump") is None:
-        message = "pg_dump is needed to check what a dump shows; install postgresql-client"
-        unavailable(message)
 
 
 def write_config(folder: Path, url: str, name: str, key_file: Path | None, hookd: HookdFactory | None = None) -> Path:

@@ -1,7 +1,7 @@
 """Factory fixtures for the store tests: databases on SQLite (tmp_path) and PostgreSQL (a schema per test).
 
-PostgreSQL tests skip with the reason when the server does not answer, except in CI (CI=true), where
-a missing database is a broken build and they fail instead.
+PostgreSQL is the session's (`postgres_url` from tests/conftest.py): the configured server when it
+answers, else a private one started for the run.
 """
 
 from __future__ import annotations

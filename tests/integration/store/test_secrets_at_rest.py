@@ -4,14 +4,13 @@ database's files or a pg_dump reveals one; wrong keys and altered values are ref
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support.services import unavailable
+from support.services import require_pg_dump
 
 from hookd.cipher import KEY_BYTES, Key, Keyring, is_encrypted, stored_key_id
 from hookd.errors import UndecryptableSecrets
@@ -23,13 +22,6 @@ from hookd.subscriptions.sql_store import SECRET_COLUMNS, SqlStore
 from .conftest import DatabaseOpener
 
 URL = "https://hooks.example.com/in"
-
-
-def require_pg_dump() -> None:
-    """pg_dump must be installed (postgresql-client): skip without it, fail under CI=true."""
-    if shutil.which("pg_dump") is None:
-        message = "pg_dump is needed to check what a dump shows; install postgresql-client"
-        unavailable(message)
 
 
 def new_key(source: str = "secrets.key_file") -> Key:
