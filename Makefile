@@ -9,10 +9,12 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 # The dev tools (ruff, mypy, pytest and its plugins) come at the exact versions of constraints-dev.txt.
+# pip needs PyPI (or the mirror in PIP_INDEX_URL) once; later runs reuse .venv and need no network.
 $(STAMP): setup.cfg pyproject.toml constraints-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints-dev.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints-dev.txt -e '.[dev]' || { \
+	  echo "make: installing hookd and its dev tools into $(VENV) failed (above): pip needs PyPI or a mirror (PIP_INDEX_URL)" >&2; \
+	  exit 1; }
 	@touch $(STAMP)
 
 lint: $(STAMP)
