@@ -28,6 +28,9 @@ class Hook:
     `webhook-signature` alongside the current secret so receivers can switch at their own pace.
     `allow_private` lets this hook reach non-public addresses; only an operator may set it (hooks
     file, or the CLI), never an account admin.
+    `ordered`: deliver one entity's events (a job's, a cluster's) one after another, in publish order;
+    None takes the installation's `delivery.ordered_default`. `rate_limit`: at most this many
+    deliveries per second to the hook across every worker (fractional allowed); None: no limit.
     """
 
     id: str
@@ -42,6 +45,8 @@ class Hook:
     old_secrets: tuple[str, ...] = field(default=(), repr=False)
     old_secrets_expire_at: datetime | None = None
     allow_private: bool = False
+    ordered: bool | None = None
+    rate_limit: float | None = None
     created_at: datetime | None = field(default=None, compare=False)  # kept by a database source only
     updated_at: datetime | None = field(default=None, compare=False)
 
