@@ -23,6 +23,8 @@ AMQP_URL_ENV = "HOOKD_AMQP_URL"
 NODE_ORDERS = ("shuffled", "listed")
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 #: Durable retry schedule modelled on established webhook platforms: ~5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+#: A hook without its own `ordered` choice delivers one entity's events in order (`delivery.ordered_default`).
+DEFAULT_ORDERED = True
 DEFAULT_RETRY_DELAYS_S = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 QUEUE_TYPES = ("quorum", "classic")
 LOG_FORMATS = ("auto", "json", "console")
@@ -107,6 +109,7 @@ class DeliverySettings:
     breaker_threshold: int = 5  # consecutive failures that open a hook's circuit (0: never)
     breaker_cooldown_s: float = 30.0  # open circuit: time before a probe
     disable_after_s: float = 259_200.0  # unbroken failure this long disables the hook (0: never)
+    ordered_default: bool = DEFAULT_ORDERED  # a hook without its own `ordered` delivers each entity's events in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +299,7 @@ def _delivery(d: check.Section) -> DeliverySettings:
         breaker_threshold=d.get("breaker_threshold", defaults.breaker_threshold, check.number(0, 10_000, integer=True)),
         breaker_cooldown_s=d.get("breaker_cooldown_s", defaults.breaker_cooldown_s, check.number(0.1, 86400)),
         disable_after_s=d.get("disable_after_s", defaults.disable_after_s, check.number(0, 365 * 86400)),
+        ordered_default=d.get("ordered_default", defaults.ordered_default, check.boolean),
     )
 
 

@@ -224,6 +224,16 @@ MIGRATIONS: tuple[Migration, ...] = (
                 claimed_until {ts} NULL)""",
         ),
     ),
+    Migration(
+        6,
+        "per-hook ordered delivery and rate limit",
+        common=(
+            # NULL: the installation's delivery.ordered_default; TRUE/FALSE: the hook's own choice.
+            "ALTER TABLE hookd_hooks ADD COLUMN ordered BOOLEAN NULL",
+            # deliveries per second to this hook across every worker (fractions allowed); NULL: no limit.
+            "ALTER TABLE hookd_hooks ADD COLUMN rate_limit DOUBLE PRECISION NULL",
+        ),
+    ),
 )
 
 #: The version `migrate()` brings a database to.

@@ -1,23 +1,83 @@
 """The field rules of a hook (pure): the one home of what a valid hook is, for every source and caller.
 
-The YAML source, the SQL store, the CLI and the admin API all judge a hook here. Values are checked
-for their types too, because callers pass them straight from user input (a YAML document, an API
-body, a row typed by hand into the database). Each problem names its field, so a CLI prints
-`url: must use http or https` and an API answers 422 with the field beside the message.
+The YAML source, the SQL store, the CLI, the admin API and the console all judge a hook here, once:
+values are checked for their types too, because callers pass them straight from user input (a YAML
+document, an API body, a form, a row typed by hand into the database). Each problem names its
+field, so a CLI prints `url: must use http or https` and an API answers 422 with the field beside
+the message. The limits below are the contract: `/openapi.json` states them from these constants.
+
+Text (a name, a basic-auth user or password) is refused when it holds what no label or credential
+needs and what makes a value lie about itself on a screen or in a log: control characters (NUL, CR,
+LF, ESC, DEL, the C1 range), bidirectional overrides and isolates (U+202E turns `gpj.exe` around),
+and unpaired surrogates (text JSON can carry but UTF-8 cannot store). `TEXT_PATTERN` says the same
+as a JSON Schema pattern. URLs are judged by RFC 3986 (`url_problem`); `URL_PATTERN` is the same
+rule as a pattern, held to `url_problem` by a property test.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from hookd.errors import ConfigError
 from hookd.events import GROUPS, SUBSCRIBABLE
 from hookd.netpolicy import NetworkPolicy
 from hookd.subscriptions.model import Hook
 
+#: Longest hook name, URL, basic-auth user and password, in characters (code points).
+NAME_MAX = 200
+URL_MAX = 2048
+USERNAME_MAX = 256
+PASSWORD_MAX = 1024
+#: The fastest `rate_limit` a hook may have, in deliveries per second (above it, no limit is simpler).
+RATE_LIMIT_MAX = 10_000.0
+
 _GROUP_NAMES = ", ".join(GROUPS)
+#: Characters no hook text may hold: C0 and C1 controls, DEL, and the bidirectional formatting marks
+#: (ALM, LRM, RLM, the embeddings and overrides U+202A-202E, the isolates U+2066-2069).
+_REFUSED_CHARS = "\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069"
+#: Text without those characters, as a JSON Schema (ECMA 262) pattern; Python reads it the same way.
+TEXT_PATTERN = f"^[^{_REFUSED_CHARS}]*$"
+_REFUSED = re.compile(f"[{_REFUSED_CHARS}]")
+
+
+def _uri_pattern() -> str:
+    """An absolute http(s) URI by RFC 3986 (section 3 and appendix A): scheme, `//` host [`:` port],
+    path-abempty, [`?` query], [`#` fragment]; no userinfo (credentials go in basic_auth), a host
+    that is not empty, a port from 0 to 65535, no IPvFuture or zone id in an IP literal."""
+    hexdig = "[0-9A-Fa-f]"
+    h16 = f"{hexdig}{{1,4}}"
+    octet = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+    ipv4 = f"{octet}(?:\\.{octet}){{3}}"
+    ls32 = f"(?:{h16}:{h16}|{ipv4})"
+    ipv6 = "|".join(
+        (
+            f"(?:{h16}:){{6}}{ls32}",
+            f"::(?:{h16}:){{5}}{ls32}",
+            f"(?:{h16})?::(?:{h16}:){{4}}{ls32}",
+            f"(?:(?:{h16}:){{0,1}}{h16})?::(?:{h16}:){{3}}{ls32}",
+            f"(?:(?:{h16}:){{0,2}}{h16})?::(?:{h16}:){{2}}{ls32}",
+            f"(?:(?:{h16}:){{0,3}}{h16})?::{h16}:{ls32}",
+            f"(?:(?:{h16}:){{0,4}}{h16})?::{ls32}",
+            f"(?:(?:{h16}:){{0,5}}{h16})?::{h16}",
+            f"(?:(?:{h16}:){{0,6}}{h16})?::",
+        )
+    )
+    pct = f"%{hexdig}{{2}}"
+    unreserved_subdelims = "A-Za-z0-9\\-._~!$&'()*+,;="
+    reg_name = f"(?:[{unreserved_subdelims}]|{pct})+"
+    host = f"(?:\\[(?:{ipv6})\\]|{reg_name})"
+    port = "(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+    pchar = f"(?:[{unreserved_subdelims}:@]|{pct})"
+    tail = f"(?:[{unreserved_subdelims}:@/?]|{pct})*"
+    return f"^[Hh][Tt][Tt][Pp][Ss]?://{host}(?::{port})?(?:/{pchar}*)*(?:\\?{tail})?(?:#{tail})?$"
+
+
+#: `url_problem`'s rule for ASCII URLs, as a JSON Schema (ECMA 262) pattern.
+URL_PATTERN = _uri_pattern()
+_URI = re.compile(URL_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,29 +97,73 @@ HookCheck = Callable[[Hook], list[Problem]]
 
 class InvalidHook(ConfigError):
     """A hook a store refused to write; `invalid` keeps each problem with its field, so the admin API
-    can answer 422 with one entry per field while the CLI prints the same `field: message` lines."""
+    can answer 422 with one entry per field while the CLI prints the same `field: message` lines.
+    `from_check`: the fields are valid and the caller's check refused the hook (the network policy:
+    the API answers 403, not 422, since the request is well formed and the installation refuses it)."""
 
-    def __init__(self, problems: Sequence[Problem], source: str) -> None:
+    def __init__(self, problems: Sequence[Problem], source: str, *, from_check: bool = False) -> None:
         self.invalid: tuple[Problem, ...] = tuple(problems)
+        self.from_check = from_check
         super().__init__([str(p) for p in self.invalid], source)
 
 
+def shown(text: str) -> str:
+    """`text` safe to print or encode: unpaired surrogates replaced by U+FFFD (for messages that quote input)."""
+    return text.encode("utf-8", "replace").decode("utf-8") if _has_surrogate(text) else text
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def text_problem(value: object, *, max_chars: int, required: bool = False) -> str | None:
+    """Why `value` is not acceptable hook text (a name, a user, a password), or None.
+
+    A string of at most `max_chars` characters (non-empty when `required`), valid Unicode (no unpaired
+    surrogate), with no control character and no bidirectional override or isolate.
+    """
+    if not isinstance(value, str):
+        return "must be a string"
+    if required and not value.strip():
+        return "required, a non-empty string"
+    if len(value) > max_chars:
+        return f"must be at most {max_chars} characters (this one has {len(value)})"
+    if _has_surrogate(value):
+        return "must be valid Unicode text (it holds an unpaired surrogate)"
+    found = _REFUSED.search(value)
+    if found is not None:
+        return f"must not contain control characters or bidirectional overrides (U+{ord(found.group()):04X})"
+    return None
+
+
 def url_problem(url: object) -> str | None:
-    """Why `url` is not an acceptable hook URL, or None: http or https, with a host, no userinfo."""
+    """Why `url` is not an acceptable hook URL, or None: an absolute http or https URI (RFC 3986) of
+    at most `URL_MAX` characters, with a host, an optional port up to 65535, and no userinfo."""
     if not isinstance(url, str) or not url.strip():
         return "must be a non-empty http or https URL"
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port  # raises ValueError for a malformed port
-    except ValueError as exc:
-        return f"is not a valid URL ({exc})"
-    del port
-    if parts.scheme not in ("http", "https"):
-        return f"must use http or https, not {parts.scheme or 'no scheme'!r}"
-    if not parts.hostname:
+    if len(url) > URL_MAX:
+        return f"must be at most {URL_MAX} characters (this one has {len(url)})"
+    if (why := text_problem(url, max_chars=URL_MAX)) is not None:
+        return why
+    scheme, colon, rest = url.partition(":")
+    if not colon or not re.fullmatch("[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        return "must use http or https, not 'no scheme'"
+    if scheme.lower() not in ("http", "https"):
+        return f"must use http or https, not {shown(scheme)!r}"
+    if not rest.startswith("//") or rest[2:3] in ("", "/", "?", "#"):
         return "must name a host"
-    if parts.username is not None or parts.password is not None:
+    authority = re.split("[/?#]", rest[2:], maxsplit=1)[0]
+    if "@" in authority:
         return "must not carry credentials (use basic_auth instead)"
+    if _URI.fullmatch(url) is None:
+        return (
+            "is not a valid URL (RFC 3986): spaces, quotes, <, >, \\, ^, `, {, |, } and non-ASCII characters "
+            "must be percent-encoded, a port must be a number up to 65535"
+        )
     return None
 
 
@@ -71,8 +175,25 @@ def events_problems(events: object) -> list[str]:
     for name in events:
         if not isinstance(name, str) or name not in SUBSCRIBABLE:
             known = ", ".join(sorted(SUBSCRIBABLE))
-            problems.append(f"unknown event {name!r} (known: {known})")
+            problems.append(f"unknown event {shown(name) if isinstance(name, str) else name!r} (known: {known})")
     return problems
+
+
+def ordered_problem(value: object) -> str | None:
+    """`ordered`: true, false, or unset (None: the installation's `delivery.ordered_default`)."""
+    return None if value is None or type(value) is bool else "must be true or false (or unset for the default)"
+
+
+def rate_limit_problem(value: object) -> str | None:
+    """`rate_limit`: deliveries per second, more than 0 and at most `RATE_LIMIT_MAX` (fractions allowed),
+    or unset (None: no limit)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return f"must be a number of deliveries per second above 0 and at most {RATE_LIMIT_MAX:g} (or unset)"
+    if not 0 < value <= RATE_LIMIT_MAX:
+        return f"must be above 0 and at most {RATE_LIMIT_MAX:g} deliveries per second (or unset for no limit)"
+    return None
 
 
 def hook_problems(hook: Hook, *, require_id: bool = True) -> list[Problem]:
@@ -94,20 +215,26 @@ def hook_problems(hook: Hook, *, require_id: bool = True) -> list[Problem]:
         "insecure_ssl": hook.insecure_ssl,
         "allow_private": hook.allow_private,
     }
-    if not isinstance(fields["name"], str):
-        problems.append(Problem("name", "must be a string"))
+    if (why := text_problem(fields["name"], max_chars=NAME_MAX)) is not None:
+        problems.append(Problem("name", why))
     problems.extend(
         Problem(key, "must be true or false")
         for key in ("active", "insecure_ssl", "allow_private")
         if type(fields[key]) is not bool
     )
+    if (why := ordered_problem(hook.ordered)) is not None:
+        problems.append(Problem("ordered", why))
+    if (why := rate_limit_problem(hook.rate_limit)) is not None:
+        problems.append(Problem("rate_limit", why))
     auth = hook.basic_auth
     if auth is not None:
-        if not _text(auth.username) or ":" in auth.username:
-            problems.append(Problem("basic_auth.username", "required, a string without ':'"))
-        password: object = auth.password
-        if not isinstance(password, str):
-            problems.append(Problem("basic_auth.password", "must be a string"))
+        username: object = auth.username
+        if (why := text_problem(username, max_chars=USERNAME_MAX, required=True)) is not None:
+            problems.append(Problem("basic_auth.username", why))
+        elif ":" in auth.username:
+            problems.append(Problem("basic_auth.username", "must not contain ':'"))
+        if (why := text_problem(auth.password, max_chars=PASSWORD_MAX)) is not None:
+            problems.append(Problem("basic_auth.password", why))
     if not _text(hook.secret):
         problems.append(Problem("secret", "must be a non-empty string"))
     return problems
@@ -125,4 +252,4 @@ def policy_check(policy: NetworkPolicy) -> HookCheck:
 
 
 def _text(value: object) -> bool:
-    return isinstance(value, str) and bool(value.strip())
+    return isinstance(value, str) and bool(value.strip()) and not _has_surrogate(value)

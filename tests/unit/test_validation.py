@@ -16,7 +16,9 @@ from hookd.subscriptions.rules import events_problems, url_problem
         "https://hooks.example.com/in",
         "http://hooks.example.com:8080/in?x=1",
         "https://[2001:db8::1]/in",
-        "  https://padded.example.com/  ",
+        "HTTPS://hooks.example.com:65535/a%20b;c=d/@x?q=1&r=/x?#frag",
+        "http://10.0.0.1:0",
+        "https://[::ffff:192.0.2.1]/",
     ],
 )
 def test_acceptable_urls(url: str) -> None:
