@@ -22,6 +22,9 @@ AMQP_URL_ENV = "HOOKD_AMQP_URL"
 #: `broker.node_order`: each process shuffles the node URLs (spreading workers), or keeps their order.
 NODE_ORDERS = ("shuffled", "listed")
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+DEFAULT_EXCHANGE = "hookd.events"
+DEFAULT_QUEUE_PREFIX = "hookd"
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
 #: Durable retry schedule modelled on established webhook platforms: ~5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 DEFAULT_RETRY_DELAYS_S = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 QUEUE_TYPES = ("quorum", "classic")
@@ -48,14 +51,14 @@ class BrokerSettings:
     them in an order of its own (`hookd.broker.NodeRing`)."""
 
     urls: tuple[str, ...] = field(default=(DEFAULT_AMQP_URL,), repr=False)
-    exchange: str = "hookd.events"
-    queue_prefix: str = "hookd"
+    exchange: str = DEFAULT_EXCHANGE
+    queue_prefix: str = DEFAULT_QUEUE_PREFIX
     queue_type: str = "quorum"
     prefetch: int = 0  # 0: derived from delivery.max_in_flight (see Settings.prefetch)
     heartbeat_s: int = 30
     connect_timeout_s: float = 10.0
     reconnect_max_s: float = 30.0
-    max_message_bytes: int = 1_048_576
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     quorum_replicas: int = 0  # quorum queues' initial replicas (x-quorum-initial-group-size); 0: every node
     node_order: str = "shuffled"  # or "listed": the first URL is this process's preferred (local) node
     confirm_timeout_s: float = 60.0  # a publish unconfirmed this long: reconnect (never stall silently)

@@ -20,7 +20,8 @@ from hookd.daemon.engine import DeliveryEngine
 from hookd.daemon.lanes import Admission, Lanes
 from hookd.daemon.recorder import Recorder
 from hookd.daemon.roster import Roster
-from hookd.daemon.settlement import Settler, Task
+from hookd.daemon.settlement import Settler
+from hookd.daemon.task import Task
 from hookd.errors import EventError
 from hookd.events import decode
 from hookd.messages import Delivery, parse_delivery
@@ -71,18 +72,13 @@ class Consumer:
         # within one attempt deadline (by its answers so far), else the excess is parked: it would
         # hold the prefetch window longer than a stuck hook may.
 
-    @property
-    def connection(self) -> Connection | None:
-        """The connection deliveries must still belong to (None while reconnecting)."""
-        return self._conn
-
     def attach(self, conn: Connection | None) -> None:
         """A new connection (or none, after losing one): nothing held, no lanes, no pending wake-up."""
         self._conn = conn
+        self._engine.attach(conn)
         if conn is not None:
             self._settler.reset()
             self._lanes = Lanes(self._settings.delivery.per_hook_concurrency, self._settings.delivery.per_hook_backlog)
-            self._engine.reconnected()
 
     # -- consuming -------------------------------------------------------------------------------
     def on_message(self, msg: Incoming) -> None:
@@ -189,10 +185,11 @@ class Consumer:
 
     # -- settling --------------------------------------------------------------------------------
     def settle_finished(self) -> None:
-        """Settle what the delivery threads finished, and start what waited behind those hooks."""
-        for task, last in self._engine.finished():
+        """Settle what the engine finished, and start what waited behind those hooks."""
+        for done in self._engine.finished():
+            task, last = done.task, done.last
             if last is not None and task.held.conn is self._conn:  # else the broker redelivers it
-                self._settler.settle(task, last)
+                self._settler.settle(task, last, disable=done.disable)
             if task.lanes is not None:  # its slot is free: the next delivery waiting for this hook goes
                 answered = last is not None and (last.verdict is not Verdict.RETRYABLE or last.status is not None)
                 duration_s = last.duration_s if last is not None else None

@@ -9,16 +9,16 @@ the logs, the metrics and the history.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 
 from hookd import logs
 from hookd.broker import Connection, Incoming, Outgoing, Topology
 from hookd.config import DeliverySettings
 from hookd.daemon.breaker import Breakers
-from hookd.daemon.lanes import Lanes
 from hookd.daemon.recorder import Recorder
 from hookd.daemon.roster import Roster
+from hookd.daemon.task import Held, Task
 from hookd.messages import Delivery, dead_letter_headers, delivery_headers
 from hookd.metrics import MetricsRecorder
 from hookd.outcomes import DeadLetter, DeliveryState, Disabled, Verdict, dead_letter_reason
@@ -26,29 +26,6 @@ from hookd.retry import Attempt, bucket_delay, durable_delay, jittered_ms
 from hookd.subscriptions.model import Hook
 
 log = logs.get_logger("hookd.worker")
-
-
-@dataclass(slots=True)
-class Held:
-    """One consumed message, held unacked (in its consumer's prefetch window) until all its
-    deliveries are settled."""
-
-    conn: Connection
-    tag: int
-    pending: int
-    queue: str
-
-
-@dataclass(slots=True)
-class Task:
-    """The daemon's handle on one delivery it works on: the delivery, its hook, and the held message
-    whose share it settles."""
-
-    held: Held
-    hook: Hook
-    delivery: Delivery
-    lanes: Lanes[Task] | None = None  # set when it took a slot of its hook's lane
-    disable: bool = False  # set by the delivery thread: unbroken failure for delivery.disable_after_s
 
 
 class Settler:
@@ -89,9 +66,10 @@ class Settler:
         """A consumer's prefetch window is all held by unsettled messages: the broker sends no more."""
         return any(count >= self._prefetch for count in self._held.values())
 
-    def settle(self, task: Task, last: Attempt) -> None:
-        """Act on the last attempt's verdict: ack, retry queue, disable or dead letter."""
-        if task.disable:
+    def settle(self, task: Task, last: Attempt, *, disable: bool = False) -> None:
+        """Act on the last attempt's verdict: ack, retry queue, disable (`disable`: the hook failed
+        without a break for delivery.disable_after_s) or dead letter."""
+        if disable:
             self.disable(task.hook, Disabled.FAILING, last)
             self.dead_letter(task, last, DeadLetter.HOOK_DISABLED)
         elif last.verdict is Verdict.GONE:

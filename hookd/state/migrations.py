@@ -224,6 +224,19 @@ MIGRATIONS: tuple[Migration, ...] = (
                 claimed_until {ts} NULL)""",
         ),
     ),
+    Migration(
+        8,
+        "automatic disables of hooks from a file, kept across restarts until the entry changes",
+        common=(
+            # hookd.state.disables: a hooks file is never written by hookd, so its decision to disable
+            # a hook (410 Gone, failing too long) lives here, with a digest of the entry it judged.
+            """CREATE TABLE hookd_kept_disables (
+                hook_id TEXT PRIMARY KEY,
+                fingerprint TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                disabled_at {ts} NOT NULL DEFAULT {now})""",
+        ),
+    ),
 )
 
 #: The version `migrate()` brings a database to.

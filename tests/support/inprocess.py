@@ -80,6 +80,7 @@ class InProcessDaemon:
         history: HistoryWriter | None = None,
         notices: Database | None = None,
         store: MemoryStore | None = None,
+        state: Database | None = None,
     ) -> None:
         token = uuid.uuid4().hex[:8]
         self.settings = Settings(
@@ -97,6 +98,7 @@ class InProcessDaemon:
             sender=self.transport,
             history=history,
             notifier=Notifier(notices, exchange=self.topology.exchange, poll_interval_s=0.05) if notices else None,
+            state=state,
             connector=lambda: self.broker.connect(self.topology),
         )
         self.broker.declare(self.topology)  # as `hookd publish --config` does: events wait for the daemon
