@@ -62,6 +62,7 @@ class BrokerSettings:
     quorum_replicas: int = 0  # quorum queues' initial replicas (x-quorum-initial-group-size); 0: every node
     node_order: str = "shuffled"  # or "listed": the first URL is this process's preferred (local) node
     confirm_timeout_s: float = 60.0  # a publish unconfirmed this long: reconnect (never stall silently)
+    partitions: int = 16  # ordered delivery: queues the router spreads entities over (0: no ordering)
 
     def __repr__(self) -> str:
         return (
@@ -110,6 +111,8 @@ class DeliverySettings:
     breaker_threshold: int = 5  # consecutive failures that open a hook's circuit (0: never)
     breaker_cooldown_s: float = 30.0  # open circuit: time before a probe
     disable_after_s: float = 259_200.0  # unbroken failure this long disables the hook (0: never)
+    ordered_default: bool = True  # a hook without `ordered` gets one entity's events one after another
+    ordered_max_waiting: int = 10_000  # per hook: deliveries waiting behind an earlier one, at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +275,7 @@ def _broker(b: check.Section, environ: Mapping[str, str], problems: list[str]) -
         quorum_replicas=b.get("quorum_replicas", defaults.quorum_replicas, check.number(0, 99, integer=True)),
         node_order=b.get("node_order", defaults.node_order, check.text(NODE_ORDERS)),
         confirm_timeout_s=b.get("confirm_timeout_s", defaults.confirm_timeout_s, check.number(1, 3600)),
+        partitions=b.get("partitions", defaults.partitions, check.number(0, 256, integer=True)),
     )
 
 
@@ -299,6 +303,10 @@ def _delivery(d: check.Section) -> DeliverySettings:
         breaker_threshold=d.get("breaker_threshold", defaults.breaker_threshold, check.number(0, 10_000, integer=True)),
         breaker_cooldown_s=d.get("breaker_cooldown_s", defaults.breaker_cooldown_s, check.number(0.1, 86400)),
         disable_after_s=d.get("disable_after_s", defaults.disable_after_s, check.number(0, 365 * 86400)),
+        ordered_default=d.get("ordered_default", defaults.ordered_default, check.boolean),
+        ordered_max_waiting=d.get(
+            "ordered_max_waiting", defaults.ordered_max_waiting, check.number(1, 10_000_000, integer=True)
+        ),
     )
 
 

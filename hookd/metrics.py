@@ -62,6 +62,7 @@ class MetricsRecorder(Protocol):
     def broker_connected(self, up: bool, node: str | None = None) -> None: ...
     def hooks_loaded(self, hook_ids: Iterable[str]) -> None: ...
     def observe_counter(self, name: str, documentation: str, read: Callable[[], float]) -> None: ...
+    def ordering(self, waiting: Mapping[str, int], partitions: int) -> None: ...
 
 
 class NoMetrics:
@@ -98,6 +99,9 @@ class NoMetrics:
         return None
 
     def observe_counter(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        return None
+
+    def ordering(self, waiting: Mapping[str, int], partitions: int) -> None:
         return None
 
 
@@ -160,6 +164,9 @@ class Metrics:
         )
         self._nodes: set[str] = set()  # the main thread's (broker_connected)
         self._hooks = Gauge("hookd_hooks", "Hooks currently configured", registry=r)
+        self._partitions = Gauge(
+            "hookd_partitions_active", "Ordering partitions this worker owns and consumes", registry=r
+        )
         self._per_hook = _PerHook(r)
         self._observed = _Observed()
         r.register(self._observed)
@@ -218,6 +225,12 @@ class Metrics:
         self._hooks.set(len(current))
         self._per_hook.loaded(current)
 
+    def ordering(self, waiting: Mapping[str, int], partitions: int) -> None:
+        """Ordered delivery, as the main thread last measured it: deliveries waiting per hook, and the
+        partitions owned."""
+        self._per_hook.waiting(waiting)
+        self._partitions.set(partitions)
+
     def observe_counter(self, name: str, documentation: str, read: Callable[[], float]) -> None:
         """Expose a count kept elsewhere (e.g. history records dropped) as the counter `name`, read at
         each scrape; `read` must be safe to call from the endpoint's threads."""
@@ -255,7 +268,14 @@ class _PerHook:
             ["hook_id"],
             registry=registry,
         )
+        self._waiting = Gauge(
+            "hookd_ordered_waiting",
+            "Deliveries waiting for an earlier delivery of the same entity to end, per hook (this worker's partitions)",
+            ["hook_id"],
+            registry=registry,
+        )
         self._lock = threading.Lock()
+        self._waited: set[str] = set()  # hooks with a waiting series
         self._windows: dict[str, deque[bool]] = {}
         self._outcomes: dict[str, set[str]] = {}
         self._breaker_hooks: set[str] = set()
@@ -274,9 +294,19 @@ class _PerHook:
             self._breaker_hooks.add(hook_id)
             self._breaker.labels(hook_id).set(BREAKER_STATES[state])
 
+    def waiting(self, counts: Mapping[str, int]) -> None:
+        with self._lock:  # with loaded(): a hook removed meanwhile keeps no series
+            for hook_id in self._waited - counts.keys():
+                self._waiting.labels(hook_id).set(0)
+            for hook_id, count in counts.items():
+                self._waiting.labels(hook_id).set(count)
+            self._waited |= counts.keys()
+
     def loaded(self, current: set[str]) -> None:
         with self._lock:
-            gone = (set(self._windows) | set(self._outcomes) | self._breaker_hooks) - current
+            gone = (set(self._windows) | set(self._outcomes) | self._breaker_hooks | self._waited) - current
+            waited = gone & self._waited
+            self._waited -= gone
             outcomes = {hook: self._outcomes.pop(hook, set()) for hook in gone}
             breakers = gone & self._breaker_hooks
             for hook in gone:
@@ -291,6 +321,8 @@ class _PerHook:
             _remove(self._ratio, hook)
             if hook in breakers:
                 _remove(self._breaker, hook)
+            if hook in waited:
+                _remove(self._waiting, hook)
 
 
 class _Observed(Collector):

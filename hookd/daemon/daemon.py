@@ -29,13 +29,16 @@ from hookd.daemon.breaker import Breakers
 from hookd.daemon.consumer import Consumer
 from hookd.daemon.engine import DeliveryEngine, Transport
 from hookd.daemon.notices import Notifier
+from hookd.daemon.partitions import Partitions
 from hookd.daemon.recorder import Recorder
 from hookd.daemon.roster import Roster
+from hookd.daemon.sequencer import Sequencer
 from hookd.daemon.settlement import Settler
+from hookd.daemon.waitroom import WaitRoom
 from hookd.daemon.watcher import Watcher, mask_secrets
 from hookd.delivery import Sender
 from hookd.endpoint import Endpoint
-from hookd.errors import BrokerError
+from hookd.errors import BrokerError, ConfigError
 from hookd.health import Health
 from hookd.metrics import Metrics, recorder_for
 from hookd.state.db import Database
@@ -67,6 +70,14 @@ class Daemon:
     ) -> None:
         self.settings = settings
         self.topology = topology_for(settings)
+        if self.topology.partitions and state is None:
+            raise ConfigError(
+                [
+                    "ordered delivery (broker.partitions > 0) keeps waiting deliveries in the state database"
+                    " (state.url), and it cannot be opened; set broker.partitions: 0 to run without ordering"
+                ],
+                "hookd run",
+            )
         self._store = store
         self._history = history
         self._notifier = notifier
@@ -103,7 +114,13 @@ class Daemon:
             logs.dropped_lines,
         )
         record = Recorder(history, self.metrics, notifier)
+        self._waitroom = (
+            WaitRoom(state, stop=self._stop, on_results=self._waitroom_results)
+            if state is not None and self.topology.partitions
+            else None
+        )
         self._consumer = self._build_consumer(sender or Sender.from_settings(settings), record)
+        self._partitions = Partitions(self.topology, self._consumer)
         self._watchdog = sdnotify.Watchdog.from_environment()
         self._conn: Connection | None = None
         self._ready = False
@@ -135,9 +152,19 @@ class Daemon:
             breakers=breakers,
             roster=self._roster,
         )
+        sequencer = Sequencer(
+            delivery,
+            self.topology,
+            self._waitroom,
+            start=lambda task: self._consumer.start(task),  # noqa: PLW0108 (built just below)
+            settle=settler.done_with,
+        )
+        settler.sequencer = sequencer
+        self._sequencer = sequencer
         return Consumer(
             self.settings,
             roster=self._roster,
+            sequencer=sequencer,
             settler=settler,
             engine=self._engine,
             breakers=breakers,
@@ -172,6 +199,11 @@ class Daemon:
         """Hook id -> why hookd disabled it (a read-only view of the main thread's record)."""
         return self._roster.disabled
 
+    @property
+    def partitions(self) -> list[int]:
+        """The ordering partitions this worker owns now (a copy of the main thread's list)."""
+        return self._partitions.owned
+
     def reload(self) -> None:
         """Reload the hooks soon, whatever the store's revision says (SIGHUP)."""
         self._watcher.request()
@@ -191,6 +223,8 @@ class Daemon:
             log.warning("config.notice", notice=notice)
         self._engine.start()
         self._watcher.start()
+        if self._waitroom is not None:
+            self._waitroom.start()
         if self._history is not None:
             self._history.start()
         if self._notifier is not None:
@@ -224,6 +258,8 @@ class Daemon:
         self._stop.set()
         self._engine.close()
         self._watcher.join()
+        if self._waitroom is not None:
+            self._waitroom.close()
         if self._history is not None:
             self._history.close()
         if self._notifier is not None:
@@ -240,6 +276,9 @@ class Daemon:
 
     def _connected(self, conn: Connection) -> None:
         self._consumer.attach(conn)
+        self._partitions.attach(conn)
+        if self._waitroom is not None:
+            self._waitroom.attach(conn.wake)
         self.health.broker_connected(True)
         self.metrics.broker_connected(True, node=conn.node)
         if not self._ready:
@@ -268,28 +307,43 @@ class Daemon:
         """Forget the dead connection: its unacked messages are back on the broker already."""
         conn, self._conn = self._conn, None
         self._consumer.attach(None)
+        self._partitions.attach(None)
+        if self._waitroom is not None:
+            self._waitroom.attach(None)
         if conn is not None:
             conn.close()
 
     def _serve(self) -> None:
         conn = self._conn
         assert conn is not None
-        conn.consume(
-            [self.topology.events, self.topology.deliveries], self.settings.prefetch, self._consumer.on_message
-        )
         while not self._stop.is_set():
             conn.poll(_POLL_S)
-            self._consumer.settle_finished()
-            self._consumer.park_stuck()
-            if self._notifier is not None:
-                self._notifier.publish_ready(conn)
-            self._watchdog.tick()
-            if time.monotonic() >= self._lag_due:
-                self._lag_due = time.monotonic() + _LAG_EVERY_S
-                for name in (self.topology.events, self.topology.deliveries):
-                    self.metrics.consumer_lag(name, conn.message_count(name))
-            self._apply_reload()
+            self._turn(conn)
         self._drain(conn)
+
+    def _turn(self, conn: Connection) -> None:
+        """One turn of the main loop besides the broker's I/O: settle, release, claim, park, publish."""
+        self._consumer.settle_finished()
+        self._waitroom_results()
+        self._sequencer.tick()
+        self._partitions.tick()
+        self._consumer.park_stuck()
+        if self._notifier is not None:
+            self._notifier.publish_ready(conn)
+        self._watchdog.tick()
+        if time.monotonic() >= self._lag_due:
+            self._lag_due = time.monotonic() + _LAG_EVERY_S
+            for name in (self.topology.events, self.topology.deliveries):
+                self.metrics.consumer_lag(name, conn.message_count(name))
+            self.metrics.ordering(self._sequencer.waiting(), len(self._partitions.owned))
+        self._apply_reload()
+
+    def _store_busy(self) -> bool:
+        return self._waitroom is not None and self._waitroom.pending > 0
+
+    def _waitroom_results(self) -> None:
+        if self._waitroom is not None:
+            self._waitroom.finished()
 
     def _apply_reload(self) -> None:
         """Swap in hooks the watcher loaded, note the disables it stored (on this thread: the roster's
@@ -316,9 +370,10 @@ class Daemon:
         self.metrics.broker_connected(False)
         conn.cancel()
         deadline = time.monotonic() + self.settings.delivery.drain_timeout_s
-        while (self._engine.busy or conn.unconfirmed) and time.monotonic() < deadline:
+        while (self._engine.busy or conn.unconfirmed or self._store_busy()) and time.monotonic() < deadline:
             conn.poll(0.05)
             self._consumer.settle_finished()
+            self._waitroom_results()
             self._watchdog.tick()
         self._consumer.settle_finished()
         self._abandon()  # queued but unstarted deliveries' messages are requeued by the broker

@@ -9,11 +9,13 @@ read on the main thread once it was taken from the engine's queue.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hookd.broker import Connection
 from hookd.daemon.lanes import Lanes
 from hookd.messages import Delivery
+from hookd.ordering import ChainKey
 from hookd.retry import Attempt
 from hookd.subscriptions.model import Hook
 
@@ -21,12 +23,14 @@ from hookd.subscriptions.model import Hook
 @dataclass(slots=True)
 class Held:
     """One consumed message, held unacked (in its consumer's prefetch window) until all its
-    deliveries are settled (main thread only)."""
+    deliveries are settled (main thread only). A delivery read back from the state database (an
+    ordered one that waited there) has no message: `release` settles it instead of an ack."""
 
     conn: Connection
     tag: int
     pending: int
     queue: str
+    release: Callable[[], None] | None = None
 
 
 @dataclass(slots=True)
@@ -37,6 +41,7 @@ class Task:
     hook: Hook
     delivery: Delivery
     lanes: Lanes[Task] | None = None  # set (main thread) when it took a slot of its hook's lane
+    chain: ChainKey | None = None  # ordered: the chain it belongs to (hook, account, entity)
 
 
 @dataclass(frozen=True, slots=True)

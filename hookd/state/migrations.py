@@ -237,6 +237,30 @@ MIGRATIONS: tuple[Migration, ...] = (
                 disabled_at {ts} NOT NULL DEFAULT {now})""",
         ),
     ),
+    Migration(
+        9,
+        "ordered delivery: deliveries waiting behind an earlier one of the same entity, and away heads",
+        common=(
+            # hookd.state.ordered: one row per delivery of an ordered chain (hook, account, entity) that
+            # waits in the database: `away` for a chain's head on the durable retry path, else waiting
+            # behind it in `seq` order. Written only by the worker that owns the entity's partition.
+            """CREATE TABLE hookd_ordered (
+                hook_id TEXT NOT NULL,
+                account_id TEXT NOT NULL,
+                entity TEXT NOT NULL,
+                seq BIGINT NOT NULL,
+                delivery_id TEXT NOT NULL UNIQUE,
+                away BOOLEAN NOT NULL DEFAULT FALSE,
+                event TEXT NOT NULL,
+                event_id TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                retries INTEGER NOT NULL DEFAULT 0,
+                body {blob} NOT NULL,
+                created_at {ts} NOT NULL DEFAULT {now},
+                PRIMARY KEY (hook_id, account_id, entity, seq))""",
+            "CREATE INDEX hookd_ordered_hook ON hookd_ordered (hook_id, created_at)",
+        ),
+    ),
 )
 
 #: The version `migrate()` brings a database to.
