@@ -207,6 +207,9 @@ class Harness:
             outcome.extra["hookd_log"] = log_summary(files)
             if any("exited early" in n for n in outcome.notes) and (line := last_error(files)):
                 outcome.notes.append(f"hookd said: {line}")
+        elif any("exited early" in n for n in outcome.notes):
+            said = (files.dir / f"{sc.contender}.log").read_text(errors="replace").strip().splitlines()
+            outcome.notes.append(f"{sc.contender} said: {said[-1][:300] if said else '(nothing)'}")
         if sc.profile and self.profile_dir is not None:
             found = [parse(p.read_text()) for p in sorted(self.profile_dir.glob(f"{files.prefix}-p*.txt"))]
             if found:
