@@ -109,6 +109,21 @@ class BenchBroker:
             time.sleep(0.1)
         return False
 
+    def wait_ready(self, topology: Topology, processes: int, timeout_s: float = 30.0) -> bool:
+        """True once `processes` hookd workers consume: without ordered delivery, that many consumers
+        on the events queue; with it (one active consumer there), that many on `<prefix>.workers` and
+        every partition owned, then a moment for the partitions to spread over the workers."""
+        if not topology.partitions:
+            return self.wait_consuming(topology.events, consumers=processes, timeout_s=timeout_s)
+        deadline = time.monotonic() + timeout_s
+        if not self.wait_consuming(topology.workers, consumers=processes, timeout_s=timeout_s):
+            return False
+        for queue in topology.partition_queues():
+            if not self.wait_consuming(queue, timeout_s=max(0.1, deadline - time.monotonic())):
+                return False
+        time.sleep(3.0 if processes > 1 else 0.0)  # a bench, not a test: workers over their share hand partitions on
+        return True
+
     def reachable(self) -> str | None:
         """None when the broker answers, else why not (one line)."""
         try:

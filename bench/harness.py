@@ -135,10 +135,8 @@ class Harness:
         self.receiver.reset(order=sc.capture_order)
         procs = self._start(sc, files, broker)
         measured = [wait_for_child(p.pid) or p.pid for p in procs] if sc.profile else None
-        if (load.kind in ("burst", "paced") or shared) and not broker.wait_consuming(
-            files.topology.events, consumers=sc.processes
-        ):
-            problems.append(f"not {sc.processes} consumer(s) on {files.topology.events} after 30 s")
+        if (load.kind in ("burst", "paced") or shared) and not broker.wait_ready(files.topology, sc.processes):
+            problems.append(f"not {sc.processes} worker(s) consuming {files.topology.prefix}.* after 30 s")
         if shared:
             self.say(f"{sc.name} / {name}: {sc.processes} processes consuming; publishing {events} events")
             publish_rate = broker.publish(files.topology, self._events(sc, load.events))
