@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from hookd.errors import EventError
+from hookd.ordering import entity_of
 from hookd.outcomes import Invalid
 
 
@@ -116,6 +117,7 @@ class Event:
     body: bytes
     timestamp: datetime | None = None
     subject: str | None = None  # a `hook.*` event: the id of the hook it is about (never sent it)
+    entity: str | None = None  # what it is about, for ordered delivery (hookd.ordering.entity_of)
 
 
 def normalize_account(value: object) -> str | None:
@@ -168,6 +170,7 @@ def decode(
         body=body,
         timestamp=timestamp,
         subject=_subject(parsed) if routing_key in HOOK_EVENTS else None,
+        entity=entity_of(routing_key, parsed, headers),
     )
 
 

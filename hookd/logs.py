@@ -20,14 +20,15 @@ import base64
 import binascii
 import contextlib
 import functools
+import json
 import logging
 import queue
 import re
 import sys
 import threading
-import time
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import structlog
@@ -208,31 +209,45 @@ def redact(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> Mu
 class LineWriter:
     """A structlog logger that hands rendered lines to one writer thread (`hookd run` only).
 
-    With one line per delivery attempt from dozens of delivery threads, writing in the caller meant a
-    lock and a write(2) plus flush per line: at 1,300 attempts/s that was a sixth of the process's
-    CPU. Here a caller only queues the line; the writer thread writes whatever has gathered in one
-    call and flushes. Lines keep their order. `close()` (at exit, and before a forced exit) writes
-    what is still queued; a SIGKILL loses at most the last few milliseconds of lines.
+    With one line per delivery attempt, writing in the caller meant a lock and a write(2) plus flush
+    per line: at 1,300 attempts/s that was a sixth of the process's CPU. Here a caller only queues the
+    line; the writer thread writes whatever has gathered in one call and flushes. Lines keep their
+    order. `close()` (at exit, and before a forced exit) writes what is still queued; a SIGKILL loses
+    at most the last few milliseconds of lines.
+
+    A caller never waits: the event loop logs every attempt, and a stalled output (journald stuck)
+    must not freeze every delivery in flight. Past `_MAX_QUEUED` waiting lines, lines are dropped and
+    counted (`dropped`, exposed as `hookd_log_lines_dropped_total`); once the output moves again the
+    writer says how many it lost (`log.dropped`).
     """
 
     _MAX_BATCH = 1000
-    #: Lines waiting at most; beyond it callers wait (stdout stuck, e.g. journald stalled) rather than
-    #: the queue growing without bound: the same back-pressure a direct write would give.
     _MAX_QUEUED = 50_000
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()  # guards the two counts below (callers on any thread, the writer)
+        self._dropped = 0
+        self._reported = 0
         self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
         self._thread.start()
         atexit.register(self.close)
 
     def msg(self, message: str) -> None:
-        while self._lines.qsize() >= self._MAX_QUEUED and self._thread.is_alive():
-            time.sleep(0.001)
+        if self._lines.qsize() >= self._MAX_QUEUED:
+            with self._lock:
+                self._dropped += 1
+            return
         self._lines.put(message)
 
     log = debug = info = warn = warning = error = err = critical = fatal = exception = failure = msg
+
+    @property
+    def dropped(self) -> int:
+        """Lines dropped so far because the output could not keep up."""
+        with self._lock:
+            return self._dropped
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Write everything queued so far, then stop (idempotent)."""
@@ -254,12 +269,23 @@ class LineWriter:
                     stop = True
                 else:
                     batch.append(line)
+            with self._lock:
+                lost, self._reported = self._dropped - self._reported, self._dropped
+            if lost:
+                batch.append(_dropped_line(lost, self._reported))
             if batch:
                 with contextlib.suppress(OSError, ValueError):  # a closed stdout must not kill the writer
                     self._stream.write("\n".join(batch) + "\n")
                     self._stream.flush()
             if stop:
                 return
+
+
+def _dropped_line(lost: int, total: int) -> str:
+    """The writer's own line about lines it lost (rendered here: logging it would queue it behind them)."""
+    now = datetime.now(UTC).isoformat()
+    fields = {"lines": lost, "total": total, "component": "hookd.logs", "level": "warning", "ts": now}
+    return json.dumps({**fields, "msg": "log.dropped"})
 
 
 _writer: LineWriter | None = None
@@ -269,6 +295,11 @@ def flush() -> None:
     """Write out queued log lines now (before a forced exit)."""
     if _writer is not None:
         _writer.close()
+
+
+def dropped_lines() -> int:
+    """Log lines the daemon's writer dropped so far (0 when lines are written by the caller)."""
+    return _writer.dropped if _writer is not None else 0
 
 
 def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = None, *, threaded: bool = False) -> None:

@@ -21,7 +21,6 @@ from hookd.subscriptions.rules import (
     RATE_LIMIT_MAX,
     TEXT_PATTERN,
     URL_MAX,
-    URL_PATTERN,
     USERNAME_MAX,
 )
 
@@ -68,8 +67,10 @@ _LIMIT = {
 }
 #: The longest `basic_auth_data`: base64 of the longest user and password at 4 UTF-8 bytes a character.
 BASIC_AUTH_DATA_MAX = 4 * -(-(4 * USERNAME_MAX + 1 + 4 * PASSWORD_MAX) // 3)
-#: The format name of `basic_auth_data`, for tools that generate requests from this document.
+#: The format names of `basic_auth_data` and of a hook URL, for tools that generate requests from this
+#: document: each rule is more than a JSON Schema pattern says (tests/integration/api/schemathesis_hooks.py).
 BASIC_AUTH_FORMAT = "basic-auth-data"
+URL_FORMAT = "hook-url"
 
 
 def _op(
@@ -310,10 +311,13 @@ def _settings_input() -> dict[str, Any]:
     return {
         "url": {
             "type": "string",
+            "format": URL_FORMAT,
             "minLength": 1,
             "maxLength": URL_MAX,
-            "pattern": URL_PATTERN,
-            "description": "an absolute http or https URL (RFC 3986): a host, a port up to 65535, no userinfo",
+            "description": f"format {URL_FORMAT}: an absolute http or https URL by RFC 3986 (hookd.urls): a host "
+            "(a name read by IDNA 2008, an IPv4 address in dotted decimal, or an IPv6 address in brackets; no "
+            "trailing dot, no percent-encoding), a port from 1 to 65535, a path and query of the characters RFC "
+            "3986 allows there (% only as %XX), no userinfo, no fragment, no control or space characters",
         },
         "basic_auth": {"type": "boolean", "description": "false removes basic auth"},
         "basic_auth_data": {

@@ -1,10 +1,12 @@
 """Delivery status and history, written off the hot path.
 
-Delivery threads and the main thread only `record()` (a non-blocking put on a bounded queue); one
-writer thread turns what accumulated into one transaction per batch: the attempt log, the per-delivery
-row (state, attempts, body for redelivery) and the per hook and event status the platform's hook
-resource shows. If the database is down or the queue is full, records are dropped and counted, never
-blocking or failing a delivery: history is an observation of the delivery path, not part of it.
+The engine's event loop and the main thread only `record()` (a non-blocking put on a bounded queue);
+one writer thread turns what accumulated into one transaction per batch: the attempt log, the
+per-delivery row (state, attempts, body for redelivery) and the per hook and event status the
+platform's hook resource shows. If the database is down or the queue is full, records are dropped,
+never blocking or failing a delivery: history is an observation of the delivery path, not part of it.
+A drop is never silent: `dropped` is exposed as `hookd_history_dropped_total`, and the writer thread
+logs `history.dropped` (at most every `_DROP_REPORT_S`) with how many were lost.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from hookd.outcomes import DeliveryState, Trigger, Verdict
 from hookd.state.db import Database, Transaction
 
 log = logs.get_logger("hookd.history")
+_DROP_REPORT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +127,11 @@ class HistoryWriter:
         self._queue: queue.Queue[_Record | None] = queue.Queue(maxsize=max_pending)
         self._thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
         self._next_purge = 0.0
-        self.dropped = 0
-        self.written = 0
+        self._lock = threading.Lock()  # guards `_dropped`: counted by the callers' threads and the writer
+        self._dropped = 0
+        self._reported = 0  # the writer's: dropped records already logged
+        self._next_report = 0.0
+        self.written = 0  # the writer's
 
     def start(self) -> None:
         self._thread.start()
@@ -135,7 +141,17 @@ class HistoryWriter:
         try:
             self._queue.put_nowait(item)
         except queue.Full:
-            self.dropped += 1
+            self._drop(1)
+
+    @property
+    def dropped(self) -> int:
+        """Records dropped so far (queue full, or a batch the database refused)."""
+        with self._lock:
+            return self._dropped
+
+    def _drop(self, count: int) -> None:
+        with self._lock:
+            self._dropped += count
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Flush what is pending (within `timeout_s`) and stop the writer thread."""
@@ -162,15 +178,28 @@ class HistoryWriter:
                 batch.append(item)
             if batch:
                 self._write(batch)
+            self._report_drops()
             self._maybe_purge()
+
+    def _report_drops(self) -> None:
+        """Log how many records were dropped since the last report (at most every `_DROP_REPORT_S`)."""
+        now = time.monotonic()
+        if now < self._next_report:
+            return
+        total = self.dropped
+        if total == self._reported:
+            return
+        log.warning("history.dropped", records=total - self._reported, dropped_total=total)
+        self._reported = total
+        self._next_report = now + _DROP_REPORT_S
 
     def _write(self, batch: list[_Record]) -> None:
         try:
             with self._db.transaction(write=True) as tx:
                 write_batch(tx, batch)
         except StoreError as exc:
-            self.dropped += len(batch)
-            log.warning("history.write_failed", records=len(batch), error=str(exc), dropped_total=self.dropped)
+            self._drop(len(batch))
+            log.warning("history.write_failed", records=len(batch), error=str(exc))
             return
         self.written += len(batch)
 

@@ -10,8 +10,8 @@ Text (a name, a basic-auth user or password) is refused when it holds what no la
 needs and what makes a value lie about itself on a screen or in a log: control characters (NUL, CR,
 LF, ESC, DEL, the C1 range), bidirectional overrides and isolates (U+202E turns `gpj.exe` around),
 and unpaired surrogates (text JSON can carry but UTF-8 cannot store). `TEXT_PATTERN` says the same
-as a JSON Schema pattern. URLs are judged by RFC 3986 (`url_problem`); `URL_PATTERN` is the same
-rule as a pattern, held to `url_problem` by a property test.
+as a JSON Schema pattern. URLs are judged by RFC 3986 and IDNA 2008 in `hookd.urls` (`url_problem`
+delegates to it), which refuses controls, bidi marks and surrogates too.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from hookd import urls
 from hookd.errors import ConfigError
 from hookd.events import GROUPS, SUBSCRIBABLE
 from hookd.netpolicy import NetworkPolicy
@@ -28,7 +29,7 @@ from hookd.subscriptions.model import Hook
 
 #: Longest hook name, URL, basic-auth user and password, in characters (code points).
 NAME_MAX = 200
-URL_MAX = 2048
+URL_MAX = urls.MAX_URL_LENGTH
 USERNAME_MAX = 256
 PASSWORD_MAX = 1024
 #: The fastest `rate_limit` a hook may have, in deliveries per second (above it, no limit is simpler).
@@ -41,43 +42,6 @@ _REFUSED_CHARS = "\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u202A-\\u
 #: Text without those characters, as a JSON Schema (ECMA 262) pattern; Python reads it the same way.
 TEXT_PATTERN = f"^[^{_REFUSED_CHARS}]*$"
 _REFUSED = re.compile(f"[{_REFUSED_CHARS}]")
-
-
-def _uri_pattern() -> str:
-    """An absolute http(s) URI by RFC 3986 (section 3 and appendix A): scheme, `//` host [`:` port],
-    path-abempty, [`?` query], [`#` fragment]; no userinfo (credentials go in basic_auth), a host
-    that is not empty, a port from 0 to 65535, no IPvFuture or zone id in an IP literal."""
-    hexdig = "[0-9A-Fa-f]"
-    h16 = f"{hexdig}{{1,4}}"
-    octet = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
-    ipv4 = f"{octet}(?:\\.{octet}){{3}}"
-    ls32 = f"(?:{h16}:{h16}|{ipv4})"
-    ipv6 = "|".join(
-        (
-            f"(?:{h16}:){{6}}{ls32}",
-            f"::(?:{h16}:){{5}}{ls32}",
-            f"(?:{h16})?::(?:{h16}:){{4}}{ls32}",
-            f"(?:(?:{h16}:){{0,1}}{h16})?::(?:{h16}:){{3}}{ls32}",
-            f"(?:(?:{h16}:){{0,2}}{h16})?::(?:{h16}:){{2}}{ls32}",
-            f"(?:(?:{h16}:){{0,3}}{h16})?::{h16}:{ls32}",
-            f"(?:(?:{h16}:){{0,4}}{h16})?::{ls32}",
-            f"(?:(?:{h16}:){{0,5}}{h16})?::{h16}",
-            f"(?:(?:{h16}:){{0,6}}{h16})?::",
-        )
-    )
-    pct = f"%{hexdig}{{2}}"
-    unreserved_subdelims = "A-Za-z0-9\\-._~!$&'()*+,;="
-    reg_name = f"(?:[{unreserved_subdelims}]|{pct})+"
-    host = f"(?:\\[(?:{ipv6})\\]|{reg_name})"
-    port = "(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
-    pchar = f"(?:[{unreserved_subdelims}:@]|{pct})"
-    tail = f"(?:[{unreserved_subdelims}:@/?]|{pct})*"
-    return f"^[Hh][Tt][Tt][Pp][Ss]?://{host}(?::{port})?(?:/{pchar}*)*(?:\\?{tail})?(?:#{tail})?$"
-
-
-#: `url_problem`'s rule for ASCII URLs, as a JSON Schema (ECMA 262) pattern.
-URL_PATTERN = _uri_pattern()
-_URI = re.compile(URL_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,30 +105,8 @@ def text_problem(value: object, *, max_chars: int, required: bool = False) -> st
 
 
 def url_problem(url: object) -> str | None:
-    """Why `url` is not an acceptable hook URL, or None: an absolute http or https URI (RFC 3986) of
-    at most `URL_MAX` characters, with a host, an optional port up to 65535, and no userinfo."""
-    if not isinstance(url, str) or not url.strip():
-        return "must be a non-empty http or https URL"
-    if len(url) > URL_MAX:
-        return f"must be at most {URL_MAX} characters (this one has {len(url)})"
-    if (why := text_problem(url, max_chars=URL_MAX)) is not None:
-        return why
-    scheme, colon, rest = url.partition(":")
-    if not colon or not re.fullmatch("[A-Za-z][A-Za-z0-9+.-]*", scheme):
-        return "must use http or https, not 'no scheme'"
-    if scheme.lower() not in ("http", "https"):
-        return f"must use http or https, not {shown(scheme)!r}"
-    if not rest.startswith("//") or rest[2:3] in ("", "/", "?", "#"):
-        return "must name a host"
-    authority = re.split("[/?#]", rest[2:], maxsplit=1)[0]
-    if "@" in authority:
-        return "must not carry credentials (use basic_auth instead)"
-    if _URI.fullmatch(url) is None:
-        return (
-            "is not a valid URL (RFC 3986): spaces, quotes, <, >, \\, ^, `, {, |, } and non-ASCII characters "
-            "must be percent-encoded, a port must be a number up to 65535"
-        )
-    return None
+    """Why `url` is not an acceptable hook URL, or None: RFC 3986's rules, read once in `hookd.urls`."""
+    return urls.problem(url)
 
 
 def events_problems(events: object) -> list[str]:
