@@ -48,7 +48,8 @@ NOTICES = {
     "created": "Webhook created. Its secret is on this page, behind Show secret.",
     "saved": "Saved.",
     "pinged": "Ping sent through the normal delivery path: it appears under Recent deliveries within seconds.",
-    "secret-reset": "New secret made: give it to the receiver. It signs every delivery from now on.",
+    "secret-reset": "New secret made: give it to the receiver. Running workers sign with it once they have "
+    "reloaded the hook, within subscriptions.poll_interval_s (a second by default).",
     "enabled": "Webhook enabled.",
     "disabled": "Webhook disabled: it receives nothing until enabled again.",
     "deleted": "Webhook deleted.",

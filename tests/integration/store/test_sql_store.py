@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from hookd.errors import ConfigError, HookNotFound, StoreError
-from hookd.state.db import Database
+from hookd.state.db import Database, _migrate
+from hookd.state.migrations import MIGRATIONS
 from hookd.subscriptions.model import BasicAuth, Hook
 from hookd.subscriptions.sql_store import SqlStore
 
@@ -297,13 +298,12 @@ def test_a_bad_rate_limit_or_ordered_is_refused_and_nothing_written(store: SqlSt
     assert store.revision() == before
 
 
-def test_migration_6_gives_existing_hooks_no_ordering_choice_and_no_limit(database: Database) -> None:
-    """A hooks table from before version 6, with a hook, migrated: the hook reads ordered None, rate_limit None."""
-    with database.transaction(write=True) as tx:  # back to version 5: migration 6 not applied
-        tx.execute("ALTER TABLE hookd_hooks DROP COLUMN ordered")
-        tx.execute("ALTER TABLE hookd_hooks DROP COLUMN rate_limit")
-        tx.execute("DELETE FROM hookd_schema WHERE version = 6")
-    _raw_insert(database, "old")
-    database.migrate()
-    hook = SqlStore(database).get("old")
+def test_migration_6_gives_existing_hooks_no_ordering_choice_and_no_limit(opener: Callable[[], Database]) -> None:
+    """A database made by a hookd at schema version 5, with a hook, migrated: the hook reads ordered None
+    (the installation's default) and rate_limit None."""
+    db = opener()
+    _migrate(db, [m for m in MIGRATIONS if m.version <= 5])  # what the hookd of version 5 left
+    _raw_insert(db, "old")
+    db.migrate()
+    hook = SqlStore(db).get("old")
     assert hook is not None and (hook.ordered, hook.rate_limit) == (None, None)
