@@ -18,6 +18,7 @@ full. Results come back from the delivery engine and are settled here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -261,7 +262,7 @@ class Consumer:
             else:
                 self._settler.park(task, refusal.wait_s, Parked.BREAKER_OPEN)
             return
-        admission = self._lanes.admit(hook.id, task, self._stuck_after_s)
+        admission = self._lanes.admit(hook.id, task, self._stuck_after_s, cap=_paced_cap(hook))
         if admission is Admission.RUN:
             task.lanes = self._lanes
             self._engine.submit(task)
@@ -346,6 +347,12 @@ class Consumer:
             for task in self._lanes.take_stale(_PRESSURE_WAIT_S):
                 if task.held.conn is conn:
                     self._settler.park(task, _BACKLOG_PARK_S, Parked.BACKLOG)
+
+
+def _paced_cap(hook: Hook) -> int | None:
+    """A rate-limited hook runs at most about a second's worth of its rate at once per worker: more would
+    only wait for slots reserved further ahead, holding the engine's capacity and the prefetch window."""
+    return None if hook.rate_limit is None else max(1, math.ceil(hook.rate_limit))
 
 
 def _absent(delivery: Delivery) -> Hook:
