@@ -34,7 +34,7 @@ from hookd.daemon.sequencer import Sequencer
 from hookd.daemon.settlement import Settler
 from hookd.daemon.task import Task
 from hookd.errors import EventError
-from hookd.events import Event, decode
+from hookd.events import Event, decode, routed
 from hookd.messages import EVENT_HEADER, ORDERING_ENTITY_HEADER, Delivery, parse_delivery
 from hookd.ordering import ChainKey, partition_of
 from hookd.outcomes import DeadLetter, Parked, Verdict
@@ -171,7 +171,10 @@ class Consumer:
             self._on_targeted(conn, msg, forwarded=True)
             return
         name = msg.headers.get(EVENT_HEADER)
-        event = self._decode(conn, msg, name if isinstance(name, str) else "")
+        name = name if isinstance(name, str) else ""
+        event = routed(
+            name, msg.body, msg.message_id, msg.headers, entity_header=ORDERING_ENTITY_HEADER, timestamp=msg.timestamp
+        ) or self._decode(conn, msg, name)
         if event is not None:
             self._fan_out(conn, msg, event)
 
