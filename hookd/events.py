@@ -174,6 +174,40 @@ def decode(
     )
 
 
+def routed(
+    name: str,
+    body: bytes,
+    message_id: str | None,
+    headers: Mapping[str, Any],
+    *,
+    entity_header: str,
+    timestamp: datetime | None = None,
+) -> Event | None:
+    """An event the router already decoded (a partition's message): rebuilt from its headers without
+    parsing the body again (only a `hook.*` notification's body is read, for its subject). None when
+    the headers are not what the router writes (the caller decodes it the long way)."""
+    account_id = normalize_account(headers.get("account_id"))
+    entity = headers.get(entity_header)
+    if name not in EVENTS or not message_id or account_id is None:
+        return None
+    subject = None
+    if name in HOOK_EVENTS:
+        try:
+            parsed = json.loads(body)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return None
+        subject = _subject(parsed) if isinstance(parsed, dict) else None
+    return Event(
+        name=name,
+        event_id=str(message_id).strip(),
+        account_id=account_id,
+        body=body,
+        timestamp=timestamp,
+        subject=subject,
+        entity=entity if isinstance(entity, str) and entity else None,
+    )
+
+
 def _subject(body: Mapping[str, Any]) -> str | None:
     """The hook a `hook.*` notification is about: `hook.id` of its body (the hook resource)."""
     hook = body.get("hook")

@@ -21,7 +21,8 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -168,19 +169,22 @@ class Metrics:
             "hookd_partitions_active", "Ordering partitions this worker owns and consumes", registry=r
         )
         self._per_hook = _PerHook(r)
+        # (metric, labels) -> its child: `labels()` validates and locks on every call (1-2 us, measured);
+        # these labels come from fixed catalogues, so the cache is bounded and never needs emptying.
+        self._children: dict[tuple[object, ...], Any] = {}
         self._observed = _Observed()
         r.register(self._observed)
 
     # -- recording -------------------------------------------------------------------------------
     def attempt(self, event: str, hook_id: str, outcome: str, duration_s: float) -> None:
         """One HTTP attempt (the canonical `delivery.attempt` log line), from the engine's loop."""
-        self._attempts.labels(event, outcome).inc()
-        self._duration.labels(outcome).observe(max(duration_s, 0.0))
+        _child(self._attempts, self._children, event, outcome).inc()
+        _child(self._duration, self._children, outcome).observe(max(duration_s, 0.0))
         self._per_hook.attempt(hook_id, outcome)
 
     def delivered(self, event: str) -> None:
         """A delivery succeeded (settled, its message acknowledged)."""
-        self._deliveries.labels(event, _DELIVERED).inc()
+        _child(self._deliveries, self._children, event, _DELIVERED).inc()
 
     def retry_scheduled(self, event: str) -> None:
         """A delivery was handed to `<prefix>.retry.<delay>`."""
@@ -244,6 +248,26 @@ class Metrics:
         return encode(self.registry), content_type
 
 
+def _child(metric: Counter | Gauge | Histogram, cache: dict[tuple[object, ...], Any], *labels: str) -> Any:
+    """`metric.labels(*labels)`, remembered (a race only looks the same child up twice)."""
+    key = (metric, *labels)
+    child = cache.get(key)
+    if child is None:
+        child = cache[key] = metric.labels(*labels)
+    return child
+
+
+@dataclass(slots=True)
+class _Window:
+    """A hook's last attempts (delivered or not) and their running count of deliveries, with the
+    children of its per-hook series, so an attempt costs no `labels()` lookup and no sum."""
+
+    ratio: Any
+    attempts: dict[str, Any] = field(default_factory=dict)
+    results: deque[bool] = field(default_factory=lambda: deque(maxlen=SUCCESS_WINDOW))
+    delivered: int = 0
+
+
 class _PerHook:
     """The per-hook series: attempts by outcome, the success ratio over a window, the breaker state;
     and their cleanup when hooks disappear. One lock, because the loop records attempts while the
@@ -276,18 +300,26 @@ class _PerHook:
         )
         self._lock = threading.Lock()
         self._waited: set[str] = set()  # hooks with a waiting series
-        self._windows: dict[str, deque[bool]] = {}
-        self._outcomes: dict[str, set[str]] = {}
+        self._windows: dict[str, _Window] = {}
         self._breaker_hooks: set[str] = set()
 
     def attempt(self, hook_id: str, outcome: str) -> None:
-        self._attempts.labels(hook_id, outcome).inc()
+        ok = outcome == _DELIVERED
         with self._lock:
-            self._outcomes.setdefault(hook_id, set()).add(outcome)
-            window = self._windows.setdefault(hook_id, deque(maxlen=SUCCESS_WINDOW))
-            window.append(outcome == _DELIVERED)
-            ratio = sum(window) / len(window)
-        self._ratio.labels(hook_id).set(ratio)
+            window = self._windows.get(hook_id)
+            if window is None:
+                window = self._windows[hook_id] = _Window(self._ratio.labels(hook_id))
+            counter = window.attempts.get(outcome)
+            if counter is None:
+                counter = window.attempts[outcome] = self._attempts.labels(hook_id, outcome)
+            results = window.results
+            if len(results) == SUCCESS_WINDOW:
+                window.delivered -= results[0]
+            results.append(ok)
+            window.delivered += ok
+            ratio = window.delivered / len(results)
+        counter.inc()
+        window.ratio.set(ratio)
 
     def breaker(self, hook_id: str, state: Circuit) -> None:
         with self._lock:  # with loaded(): a reload cannot reset a state set meanwhile
@@ -304,19 +336,18 @@ class _PerHook:
 
     def loaded(self, current: set[str]) -> None:
         with self._lock:
-            gone = (set(self._windows) | set(self._outcomes) | self._breaker_hooks | self._waited) - current
+            gone = (set(self._windows) | self._breaker_hooks | self._waited) - current
             waited = gone & self._waited
             self._waited -= gone
-            outcomes = {hook: self._outcomes.pop(hook, set()) for hook in gone}
+            windows = {hook: self._windows.pop(hook, None) for hook in gone}
             breakers = gone & self._breaker_hooks
-            for hook in gone:
-                self._windows.pop(hook, None)
             self._breaker_hooks -= gone
             for hook in current - self._breaker_hooks:
                 self._breaker_hooks.add(hook)
                 self._breaker.labels(hook).set(BREAKER_STATES[Circuit.CLOSED])
         for hook in gone:
-            for outcome in outcomes[hook]:
+            window = windows[hook]
+            for outcome in window.attempts if window is not None else ():
                 _remove(self._attempts, hook, outcome)
             _remove(self._ratio, hook)
             if hook in breakers:

@@ -18,6 +18,7 @@ full. Results come back from the delivery engine and are settled here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,7 +34,7 @@ from hookd.daemon.sequencer import Sequencer
 from hookd.daemon.settlement import Settler
 from hookd.daemon.task import Task
 from hookd.errors import EventError
-from hookd.events import Event, decode
+from hookd.events import Event, decode, routed
 from hookd.messages import EVENT_HEADER, ORDERING_ENTITY_HEADER, Delivery, parse_delivery
 from hookd.ordering import ChainKey, partition_of
 from hookd.outcomes import DeadLetter, Parked, Verdict
@@ -170,7 +171,10 @@ class Consumer:
             self._on_targeted(conn, msg, forwarded=True)
             return
         name = msg.headers.get(EVENT_HEADER)
-        event = self._decode(conn, msg, name if isinstance(name, str) else "")
+        name = name if isinstance(name, str) else ""
+        event = routed(
+            name, msg.body, msg.message_id, msg.headers, entity_header=ORDERING_ENTITY_HEADER, timestamp=msg.timestamp
+        ) or self._decode(conn, msg, name)
         if event is not None:
             self._fan_out(conn, msg, event)
 
@@ -261,7 +265,7 @@ class Consumer:
             else:
                 self._settler.park(task, refusal.wait_s, Parked.BREAKER_OPEN)
             return
-        admission = self._lanes.admit(hook.id, task, self._stuck_after_s)
+        admission = self._lanes.admit(hook.id, task, self._stuck_after_s, cap=_paced_cap(hook))
         if admission is Admission.RUN:
             task.lanes = self._lanes
             self._engine.submit(task)
@@ -346,6 +350,12 @@ class Consumer:
             for task in self._lanes.take_stale(_PRESSURE_WAIT_S):
                 if task.held.conn is conn:
                     self._settler.park(task, _BACKLOG_PARK_S, Parked.BACKLOG)
+
+
+def _paced_cap(hook: Hook) -> int | None:
+    """A rate-limited hook runs at most about a second's worth of its rate at once per worker: more would
+    only wait for slots reserved further ahead, holding the engine's capacity and the prefetch window."""
+    return None if hook.rate_limit is None else max(1, math.ceil(hook.rate_limit))
 
 
 def _absent(delivery: Delivery) -> Hook:

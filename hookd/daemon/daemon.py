@@ -29,6 +29,7 @@ from hookd.daemon.breaker import Breakers
 from hookd.daemon.consumer import Consumer
 from hookd.daemon.engine import DeliveryEngine, Transport
 from hookd.daemon.notices import Notifier
+from hookd.daemon.pacer import Pacer
 from hookd.daemon.partitions import Partitions
 from hookd.daemon.recorder import Recorder
 from hookd.daemon.roster import Roster
@@ -79,6 +80,7 @@ class Daemon:
                 "hookd run",
             )
         self._store = store
+        self._state = state
         self._history = history
         self._notifier = notifier
         # One node order for the process's life: after losing its node it moves on to the next one.
@@ -142,6 +144,7 @@ class Daemon:
             metrics=self.metrics,
             stop=self._stop,
             on_results=lambda: self._consumer.settle_finished(),  # noqa: PLW0108 (built just below)
+            pacer=Pacer(self._state),
         )
         settler = Settler(
             delivery,

@@ -32,6 +32,7 @@ from hookd import logs
 from hookd.broker import Connection
 from hookd.config import DeliverySettings
 from hookd.daemon.breaker import Breakers
+from hookd.daemon.pacer import Pacer
 from hookd.daemon.recorder import Recorder
 from hookd.daemon.task import Finished, Task
 from hookd.messages import Delivery
@@ -80,6 +81,7 @@ class DeliveryEngine:
         metrics: MetricsRecorder,
         stop: threading.Event,
         on_results: Callable[[], None],
+        pacer: Pacer | None = None,
     ) -> None:
         self._delivery = delivery
         self._transport = transport
@@ -87,6 +89,7 @@ class DeliveryEngine:
         self._breakers = breakers
         self._metrics = metrics
         self._stop = stop
+        self._pacer = pacer  # rate-limited hooks wait for their slot before each attempt
         self._on_results = on_results  # runs on the main thread when results are waiting
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -127,6 +130,8 @@ class DeliveryEngine:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
         self._transport.close()
+        if self._pacer is not None:
+            self._pacer.close()
 
     def _run_loop(self) -> None:
         loop = self._loop = new_event_loop()
@@ -235,6 +240,8 @@ class DeliveryEngine:
 
         async def attempt(number: int) -> Attempt:
             nonlocal disable
+            if hook.rate_limit is not None and self._pacer is not None:
+                await self._pacer.turn(hook.id, hook.rate_limit)  # not an attempt: no failure, no breaker
             result = await transport.attempt(hook, delivery, number)
             self._record.attempt(delivery, result)
             if result.verdict is not Verdict.BLOCKED:

@@ -63,14 +63,14 @@ class Lanes(Generic[T]):
         self._lanes: dict[str, _Lane[T]] = {}
         self._typical_s: float | None = None  # moving mean duration of every answered attempt
 
-    def admit(self, hook_id: str, item: T, stuck_after_s: float | None = None) -> Admission:
+    def admit(self, hook_id: str, item: T, stuck_after_s: float | None = None, *, cap: int | None = None) -> Admission:
         """RUN reserves a slot (the caller starts `item`); QUEUE keeps it in the backlog (beyond the
         limit too, until `take_overflow` decides); STUCK leaves it to the caller: every slot is taken
-        and none got an answer for `stuck_after_s`."""
+        and none got an answer for `stuck_after_s`. `cap`: this hook's own, lower, concurrency."""
         lane = self._lanes.get(hook_id)
         if lane is None:
             lane = self._lanes[hook_id] = _Lane(self._clock())
-        if lane.running < self._cap:
+        if lane.running < (self._cap if cap is None else min(cap, self._cap)):
             lane.running += 1
             return Admission.RUN
         if stuck_after_s is not None and self._clock() - lane.progress >= stuck_after_s:

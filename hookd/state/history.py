@@ -222,32 +222,38 @@ class HistoryWriter:
 
 def write_batch(tx: Transaction, batch: list[_Record]) -> None:
     """Write one batch in the caller's transaction: attempts first, then delivery, status and health
-    rows, each keyed so that the batch's latest record for a delivery, event or hook wins."""
+    rows, each keyed so that the batch's latest record for a delivery, event or hook wins. A record's
+    time is converted once (`Transaction.stamp`) for all its rows, which go to the driver as they are."""
     attempts: list[tuple[Any, ...]] = []
     deliveries: dict[str, tuple[Any, ...]] = {}
     statuses: dict[tuple[str, str], tuple[Any, ...]] = {}
     health: dict[str, tuple[Any, ...]] = {}
+    stamp = tx.stamp
     for item in batch:
         if isinstance(item, HealthRecord):
             health[item.hook_id] = _health_row(item)
         elif isinstance(item, AttemptRecord):
-            attempts.append(_attempt_row(item))
+            at = stamp(item.at)
+            attempts.append(_attempt_row(item, at))
             state = DeliveryState.DELIVERED if item.outcome == Verdict.DELIVERED else DeliveryState.RETRYING
-            deliveries[item.delivery_id] = _delivery_row(item, state, item.attempt, item.status)
-            statuses[(item.hook_id, item.event)] = _status_row(item)
+            deliveries[item.delivery_id] = _delivery_row(item, state, item.attempt, item.status, at)
+            statuses[(item.hook_id, item.event)] = _status_row(item, at)
         else:
-            deliveries[item.delivery_id] = _delivery_row(item, item.state, item.attempts, item.last_status)
+            deliveries[item.delivery_id] = _delivery_row(
+                item, item.state, item.attempts, item.last_status, stamp(item.at)
+            )
     for sql, rows in (
         (_INSERT_ATTEMPT, attempts),
         (_UPSERT_DELIVERY, list(deliveries.values())),
         (_UPSERT_STATUS, list(statuses.values())),
-        (_UPSERT_HEALTH, list(health.values())),
     ):
         if rows:
-            tx.executemany(sql, rows)
+            tx.executemany(sql, rows, prepared=True)
+    if health:  # rare, with optional times of its own: adapted the usual way
+        tx.executemany(_UPSERT_HEALTH, list(health.values()))
 
 
-def _attempt_row(item: AttemptRecord) -> tuple[Any, ...]:
+def _attempt_row(item: AttemptRecord, at: Any) -> tuple[Any, ...]:
     return (
         item.delivery_id,
         item.hook_id,
@@ -260,15 +266,15 @@ def _attempt_row(item: AttemptRecord) -> tuple[Any, ...]:
         item.duration_ms,
         item.error,
         item.response_excerpt,
-        item.at,
+        at,
     )
 
 
-def _status_row(item: AttemptRecord) -> tuple[Any, ...]:
+def _status_row(item: AttemptRecord, at: Any) -> tuple[Any, ...]:
     """The hook's per-event last trigger, as the platform's hook resource shows it."""
     trigger = Trigger.SUCCESS if item.outcome == Verdict.DELIVERED else Trigger.FAILURE
     response = item.response_excerpt if item.response_excerpt is not None else item.error
-    return (item.hook_id, item.event, trigger, item.at, item.status, response)
+    return (item.hook_id, item.event, trigger, at, item.status, response)
 
 
 def _health_row(item: HealthRecord) -> tuple[Any, ...]:
@@ -285,7 +291,9 @@ def _health_row(item: HealthRecord) -> tuple[Any, ...]:
     )
 
 
-def _delivery_row(item: AttemptRecord | Settlement, state: str, attempts: int, status: int | None) -> tuple[Any, ...]:
+def _delivery_row(
+    item: AttemptRecord | Settlement, state: str, attempts: int, status: int | None, at: Any
+) -> tuple[Any, ...]:
     return (
         item.delivery_id,
         item.hook_id,
@@ -295,7 +303,7 @@ def _delivery_row(item: AttemptRecord | Settlement, state: str, attempts: int, s
         state,
         attempts,
         status,
-        item.at,
-        item.at,
+        at,
+        at,
         item.body,
     )

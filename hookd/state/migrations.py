@@ -271,6 +271,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX hookd_ordered_hook ON hookd_ordered (hook_id, created_at)",
         ),
     ),
+    Migration(
+        10,
+        "per-hook rate limits: the next free slot of each paced hook, shared by every worker",
+        common=(
+            # hookd.state.pacing: `next_at` (Unix seconds, the database's own clock) is when the hook's
+            # next request may start; each worker reserves a slot by moving it one interval on.
+            """CREATE TABLE hookd_pace (
+                hook_id TEXT PRIMARY KEY,
+                next_at DOUBLE PRECISION NOT NULL)""",
+        ),
+    ),
 )
 
 #: The version `migrate()` brings a database to.
