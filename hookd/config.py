@@ -26,6 +26,8 @@ DEFAULT_EXCHANGE = "hookd.events"
 DEFAULT_QUEUE_PREFIX = "hookd"
 DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
 #: Durable retry schedule modelled on established webhook platforms: ~5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+#: A hook without its own `ordered` choice delivers one entity's events in order (`delivery.ordered_default`).
+DEFAULT_ORDERED = True
 DEFAULT_RETRY_DELAYS_S = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 QUEUE_TYPES = ("quorum", "classic")
 LOG_FORMATS = ("auto", "json", "console")
@@ -111,7 +113,7 @@ class DeliverySettings:
     breaker_threshold: int = 5  # consecutive failures that open a hook's circuit (0: never)
     breaker_cooldown_s: float = 30.0  # open circuit: time before a probe
     disable_after_s: float = 259_200.0  # unbroken failure this long disables the hook (0: never)
-    ordered_default: bool = True  # a hook without `ordered` gets one entity's events one after another
+    ordered_default: bool = DEFAULT_ORDERED  # a hook without `ordered` gets one entity's events one after another
     ordered_max_waiting: int = 10_000  # per hook: deliveries waiting behind an earlier one, at most
 
 

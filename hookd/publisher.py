@@ -13,10 +13,18 @@ from types import TracebackType
 from typing import Any
 
 from hookd.broker import BrokerConnection, NodeRing, Outgoing, Topology
-from hookd.config import DEFAULT_AMQP_URL, DEFAULT_EXCHANGE, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_QUEUE_PREFIX, amqp_urls
+from hookd.config import (
+    DEFAULT_AMQP_URL,
+    DEFAULT_EXCHANGE,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_ORDERED,
+    DEFAULT_QUEUE_PREFIX,
+    amqp_urls,
+)
 from hookd.errors import ConnectionLost, PublishFailed
 from hookd.events import PING, decode
 from hookd.messages import Delivery, delivery_headers, delivery_id
+from hookd.resource import hook_resource
 from hookd.subscriptions.model import Hook
 
 
@@ -122,9 +130,12 @@ def publish_event(
         return publisher.publish(event, account_id, body, event_id=event_id)
 
 
-def ping_message(hook: Hook, topology: Topology, revision: int | None = None) -> tuple[Outgoing, str]:
-    """A `ping` for one hook through the normal delivery path; its body is the hook's public fields.
-    `revision`: the hooks store's revision the hook was read at (a database store's)."""
+def ping_message(
+    hook: Hook, topology: Topology, revision: int | None = None, *, ordered_default: bool = DEFAULT_ORDERED
+) -> tuple[Outgoing, str]:
+    """A `ping` for one hook through the normal delivery path; its body is the hook's resource without
+    its secrets (`resource.hook_resource`). `revision`: the hooks store's revision the hook was read at
+    (a database store's); `ordered_default`: the installation's `delivery.ordered_default`."""
     event_id = f"ping-{uuid.uuid4()}"
     ping = Delivery(
         hook_id=hook.id,
@@ -132,7 +143,9 @@ def ping_message(hook: Hook, topology: Topology, revision: int | None = None) ->
         event_id=event_id,
         account_id=hook.account_id,
         delivery_id=delivery_id(event_id, hook.id),
-        body=json.dumps(hook.public(), separators=(",", ":")).encode(),
+        body=json.dumps(
+            hook_resource(hook, ordered_default=ordered_default, for_receiver=True), separators=(",", ":")
+        ).encode(),
         hook_revision=revision,
     )
     return delivery_message(ping, topology), ping.delivery_id

@@ -1,7 +1,9 @@
 """A hook shaped like the platform's web hook resource, with its per-event statuses (JSON-ready);
 and a recorded delivery with its attempts.
 
-One function builds it for `hookd hooks ... --json` and for the admin API. The secret (`salt`, also
+One function builds it for `hookd hooks ... --json`, for the admin API and for the body of a ping (the
+one place this shape is built). `settings.ordered` is the effective choice: the hook's own, else the
+installation's `delivery.ordered_default`, which callers that have the settings pass. The secret (`salt`, also
 under `secret`, and as `secret_whsec` in the Standard Webhooks form that the standardwebhooks and svix
 libraries take) and the basic-auth password (`settings.basic_auth_data`) appear only when the caller
 asks to reveal them. A previous secret still valid during a rotation overlap is never shown, only
@@ -15,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from hookd.config import DEFAULT_ORDERED
 from hookd.dispatch import expand
 from hookd.signing import whsec
 from hookd.state import queries
@@ -30,15 +33,24 @@ def iso_time(moment: datetime | None) -> str | None:
 
 
 def hook_resource(
-    hook: Hook, *, reveal: bool = False, statuses: Sequence[queries.Status] | None = None
+    hook: Hook,
+    *,
+    ordered_default: bool = DEFAULT_ORDERED,
+    reveal: bool = False,
+    statuses: Sequence[queries.Status] | None = None,
+    for_receiver: bool = False,
 ) -> dict[str, Any]:
-    """The platform's web hook resource for `hook`; `created_at`/`updated_at` when the source keeps them."""
+    """The platform's web hook resource for `hook`; `created_at`/`updated_at` when the source keeps them.
+    `ordered_default`: the installation's `delivery.ordered_default`, shown for a hook without a choice.
+    `for_receiver`: the body of a ping, which the receiver reads: without the operator's `allow_private`."""
     settings: dict[str, Any] = {"url": hook.url, "basic_auth": hook.basic_auth is not None}
     if reveal and hook.basic_auth is not None:
         pair = f"{hook.basic_auth.username}:{hook.basic_auth.password}".encode()
         settings["basic_auth_data"] = base64.b64encode(pair).decode("ascii")
     settings["insecure_ssl"] = hook.insecure_ssl
-    if hook.allow_private:  # hookd's own operator setting: absent from the platform's shape unless set
+    settings["ordered"] = ordered_default if hook.ordered is None else hook.ordered
+    settings["rate_limit"] = hook.rate_limit
+    if hook.allow_private and not for_receiver:  # the operator's setting: shown to admins when set, never to receivers
         settings["allow_private"] = True
     resource: dict[str, Any] = {
         "id": hook.id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from hookd.broker import Connection, connect
@@ -37,16 +38,28 @@ def broker_connection(settings: Settings, *, name: str) -> Iterator[Connection]:
         conn.close()
 
 
-def send_ping(
-    settings: Settings, hook: Hook, *, revision: int | None = None, name: str = "hookd ping"
-) -> tuple[str, str]:
-    """Publish a ping for `hook`, confirmed by the broker; return its delivery id and event id.
-    `revision`: the store's revision the hook was read at (workers behind it reload first)."""
+@dataclass(frozen=True, slots=True)
+class SentPing:
+    """A ping the broker confirmed: its hook, delivery id, event id and the queue it went to."""
+
+    hook_id: str
+    delivery_id: str
+    event_id: str
+    queue: str
+
+
+def send_ping(settings: Settings, hook: Hook, *, revision: int | None = None, name: str = "hookd ping") -> SentPing:
+    """Publish a ping for `hook` on `<prefix>.deliveries`, confirmed by the broker: the one way every
+    caller (`hookd ping`, `hookd hooks ping`, the API, the console) sends one. `revision`: the store's
+    revision the hook was read at (a worker behind it reloads first instead of reporting hook_not_found)."""
     with broker_connection(settings, name=name) as conn:
-        message, delivery_id = ping_message(hook, conn.topology, revision)
+        message, delivery_id = ping_message(
+            hook, conn.topology, revision, ordered_default=settings.delivery.ordered_default
+        )
         conn.publish(message)
+        queue = conn.topology.deliveries
     assert message.message_id is not None
-    return delivery_id, message.message_id
+    return SentPing(hook.id, delivery_id, message.message_id, queue)
 
 
 def redelivery(row: Mapping[str, Any]) -> Delivery:

@@ -14,16 +14,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from hookd.api import chart
 from hookd.api.errors import ItemNotFound
 from hookd.config import Settings
 from hookd.errors import HookNotFound
+from hookd.events import PING
 from hookd.messages import Delivery
 from hookd.netpolicy import NetworkPolicy
 from hookd.resource import hook_statuses
 from hookd.state import notices, queries
 from hookd.state.db import Database
 from hookd.subscriptions.model import Hook
-from hookd.subscriptions.rules import HookCheck, Problem, hook_problems, policy_check
+from hookd.subscriptions.rules import HookCheck, Problem, hook_problems, policy_check, text_problem
 from hookd.subscriptions.sql_store import SqlStore, generate_secret
 from hookd.subscriptions.store import id_order
 from hookd.targeted import redelivery, send_ping, send_redelivery
@@ -54,6 +56,8 @@ class Admin:
     # -- reading -------------------------------------------------------------------------------------
     def hook(self, account_id: str, hook_id: str) -> Hook:
         """The account's hook with this id; `ItemNotFound` for a missing hook or another account's."""
+        if not plausible_id(hook_id):
+            raise ItemNotFound(hook_id)
         hook = self.store.get(hook_id)
         if hook is None or hook.account_id != account_id:
             raise ItemNotFound(hook_id)
@@ -72,10 +76,24 @@ class Admin:
     def statuses(self, hook: Hook) -> list[queries.Status]:
         return hook_statuses(self.state, hook)
 
+    def console_statuses(self, hook: Hook) -> list[queries.Status]:
+        """The last trigger of each event the hook subscribes to, then of its pings (the console shows a
+        ping like any event; the API's `statuses` keep the platform's shape: subscribed events only)."""
+        return [*self.statuses(hook), *queries.statuses(self.state, hook.id, [PING])]
+
     def last_trigger(self, hook: Hook) -> queries.Status | None:
-        """The most recent trigger of any of the hook's events, or None before the first."""
-        fired = [s for s in self.statuses(hook) if s.last_trigger_time is not None]
+        """The most recent trigger of any of the hook's events or pings, or None before the first."""
+        fired = [s for s in self.console_statuses(hook) if s.last_trigger_time is not None]
         return max(fired, key=lambda s: s.last_trigger_time or 0) if fired else None
+
+    def last_delivery(self, hook: Hook) -> dict[str, Any] | None:
+        """The hook's most recent delivery, with its last attempt (`last_attempt`)."""
+        return queries.last_delivery(self.state, hook.id)
+
+    def activity(self, hooks: Collection[Hook], now: datetime) -> dict[str, list[chart.Hour]]:
+        """Per hook, its deliveries of the last 24 hours, hour by hour (for the console's picture)."""
+        counts = queries.hourly_deliveries(self.state, [h.id for h in hooks], chart.window_start(now))
+        return {hook_id: chart.hours(per_hour, now) for hook_id, per_hour in counts.items()}
 
     def health(self, hooks: Collection[Hook]) -> dict[str, notices.NoticeState]:
         """The hooks' last operational notice (failing since, disabled because, recovered at), if any."""
@@ -152,13 +170,13 @@ class Admin:
         than dead-lettering it as `hook_not_found`.
         """
         hook = self.hook(account_id, hook_id)
-        delivery_id, _ = send_ping(self.settings, hook, revision=self.store.revision(), name="hookd serve ping")
-        return hook, delivery_id
+        sent = send_ping(self.settings, hook, revision=self.store.revision(), name="hookd serve ping")
+        return hook, sent.delivery_id
 
     def redeliver(self, account_id: str, hook_id: str, delivery_id: str) -> Delivery:
         """Send a recorded delivery of this hook again, same delivery id (`UsageError`: no body kept)."""
         hook = self.hook(account_id, hook_id)
-        row = queries.delivery(self.state, delivery_id, with_body=True)
+        row = queries.delivery(self.state, delivery_id, with_body=True) if plausible_id(delivery_id) else None
         if row is None or str(row["hook_id"]) != hook.id:
             raise ItemNotFound(delivery_id)
         delivery = redelivery(row)
@@ -166,6 +184,14 @@ class Admin:
         return delivery
 
 
+def plausible_id(text: str) -> bool:
+    """Whether `text` (an id from a URL) could name anything stored: no NUL or other control character,
+    no unpaired surrogate, at most 256 characters. What cannot is "not found" without asking the
+    database, which would choke on some of it (PostgreSQL refuses NUL in text)."""
+    return len(text) <= _ID_MAX and text_problem(text, max_chars=_ID_MAX) is None
+
+
+_ID_MAX = 256
 _NEVER = datetime.min.replace(tzinfo=UTC)
 _SORT_KEYS: dict[str, Callable[[Hook], Any]] = {
     "name": lambda h: h.display_name.casefold(),

@@ -22,13 +22,19 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response as BaseResponse
 
 from hookd import logs
-from hookd.api import console, hooks_api, openapi
+from hookd.api import (
+    console,
+    hook_pages,  # noqa: F401 (its routes join the console blueprint when imported)
+    hooks_api,
+    openapi,
+)
 from hookd.api.admin import Admin
 from hookd.api.context import Context, install, json_response
 from hookd.api.errors import NOT_FOUND, ApiError, ItemNotFound
 from hookd.config import Settings
 from hookd.errors import BrokerError, HookNotFound, StoreError, UndecryptableSecrets, UsageError
 from hookd.state.db import Database
+from hookd.subscriptions.rules import shown
 from hookd.subscriptions.sql_store import SqlStore
 
 CONTENT_SECURITY_POLICY = (
@@ -53,7 +59,7 @@ def create_app(settings: Settings, store: SqlStore, state: Database) -> Flask:
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, TEMPLATES_AUTO_RELOAD=False)
     install(app, Context(settings, store, state, Admin(settings, store, state)))
     app.register_blueprint(hooks_api.api)
-    app.register_blueprint(console.console)
+    app.register_blueprint(console.console)  # with the hook pages' routes (imported above)
     app.add_url_rule("/hook_events", "hook_events", lambda: json_response(hooks_api.catalogue()))
     app.add_url_rule("/openapi.json", "openapi", lambda: json_response(openapi.document()))
     app.before_request(_start_clock)
@@ -97,11 +103,18 @@ def _finish(response: Response) -> Response:
 
 
 def _error(exc: Exception) -> BaseResponse:
-    """Every error as JSON (API) or an HTML page (console), with its status."""
-    error = _as_api_error(exc)
-    if is_api_request():
-        return json_response(error.body(), error.status, error.headers)
-    return console.error_page(error.status, error.message, error.headers)
+    """Every error as JSON (API) or an HTML page (console), with its status. Rendering the answer
+    cannot fail in turn: if it does, a fixed 500 in the right format is sent and the cause logged."""
+    try:
+        error = _as_api_error(exc)
+        if is_api_request():
+            return json_response(error.body(), error.status, error.headers)
+        return console.error_page(error.status, shown(error.message), error.headers)
+    except Exception:  # the last resort: whatever went wrong, answer and log it
+        _log.exception("api.error_page_failed")
+        if is_api_request():
+            return Response('{"message":"Internal error."}', status=500, mimetype="application/json")
+        return Response("Internal error.", status=500, mimetype="text/plain")
 
 
 def _as_api_error(exc: Exception) -> ApiError:

@@ -1,12 +1,15 @@
 """The Service Hooks console: server-rendered pages for account admins, working without JavaScript.
 
 Sign in with an API key (a session cookie: HttpOnly, SameSite=Strict, Secure over HTTPS), then the
-account's hooks: list, create, show, edit, show or reset the secret, ping, disable or enable, delete
-(after a confirmation page), and per delivery a redelivery. Every form carries a CSRF token and
-every POST without the right one is refused (403) before anything happens. The pages call the same
-`Admin` operations as the API, so both enforce the same rules. An operator key picks an account
-first (`/account`). Outcomes are shown after a redirect by a fixed notice code in the URL, never by
+account's hooks (`hook_pages`): list, create, show, edit, show or reset the secret, ping, disable or
+enable, delete (after a confirmation page), and per delivery a redelivery. Every form carries a CSRF
+token and every POST without the right one is refused (403) before anything happens. The pages call
+the same `Admin` operations as the API, so both enforce the same rules. An operator key picks an
+account first (`/account`). Every POST that changes something answers with a redirect (a reload
+repeats nothing), and outcomes are shown after it by a fixed notice code in the URL, never by
 echoing user input.
+
+This module holds the blueprint, sessions, CSRF, rendering and sign-in; `hook_pages` the hooks' pages.
 """
 
 from __future__ import annotations
@@ -31,32 +34,28 @@ from flask import (
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
-from hookd.api import keys, sessions
-from hookd.api.admin import DeliveryFilter
-from hookd.api.bodies import FORM_FIELDS, form_changes, renamed
+from hookd.api import keys, sessions, wording
 from hookd.api.context import context
 from hookd.api.errors import ApiError
-from hookd.dispatch import expand
-from hookd.events import CATALOGUE, GROUPS, LABELS, normalize_account
+from hookd.events import CATALOGUE, LABELS, normalize_account
 from hookd.outcomes import Disabled
 from hookd.resource import iso_time
 from hookd.state import notices
-from hookd.subscriptions.model import Hook
-from hookd.subscriptions.rules import InvalidHook, Problem
 
 console = Blueprint("console", __name__)
 STATIC = Path(__file__).parent / "static"
 NOTICES = {
     "created": "Webhook created. Its secret is on this page, behind Show secret.",
     "saved": "Saved.",
-    "pinged": "Ping sent through the normal delivery path: its status appears below within seconds.",
+    "pinged": "Ping sent through the normal delivery path: it appears under Recent deliveries within seconds.",
+    "secret-reset": "New secret made: give it to the receiver. Running workers sign with it once they have "
+    "reloaded the hook, within subscriptions.poll_interval_s (a second by default).",
     "enabled": "Webhook enabled.",
     "disabled": "Webhook disabled: it receives nothing until enabled again.",
     "deleted": "Webhook deleted.",
     "redelivered": "Redelivery queued, with the same delivery id.",
     "signed-out": "Signed out.",
 }
-RECENT_DELIVERIES = 20
 View = TypeVar("View", bound=Callable[..., Any])
 
 
@@ -70,12 +69,29 @@ def _csrf_field() -> Markup:
     ).format(ident, g.get("csrf", ""))
 
 
+def _when(moment: datetime | None) -> Markup:
+    """A time as people read it ("3 min ago"), the exact UTC time in `datetime` and the title."""
+    if moment is None:
+        return Markup("never")
+    return Markup('<time datetime="{0}" title="{1}">{2}</time>').format(
+        iso_time(moment), wording.exact(moment), wording.ago(moment)
+    )
+
+
 @console.app_context_processor
 def _helpers() -> dict[str, Any]:
-    return {"csrf_field": _csrf_field, "labels": LABELS, "catalogue": CATALOGUE, "iso_time": iso_time}
+    return {
+        "csrf_field": _csrf_field,
+        "labels": LABELS,
+        "catalogue": CATALOGUE,
+        "iso_time": iso_time,
+        "when": _when,
+        "plain_error": wording.plain_error,
+        "outcome": wording.outcome,
+    }
 
 
-def _page(template: str, status: int = 200, **values: Any) -> Response:
+def page(template: str, status: int = 200, **values: Any) -> Response:
     session = g.get("session")
     notice = NOTICES.get(request.args.get("notice", ""))
     html = render_template(template, session=session, account=g.get("account"), notice=notice, **values)
@@ -84,7 +100,7 @@ def _page(template: str, status: int = 200, **values: Any) -> Response:
 
 def error_page(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
     g.csrf = g.session.csrf_token if g.get("session") else None
-    response = _page("error.html", status, code=status, message=message)
+    response = page("error.html", status, code=status, message=message)
     response.headers.update({k: v for k, v in (headers or {}).items() if k != "WWW-Authenticate"})
     return response
 
@@ -125,7 +141,8 @@ def _set_cookie(response: Response, name: str, value: str, max_age: int | None) 
     )
 
 
-def _back(endpoint: str, notice: str | None = None, **values: Any) -> Response:
+def back(endpoint: str, notice: str | None = None, **values: Any) -> Response:
+    """A 303 to a page of the console, with a notice code to show there."""
     if notice:
         values["notice"] = notice
     return redirect(url_for(endpoint, **values), 303)
@@ -133,26 +150,28 @@ def _back(endpoint: str, notice: str | None = None, **values: Any) -> Response:
 
 @dataclass(frozen=True, slots=True)
 class Health:
-    """A hook's health as the console shows it: a CSS class, the words, and since when."""
+    """A hook's health as the console shows it: a CSS class, a word, how it came about, since when."""
 
     css: str
     text: str
+    how: str
     at: datetime
 
 
-def _health(state: notices.NoticeState | None) -> Health | None:
-    """Failing since, disabled because, recovered at: from the hook's last `hook.*` notice."""
+def health_of(state: notices.NoticeState | None) -> Health | None:
+    """Failing since, disabled because, recovered at: from the hook's last `hook.*` notice (None: no
+    notice ever, the hook never failed for long)."""
     if state is None:
         return None
     if state.state == notices.FAILING:
-        return Health("failure", "Failing since", state.since)
+        return Health("failure", "Failing", "deliveries keep failing, since", state.since)
     if state.state == notices.DISABLED:
         if state.reason == Disabled.GONE:
             why = "its receiver answered 410 Gone"
         else:
             why = f"it kept failing for {_duration(context().settings.delivery.disable_after_s)}"
-        return Health("failure", f"Disabled because {why}, at", state.since)
-    return Health("success", "Recovered at", state.since)
+        return Health("failure", "Disabled automatically", f"because {why},", state.since)
+    return Health("success", "Healthy", "recovered", state.since)
 
 
 def _duration(seconds: float) -> str:
@@ -169,7 +188,7 @@ def _duration(seconds: float) -> str:
 def home() -> Response:
     session = _cookie_session()
     if session is not None:
-        return _back("console.hooks" if session.account_id else "console.account")
+        return back("console.hooks" if session.account_id else "console.account")
     return _sign_in_page()
 
 
@@ -181,7 +200,7 @@ def sign_in_form() -> Response:
 
 def _sign_in_page(error: str | None = None, status: int = 200) -> Response:
     g.csrf = sessions.new_token()
-    response = _page("sign_in.html", status, error=error)
+    response = page("sign_in.html", status, error=error)
     _set_cookie(response, sessions.SIGNIN_COOKIE, g.csrf, None)
     return response
 
@@ -200,7 +219,7 @@ def sign_in() -> Response:
     ttl = timedelta(seconds=ctx.settings.api.session_ttl_s)
     cookie, session = sessions.start(ctx.db, key, ttl, replacing=request.cookies.get(sessions.COOKIE))
     g.key_id, g.account = key.id, session.account_id
-    response = _back("console.hooks" if session.account_id else "console.account")
+    response = back("console.hooks" if session.account_id else "console.account")
     _set_cookie(response, sessions.COOKIE, cookie, int(ttl.total_seconds()))
     response.delete_cookie(sessions.SIGNIN_COOKIE, path="/")
     return response
@@ -210,7 +229,7 @@ def sign_in() -> Response:
 @signed_in
 def sign_out() -> Response:
     sessions.end(context().db, request.cookies.get(sessions.COOKIE))
-    response = _back("console.home", "signed-out")
+    response = back("console.home", "signed-out")
     response.delete_cookie(sessions.COOKIE, path="/", secure=request.is_secure, httponly=True, samesite="Strict")
     return response
 
@@ -219,8 +238,8 @@ def sign_out() -> Response:
 @signed_in
 def account() -> Response:
     if not g.session.key.operator:
-        return _back("console.hooks")
-    return _page("account.html", accounts=context().admin.accounts())
+        return back("console.hooks")
+    return page("account.html", accounts=context().admin.accounts())
 
 
 @console.post("/account")
@@ -228,129 +247,9 @@ def account() -> Response:
 def choose_account() -> Response:
     chosen = normalize_account(request.form.get("account", ""))
     if chosen is None or not g.session.key.operator:
-        return _page("account.html", 422, accounts=context().admin.accounts(), error="Enter an account id.")
+        return page("account.html", 422, accounts=context().admin.accounts(), error="Enter an account id.")
     sessions.choose_account(context().db, g.session, chosen)
-    return _back("console.hooks")
-
-
-# -- hooks ---------------------------------------------------------------------------------------------
-@console.get("/hooks")
-@signed_in
-def hooks() -> Response:
-    admin = context().admin
-    found = admin.hooks(g.account)
-    health = admin.health(found)
-    rows = [(hook, admin.last_trigger(hook), _health(health.get(hook.id))) for hook in found]
-    return _page("hooks.html", rows=rows)
-
-
-@console.get("/hooks/new")
-@signed_in
-def new_hook() -> Response:
-    return _page("new_hook.html", form=_form_values(None), errors={})
-
-
-@console.post("/hooks")
-@signed_in
-def create_hook() -> Response:
-    changes = form_changes(request.form.to_dict(flat=False))
-    try:
-        hook = context().admin.create(g.account, changes)
-    except InvalidHook as exc:
-        return _page("new_hook.html", 422, form=_submitted(), errors=_errors(exc.invalid))
-    return _back("console.hook", "created", hook_id=hook.id)
-
-
-@console.get("/hooks/<hook_id>")
-@signed_in
-def hook(hook_id: str) -> Response:
-    return _hook_page(context().admin.hook(g.account, hook_id))
-
-
-def _hook_page(
-    hook: Hook, status: int = 200, *, secret: bool = False, form: Any = None, errors: Any = None
-) -> Response:
-    admin = context().admin
-    deliveries = admin.deliveries(g.account, hook.id, DeliveryFilter(), limit=RECENT_DELIVERIES, offset=0)
-    return _page(
-        "hook.html",
-        status,
-        hook=hook,
-        statuses=admin.statuses(hook),
-        health=_health(admin.health([hook]).get(hook.id)),
-        deliveries=deliveries,
-        secret=hook.secret if secret else None,
-        form=form or _form_values(hook),
-        errors=errors or {},
-    )
-
-
-@console.post("/hooks/<hook_id>")
-@signed_in
-def save_hook(hook_id: str) -> Response:
-    admin = context().admin
-    current = admin.hook(g.account, hook_id)
-    changes = form_changes(request.form.to_dict(flat=False), current=current)
-    try:
-        admin.update(g.account, hook_id, changes)
-    except InvalidHook as exc:
-        return _hook_page(current, 422, form=_submitted(), errors=_errors(exc.invalid))
-    return _back("console.hook", "saved", hook_id=hook_id)
-
-
-@console.post("/hooks/<hook_id>/secret")
-@signed_in
-def show_secret(hook_id: str) -> Response:
-    return _hook_page(context().admin.hook(g.account, hook_id), secret=True)
-
-
-@console.post("/hooks/<hook_id>/reset-secret")
-@signed_in
-def reset_secret(hook_id: str) -> Response:
-    hook = context().admin.reset_salt(g.account, hook_id)
-    response = _hook_page(hook, secret=True)
-    return response
-
-
-@console.post("/hooks/<hook_id>/ping")
-@signed_in
-def ping(hook_id: str) -> Response:
-    context().admin.ping(g.account, hook_id)
-    return _back("console.hook", "pinged", hook_id=hook_id)
-
-
-@console.post("/hooks/<hook_id>/enable")
-@signed_in
-def enable(hook_id: str) -> Response:
-    context().admin.update(g.account, hook_id, {"active": True})
-    return _back("console.hook", "enabled", hook_id=hook_id)
-
-
-@console.post("/hooks/<hook_id>/disable")
-@signed_in
-def disable(hook_id: str) -> Response:
-    context().admin.update(g.account, hook_id, {"active": False})
-    return _back("console.hook", "disabled", hook_id=hook_id)
-
-
-@console.get("/hooks/<hook_id>/delete")
-@signed_in
-def confirm_delete(hook_id: str) -> Response:
-    return _page("confirm_delete.html", hook=context().admin.hook(g.account, hook_id))
-
-
-@console.post("/hooks/<hook_id>/delete")
-@signed_in
-def delete(hook_id: str) -> Response:
-    context().admin.delete(g.account, hook_id)
-    return _back("console.hooks", "deleted")
-
-
-@console.post("/hooks/<hook_id>/deliveries/<delivery_id>/redeliver")
-@signed_in
-def redeliver(hook_id: str, delivery_id: str) -> Response:
-    context().admin.redeliver(g.account, hook_id, delivery_id)
-    return _back("console.hook", "redelivered", hook_id=hook_id)
+    return back("console.hooks")
 
 
 @console.get("/static/<name>")
@@ -358,42 +257,3 @@ def static_file(name: str) -> Response:
     response = send_from_directory(STATIC, name, max_age=300)
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
-
-
-# -- form values -----------------------------------------------------------------------------------
-def _form_values(hook: Hook | None) -> dict[str, Any]:
-    """What the hook form shows: a new hook's defaults, or the hook's settings (never its password)."""
-    if hook is None:
-        return {"url": "", "name": "", "events": set(), "active": True, "insecure_ssl": False, "basic_auth_user": ""}
-    chosen = set(hook.events) | set(expand(hook.events))
-    return {
-        "url": hook.url,
-        "name": hook.name,
-        "events": chosen,
-        "active": hook.active,
-        "insecure_ssl": hook.insecure_ssl,
-        "basic_auth_user": hook.basic_auth.username if hook.basic_auth else "",
-    }
-
-
-def _submitted() -> dict[str, Any]:
-    """The form as the admin filled it in, to show it again next to its problems."""
-    form = request.form
-    chosen = set(form.getlist("events"))
-    chosen |= {e for g_ in GROUPS if g_ in chosen for e in GROUPS[g_]}
-    return {
-        "url": form.get("url", ""),
-        "name": form.get("name", ""),
-        "events": chosen,
-        "active": "active" in form,
-        "insecure_ssl": "insecure_ssl" in form,
-        "basic_auth_user": form.get("basic_auth_user", ""),
-    }
-
-
-def _errors(problems: tuple[Problem, ...]) -> dict[str, str]:
-    """Problems by form field, to show each next to its input."""
-    found: dict[str, str] = {}
-    for problem in renamed(problems, FORM_FIELDS):
-        found.setdefault(problem.field, problem.message)
-    return found

@@ -42,6 +42,11 @@ def install(app: Any, ctx: Context) -> None:
 
 
 def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    """`data` as JSON (keys in the resource's own order, UTF-8 as is)."""
+    """`data` as JSON (keys in the resource's own order, UTF-8 as is; should a value hold text UTF-8
+    cannot carry, an unpaired surrogate, the whole answer is escaped to ASCII instead of failing)."""
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return Response(body, status=status, headers=dict(headers or {}), mimetype=JSON)
+    try:
+        encoded = body.encode("utf-8")
+    except UnicodeEncodeError:
+        encoded = json.dumps(data, separators=(",", ":")).encode("ascii")
+    return Response(encoded, status=status, headers=dict(headers or {}), mimetype=JSON)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from hookd.api.crosssite import BROWSER_CHALLENGE
 from hookd.errors import HookdError
-from hookd.subscriptions.rules import Problem
+from hookd.subscriptions.rules import Problem, shown
 
 NOT_FOUND = "Item not found."
 UNAUTHORIZED = "Authenticate with HTTP Basic: your API key as the user name and an empty password."
@@ -40,9 +41,10 @@ class ApiError(HookdError):
         self.headers = dict(headers or {})
 
     def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"message": self.message}
-        if self.status == 422:
-            body["errors"] = [{"field": p.field, "message": p.message} for p in self.problems]
+        """The JSON answer; a field name that quotes the request (an unknown key) is made printable."""
+        body: dict[str, Any] = {"message": shown(self.message)}
+        if self.status == 422 or self.problems:
+            body["errors"] = [{"field": shown(p.field), "message": shown(p.message)} for p in self.problems]
         return body
 
 
@@ -55,5 +57,6 @@ def not_found() -> ApiError:
     return ApiError(404, NOT_FOUND)
 
 
-def unauthorized() -> ApiError:
-    return ApiError(401, UNAUTHORIZED, headers={"WWW-Authenticate": WWW_AUTHENTICATE})
+def unauthorized(*, browser: bool = False) -> ApiError:
+    """401; a browser gets a challenge it does not prompt for, so it never learns to send a key itself."""
+    return ApiError(401, UNAUTHORIZED, headers={"WWW-Authenticate": BROWSER_CHALLENGE if browser else WWW_AUTHENTICATE})

@@ -1,27 +1,28 @@
 """The REST routes: the platform's hooks API (v2) under `/{account_id}/api`, plus the event catalogue.
 
-Every request under `/{account_id}/api` is authenticated first (HTTP Basic, the key as user name:
-401 otherwise), then counted against the key's hourly quota (429 past it), then authorized: a key
-of another account gets the same 404 as a hook that does not exist. Bodies are JSON whatever the
-Content-Type says (`curl -d` sends a form type); an invalid one is a 422 listing every problem, and
-nothing is written.
+Every request under `/{account_id}/api` is first refused when a browser marks it as coming from
+another site (403, `crosssite`), then authenticated (HTTP Basic, the key as user name: 401
+otherwise), counted against the key's hourly quota (429 past it), and authorized: a key of another
+account gets the same 404 as a hook that does not exist. A body must be JSON and say so
+(`Content-Type: application/json`, else 415); an invalid one is a 422 listing every problem, a URL
+the network policy refuses is a 403, and nothing is written.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Response, g, request
 
-from hookd.api import keys, ratelimit
-from hookd.api.admin import DeliveryFilter
-from hookd.api.bodies import API_FIELDS, api_changes, renamed
+from hookd.api import crosssite, keys, ratelimit
+from hookd.api.admin import DeliveryFilter, plausible_id
+from hookd.api.bodies import API_FIELDS, Changes, api_changes, renamed
 from hookd.api.context import context, json_response
 from hookd.api.errors import ApiError, invalid, not_found, unauthorized
-from hookd.api.paging import link_header, page
+from hookd.api.paging import link_header, page, since_parameter
 from hookd.events import CATALOGUE, EVENTS, PING, normalize_account
 from hookd.outcomes import DeliveryState
 from hookd.resource import delivery_resource, hook_resource
@@ -53,11 +54,14 @@ def presented_key() -> str | None:
 
 @api.before_request
 def _authenticate() -> None:
+    why = crosssite.refusal(dict(request.headers), request.host_url)
+    if why is not None:
+        raise ApiError(403, f"Refused: {why}. Use the console in a browser; the API is for programs.")
     ctx = context()
     text = presented_key()
     key = None if text is None else keys.lookup(ctx.db, text)
     if key is None:
-        raise unauthorized()
+        raise unauthorized(browser=crosssite.is_browser(dict(request.headers)))
     g.key_id = key.id
     quota = ratelimit.hit(ctx.db, key.id, ctx.settings.api.rate_limit_per_hour, time.time())
     g.quota = quota
@@ -69,31 +73,64 @@ def _authenticate() -> None:
             headers={"Retry-After": str(wait)},
         )
     account = normalize_account((request.view_args or {}).get("account_id"))
-    if account is None or not key.may_manage(account):
+    if account is None or not plausible_id(account) or not key.may_manage(account):
         raise not_found()
     g.account = account
 
 
+#: The query parameters each route reads; any other is a 422 (the spec lists exactly these).
+_PARAMETERS = {
+    "api.list_hooks": frozenset({"offset", "limit", "sort", "direction"}),
+    "api.list_deliveries": frozenset({"status", "event", "since", "offset", "limit"}),
+}
+
+
+@api.before_request
+def _known_parameters() -> None:
+    known = _PARAMETERS.get(request.endpoint or "", frozenset())
+    unknown = [Problem(name, "unknown query parameter") for name in request.args if name not in known]
+    if unknown:
+        raise invalid(unknown, "Invalid query parameters.")
+
+
 def _body(*, required: bool = True) -> Any:
-    """The JSON body; `ApiError` 422 when it is not JSON (an empty body is `{}` unless required)."""
+    """The JSON body: 415 unless it is sent as `application/json`, 422 when it is not JSON. An optional
+    body may be left out (any Content-Type, or none): it reads as `{}`."""
     raw = request.get_data(cache=False)
-    if not raw.strip():
-        if required:
-            raise invalid([Problem("body", "required: a JSON object")])
+    if not raw and not required:
         return {}
+    if not crosssite.is_json(request.mimetype):
+        raise ApiError(415, "Send the body as JSON, with Content-Type: application/json.")
+    if not raw.strip():
+        raise invalid([Problem("body", "required: a JSON object")])
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):
         raise invalid([Problem("body", "is not valid JSON")]) from None
 
 
-def _refuse(shape: list[Problem], changes: dict[str, Any], current: Hook | None) -> ApiError:
-    """422 with the shape problems and whatever else the store would have said."""
-    flagged = {p.field for p in shape}
-    more = [
-        p for p in renamed(context().admin.problems(g.account, changes, current), API_FIELDS) if p.field not in flagged
-    ]
-    return invalid([*shape, *more])
+def _checked(read: Changes, current: Hook | None) -> dict[str, Any]:
+    """The changes of a well-formed body; else 422 with the shape problems and whatever else the store
+    would have said, or 409 when the body conflicts with the hook's state."""
+    if read.problems:
+        flagged = {p.field for p in read.problems}
+        found = renamed(context().admin.problems(g.account, read.changes, current), API_FIELDS)
+        raise invalid([*read.problems, *(p for p in found if p.field not in flagged)])
+    if read.conflict is not None:
+        raise ApiError(409, read.conflict)
+    return read.changes
+
+
+def _refused(exc: InvalidHook) -> ApiError:
+    """A store's refusal: 403 when the network policy refused the URL of valid fields, else 422."""
+    problems = renamed(exc.invalid, API_FIELDS)
+    if exc.from_check:
+        return ApiError(403, "The network policy of this installation refuses this URL.", problems=problems)
+    return invalid(problems)
+
+
+def _resource(hook: Hook, **extra: Any) -> dict[str, Any]:
+    return hook_resource(hook, ordered_default=context().settings.delivery.ordered_default, **extra)
 
 
 @api.get("/<account_id>/api/hooks")
@@ -107,21 +144,19 @@ def list_hooks(account_id: str) -> Response:
     link = link_header(request.base_url, request.args.to_dict(), wanted, total=len(hooks), more=more)
     if link:
         headers["Link"] = link
-    return json_response([hook_resource(h) for h in shown], headers=headers)
+    return json_response([_resource(h) for h in shown], headers=headers)
 
 
 @api.post("/<account_id>/api/hooks")
 def create_hook(account_id: str) -> Response:
     """Create a hook; 201 with its generated `salt`."""
-    changes, shape = api_changes(_body())
-    if shape:
-        raise _refuse(shape, changes, None)
+    changes = _checked(api_changes(_body()), None)
     try:
         hook = context().admin.create(g.account, changes)
     except InvalidHook as exc:
-        raise invalid(renamed(exc.invalid, API_FIELDS)) from None
+        raise _refused(exc) from None
     location = f"{request.base_url}/{hook.id}"
-    return json_response(hook_resource(hook, reveal=True), 201, {"Location": location})
+    return json_response(_resource(hook, reveal=True), 201, {"Location": location})
 
 
 @api.get(_HOOK)
@@ -129,7 +164,7 @@ def show_hook(account_id: str, hook_id: str) -> Response:
     """One hook, with its salt and the last trigger of each event it subscribes to."""
     admin = context().admin
     hook = admin.hook(g.account, hook_id)
-    return json_response(hook_resource(hook, reveal=True, statuses=admin.statuses(hook)))
+    return json_response(_resource(hook, reveal=True, statuses=admin.statuses(hook)))
 
 
 @api.put(_HOOK)
@@ -137,27 +172,25 @@ def update_hook(account_id: str, hook_id: str) -> Response:
     """Change the given fields; `events` replaces the whole list."""
     admin = context().admin
     current = admin.hook(g.account, hook_id)
-    changes, shape = api_changes(_body(), current=current)
-    if shape:
-        raise _refuse(shape, changes, current)
+    changes = _checked(api_changes(_body(), current=current), current)
     try:
         hook = admin.update(g.account, hook_id, changes)
     except InvalidHook as exc:
-        raise invalid(renamed(exc.invalid, API_FIELDS)) from None
-    return json_response(hook_resource(hook))
+        raise _refused(exc) from None
+    return json_response(_resource(hook))
 
 
 @api.delete(_HOOK)
 def delete_hook(account_id: str, hook_id: str) -> Response:
     """Delete a hook; 200 with what it was."""
-    return json_response(hook_resource(context().admin.delete(g.account, hook_id)))
+    return json_response(_resource(context().admin.delete(g.account, hook_id)))
 
 
 @api.get(_HOOK + "/ping")
 def ping_hook(account_id: str, hook_id: str) -> Response:
     """Send a ping through the broker and the normal delivery path."""
     hook, _ = context().admin.ping(g.account, hook_id)
-    return json_response(hook_resource(hook))
+    return json_response(_resource(hook))
 
 
 @api.put(_HOOK + "/reset_salt")
@@ -201,21 +234,19 @@ def list_deliveries(account_id: str, hook_id: str) -> Response:
 
 
 def _delivery_filter(args: dict[str, str]) -> DeliveryFilter:
+    """`status`, `event`, `since`: each, when given, must be valid (an empty value is not)."""
     problems: list[Problem] = []
-    status = args.get("status") or None
+    status = args.get("status")
     if status is not None and status not in set(DeliveryState):
         problems.append(Problem("status", f"must be one of {', '.join(DeliveryState)}"))
-    event = args.get("event") or None
+    event = args.get("event")
     if event is not None and event not in EVENTS | {PING}:
         problems.append(Problem("event", "must be an event name, e.g. job.failed, or ping"))
     since = None
-    if args.get("since"):
-        try:
-            since = datetime.fromisoformat(args["since"].strip())
-        except ValueError:
-            problems.append(Problem("since", "must be an ISO 8601 time, e.g. 2026-11-29T03:00:00Z"))
-        else:
-            since = since.replace(tzinfo=UTC) if since.tzinfo is None else since.astimezone(UTC)
+    if "since" in args:
+        since = since_parameter(args["since"])
+        if since is None:
+            problems.append(Problem("since", "must be an RFC 3339 time with its offset, e.g. 2026-11-29T03:00:00Z"))
     if problems:
         raise invalid(problems, "Invalid query parameters.")
     return DeliveryFilter(status=status, event=event, since=since)

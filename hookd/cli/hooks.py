@@ -24,7 +24,7 @@ from hookd.cli import args as cli_args
 from hookd.cli import render
 from hookd.cli.args import EXIT_OK, Subparsers, add_action, add_group, common_options, settings_from
 from hookd.cli.output import human_time, print_json
-from hookd.cli.ping import send_ping
+from hookd.cli.ping import ping_by_id
 from hookd.cli.sources import open_hooks, open_state, open_writable
 from hookd.config import Settings
 from hookd.errors import ConfigError, HookNotFound, UsageError
@@ -33,7 +33,7 @@ from hookd.netpolicy import NetworkPolicy
 from hookd.state import disables
 from hookd.state.db import Database
 from hookd.subscriptions.model import BasicAuth, Hook
-from hookd.subscriptions.rules import events_problems, policy_check, url_problem
+from hookd.subscriptions.rules import events_problems, policy_check, rate_limit_problem, shown, url_problem
 from hookd.subscriptions.store import SubscriptionStore
 from hookd.subscriptions.yaml_store import dump_hooks, parse_hooks
 
@@ -70,6 +70,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--inactive", action="store_true", help="create it inactive (it receives nothing)")
     p.add_argument("--basic-auth", metavar="USER:PASS", help="send HTTP basic auth with every delivery")
     p.add_argument("--insecure-ssl", action="store_true", help="skip TLS certificate verification for this hook")
+    _ordering_options(p, clearable=False)
     p.add_argument(
         "--allow-private",
         action="store_true",
@@ -113,6 +114,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--active", type=cli_args.boolean, metavar="true|false")
     p.add_argument("--basic-auth", metavar="USER:PASS", help='new credentials, or "" to remove basic auth')
     p.add_argument("--insecure-ssl", type=cli_args.boolean, metavar="true|false")
+    _ordering_options(p, clearable=True)
     p.add_argument(
         "--allow-private",
         type=cli_args.boolean,
@@ -165,7 +167,54 @@ def register(sub: Subparsers) -> None:
     )
 
 
+def _ordering_options(p: argparse.ArgumentParser, *, clearable: bool) -> None:
+    """--ordered/--unordered (and --ordered-default on update) and --rate-limit."""
+    order = p.add_mutually_exclusive_group()
+    order.add_argument(
+        "--ordered",
+        dest="ordered",
+        action="store_const",
+        const=True,
+        help="deliver each job's or cluster's events one at a time, in the order they happened",
+    )
+    order.add_argument(
+        "--unordered", dest="ordered", action="store_const", const=False, help="deliver events as they come"
+    )
+    if clearable:
+        order.add_argument(
+            "--ordered-default",
+            dest="ordered",
+            action="store_const",
+            const=_DEFAULT,
+            help="follow the installation's delivery.ordered_default again",
+        )
+    p.add_argument(
+        "--rate-limit",
+        metavar="N" + ("|none" if clearable else ""),
+        help="at most N deliveries per second to this hook across every worker (0.5, 2, 300/m)"
+        + ('; "none" removes the limit' if clearable else ""),
+    )
+
+
+#: `--ordered-default`: back to the installation's default (stored as no choice).
+_DEFAULT = "default"
+
+
 # -- argument parsing --------------------------------------------------------------------------------
+def _rate_limit(raw: str, problems: list[str], *, allow_clear: bool) -> float | None:
+    """`--rate-limit N` (per second, or N/s, N/m) as a float; "none" (update only) as None."""
+    if allow_clear and raw.strip().lower() == "none":
+        return None
+    try:
+        value = cli_args.rate(raw)
+    except argparse.ArgumentTypeError:
+        problems.append(f"--rate-limit: expected deliveries per second such as 2, 0.5 or 300/m, got {raw!r}")
+        return None
+    if (why := rate_limit_problem(value)) is not None:
+        problems.append(f"--rate-limit: {why}")
+    return value
+
+
 def _events(raw: str, problems: list[str]) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
     problems.extend(f"--events: {p}" for p in events_problems(names))
@@ -173,9 +222,10 @@ def _events(raw: str, problems: list[str]) -> tuple[str, ...]:
 
 
 def _url(raw: str, problems: list[str]) -> str:
-    if (why := url_problem(raw)) is not None:
-        problems.append(f"--url {raw!r}: {why}")
-    return raw.strip()
+    url = raw.strip()  # a shell may leave a space or newline around a pasted URL
+    if (why := url_problem(url)) is not None:
+        problems.append(f"--url {shown(raw)!r}: {why}")
+    return url
 
 
 def _basic_auth(raw: str, problems: list[str], *, allow_remove: bool) -> BasicAuth | None:
@@ -208,11 +258,12 @@ def _found(store: SubscriptionStore, hook_id: str) -> Hook:
     return hook
 
 
-def _print_hook(args: argparse.Namespace, hook: Hook, title: str, *, reveal: bool) -> None:
+def _print_hook(args: argparse.Namespace, settings: Settings, hook: Hook, title: str, *, reveal: bool) -> None:
+    ordered_default = settings.delivery.ordered_default
     if args.json:
-        print_json(resource.hook_resource(hook, reveal=reveal))
+        print_json(resource.hook_resource(hook, ordered_default=ordered_default, reveal=reveal))
     else:
-        print(render.render_hook(hook, title, reveal=reveal))
+        print(render.render_hook(hook, title, reveal=reveal, ordered_default=ordered_default))
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -223,6 +274,7 @@ def _create(args: argparse.Namespace) -> int:
     url = _url(args.url, problems)
     events = _events(args.events, problems)
     auth = None if args.basic_auth is None else _basic_auth(args.basic_auth, problems, allow_remove=False)
+    rate_limit = None if args.rate_limit is None else _rate_limit(args.rate_limit, problems, allow_clear=False)
     settings = settings_from(args)
     _fail(problems)
     assert account is not None
@@ -237,21 +289,24 @@ def _create(args: argparse.Namespace) -> int:
                 basic_auth=auth,
                 insecure_ssl=args.insecure_ssl,
                 allow_private=args.allow_private,
+                ordered=args.ordered,
+                rate_limit=rate_limit,
                 check=policy_check(NetworkPolicy.from_settings(settings.delivery)),
             )
         except ConfigError as exc:
             raise _config_problems(exc) from None
-        _print_hook(args, hook, f"created hook {hook.id}", reveal=True)
+        _print_hook(args, settings, hook, f"created hook {hook.id}", reveal=True)
     return EXIT_OK
 
 
 def _list(args: argparse.Namespace) -> int:
     if args.account is not None and normalize_account(args.account) is None:
         raise UsageError("--account: must be a non-empty account id")
-    with open_hooks(settings_from(args)) as store:
+    settings = settings_from(args)
+    with open_hooks(settings) as store:
         found = store.list(None if args.account is None else normalize_account(args.account))
     if args.json:
-        print_json([resource.hook_resource(h) for h in found])
+        print_json([resource.hook_resource(h, ordered_default=settings.delivery.ordered_default) for h in found])
     elif found:
         print(render.render_list(found))
     else:
@@ -266,10 +321,11 @@ def _show(args: argparse.Namespace) -> int:
     with open_state(settings) as state:
         statuses = resource.hook_statuses(state, hook)
     reveal = bool(args.reveal_secret)
+    ordered_default = settings.delivery.ordered_default
     if args.json:  # for scripts, shaped like the platform's resource, which shows the salt to its admin
-        print_json(resource.hook_resource(hook, reveal=True, statuses=statuses))
+        print_json(resource.hook_resource(hook, ordered_default=ordered_default, reveal=True, statuses=statuses))
     else:
-        print(render.render_hook(hook, f"hook {hook.id}", reveal=reveal))
+        print(render.render_hook(hook, f"hook {hook.id}", reveal=reveal, ordered_default=ordered_default))
         print("statuses")
         print("\n".join("  " + line for line in render.render_statuses(statuses).splitlines()))
     return EXIT_OK
@@ -292,6 +348,10 @@ def _update(args: argparse.Namespace) -> int:
         changes["insecure_ssl"] = args.insecure_ssl
     if args.allow_private is not None:
         changes["allow_private"] = args.allow_private
+    if args.ordered is not None:
+        changes["ordered"] = None if args.ordered == _DEFAULT else args.ordered
+    if args.rate_limit is not None:
+        changes["rate_limit"] = _rate_limit(args.rate_limit, problems, allow_clear=True)
     if not changes and not problems:
         problems.append("nothing to change: give at least one of --url, --events, --name, --active, ...")
     settings = settings_from(args)
@@ -312,7 +372,7 @@ def _apply(args: argparse.Namespace, settings: Settings, changes: dict[str, Any]
             hook = store.update(args.hook_id, check=check, **changes)
         except ConfigError as exc:
             raise _config_problems(exc) from None
-    _print_hook(args, hook, f"{verb} hook {hook.id}", reveal=False)
+    _print_hook(args, settings, hook, f"{verb} hook {hook.id}", reveal=False)
     return EXIT_OK
 
 
@@ -358,26 +418,27 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 def _reset_secret(args: argparse.Namespace) -> int:
-    with open_writable(settings_from(args)) as store:
+    settings = settings_from(args)
+    with open_writable(settings) as store:
         hook = store.reset_secret(args.hook_id, overlap=args.overlap)
         if args.overlap is None:
             title = f"new secret for hook {hook.id} (the old one no longer verifies)"
         else:
             until = human_time(hook.old_secrets_expire_at)
             title = f"new secret for hook {hook.id} (the old one still verifies webhook-signature until {until})"
-    _print_hook(args, hook, title, reveal=True)
+    _print_hook(args, settings, hook, title, reveal=True)
     return EXIT_OK
 
 
 def _ping(args: argparse.Namespace) -> int:
-    """`hookd ping` itself (`send_ping`), with this group's output."""
-    settings = settings_from(args)
-    hook, delivery, event_id = send_ping(settings, args.hook_id, name="hookd hooks ping")
+    """`hookd ping` itself (`targeted.send_ping`), with this group's output."""
+    hook, sent = ping_by_id(settings_from(args), args.hook_id, name="hookd hooks ping")
     if args.json:
-        queue = f"{settings.broker.queue_prefix}.deliveries"
-        print_json({"hook_id": hook.id, "delivery_id": delivery, "event_id": event_id, "queue": queue})
+        print_json(
+            {"hook_id": hook.id, "delivery_id": sent.delivery_id, "event_id": sent.event_id, "queue": sent.queue}
+        )
     else:
-        print(f"ping queued for hook {hook.id} delivery={delivery}")
+        print(f"ping queued for hook {hook.id} delivery={sent.delivery_id}")
     return EXIT_OK
 
 

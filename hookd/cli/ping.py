@@ -1,4 +1,8 @@
-"""`hookd ping` (and `hookd hooks ping`): a ping to one hook through the broker and the delivery path."""
+"""`hookd ping` (and `hookd hooks ping`): a ping to one hook through the broker and the delivery path.
+
+The sending is `hookd.targeted.send_ping`, the same function the API and the console call; this
+module only finds the hook by id first.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from hookd.cli.sources import open_hooks
 from hookd.config import Settings, load_settings
 from hookd.errors import HookNotFound
 from hookd.subscriptions.model import Hook
-from hookd.targeted import send_ping as publish_ping
+from hookd.targeted import SentPing, send_ping
 
 
 def register(sub: Subparsers) -> None:
@@ -25,21 +29,20 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--config", required=True, type=Path)
 
 
-def send_ping(settings: Settings, hook_id: str, *, name: str = "hookd ping") -> tuple[Hook, str, str]:
-    """Publish a ping for the hook on `<prefix>.deliveries`, confirmed by the broker.
+def ping_by_id(settings: Settings, hook_id: str, *, name: str = "hookd ping") -> tuple[Hook, SentPing]:
+    """Find the hook (`HookNotFound`, exit 2, for an unknown id) and send it a ping (`send_ping`).
 
-    Returns the hook, the ping's delivery id and its event id; `HookNotFound` (exit 2) for an unknown id.
+    The store's revision is read after the hook: a worker that has loaded that revision has the hook.
     """
     with open_hooks(settings) as store:
         hook = store.get(hook_id)
-        revision = store.revision()  # read after the hook: a worker that has loaded it has the hook
+        revision = store.revision()
     if hook is None:
         raise HookNotFound(hook_id)
-    delivery_id, event_id = publish_ping(settings, hook, revision=revision, name=name)
-    return hook, delivery_id, event_id
+    return hook, send_ping(settings, hook, revision=revision, name=name)
 
 
 def _ping(args: argparse.Namespace) -> int:
-    hook, delivery_id, _ = send_ping(load_settings(args.config), str(args.hook_id))
-    print(f"ping queued for hook {hook.id} delivery={delivery_id}")
+    hook, sent = ping_by_id(load_settings(args.config), str(args.hook_id))
+    print(f"ping queued for hook {hook.id} delivery={sent.delivery_id}")
     return EXIT_OK

@@ -10,8 +10,8 @@ from hookd.state.queries import Status
 from hookd.subscriptions.model import Hook
 
 
-def render_hook(hook: Hook, title: str, *, reveal: bool) -> str:
-    """A hook as a key/value block for people."""
+def render_hook(hook: Hook, title: str, *, reveal: bool, ordered_default: bool) -> str:
+    """A hook as a key/value block for people (`ordered_default`: the installation's, for a hook without a choice)."""
     auth = hook.basic_auth
     if auth is None:
         shown_auth = NONE
@@ -28,6 +28,8 @@ def render_hook(hook: Hook, title: str, *, reveal: bool) -> str:
         ("basic auth", shown_auth),
         ("insecure ssl", hook.insecure_ssl),
         ("allow private", hook.allow_private),
+        ("ordered", f"{ordered_default} (the default)" if hook.ordered is None else hook.ordered),
+        ("rate limit", NONE if hook.rate_limit is None else f"{hook.rate_limit:g}/s"),
         ("secret", hook.secret if reveal else "*** (--reveal-secret shows it)"),
     ]
     if reveal:

@@ -225,6 +225,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        6,
+        "per-hook ordered delivery and rate limit",
+        common=(
+            # NULL: the installation's delivery.ordered_default; TRUE/FALSE: the hook's own choice.
+            "ALTER TABLE hookd_hooks ADD COLUMN ordered BOOLEAN NULL",
+            # deliveries per second to this hook across every worker (fractions allowed); NULL: no limit.
+            "ALTER TABLE hookd_hooks ADD COLUMN rate_limit DOUBLE PRECISION NULL",
+        ),
+    ),
+    Migration(
         8,
         "automatic disables of hooks from a file, kept across restarts until the entry changes",
         common=(

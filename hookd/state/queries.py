@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from hookd.state.db import Database, parse_utc
@@ -165,3 +165,39 @@ def find_delivery(db: Database, ident: str) -> tuple[str, str, str | None] | Non
             return str(row[0]), str(row[1]), str(row[2])
         row = tx.fetchone("SELECT event, account_id FROM hookd_deliveries WHERE event_id = ? LIMIT 1", (ident,))
     return None if row is None else (str(row[0]), str(row[1]), None)
+
+
+def hourly_deliveries(
+    db: Database, hook_ids: Sequence[str], since: datetime
+) -> dict[str, dict[datetime, tuple[int, int]]]:
+    """Per hook, per hour (its start, UTC) since `since`: (delivered, failed) deliveries, by the hour of
+    their last update. `failed` counts the ones given up and the ones waiting to be retried."""
+    found: dict[str, dict[datetime, tuple[int, int]]] = {h: {} for h in hook_ids}
+    if not hook_ids:
+        return found
+    marks = ", ".join("?" * len(hook_ids))
+    with db.transaction() as tx:
+        hour = (
+            "substr(updated_at, 1, 13)"
+            if tx.dialect == "sqlite"
+            else "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24')"
+        )
+        rows = tx.fetchall(
+            f"SELECT hook_id, {hour} AS hour, SUM(CASE WHEN state = 'delivered' THEN 1 ELSE 0 END),"  # noqa: S608
+            f" SUM(CASE WHEN state = 'delivered' THEN 0 ELSE 1 END) FROM hookd_deliveries"
+            f" WHERE hook_id IN ({marks}) AND updated_at >= ? GROUP BY hook_id, {hour}",
+            (*hook_ids, since),
+        )
+    for hook_id, key, delivered, failed in rows:
+        start = datetime.strptime(str(key), "%Y-%m-%dT%H").replace(tzinfo=UTC)
+        found[str(hook_id)][start] = (int(delivered or 0), int(failed or 0))
+    return found
+
+
+def last_delivery(db: Database, hook_id: str) -> dict[str, Any] | None:
+    """The hook's most recently updated delivery with its last attempt (`last_attempt`), or None."""
+    rows = deliveries(db, hook_id=hook_id, limit=1)
+    if not rows:
+        return None
+    log = attempts(db, [rows[0]["delivery_id"]])[rows[0]["delivery_id"]]
+    return {**rows[0], "last_attempt": log[-1] if log else None}

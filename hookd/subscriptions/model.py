@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,19 +72,3 @@ class Hook:
             pair = f"{self.basic_auth.username}:{self.basic_auth.password}".encode()
             values += [self.basic_auth.password, base64.b64encode(pair).decode("ascii")]
         return tuple(v for v in dict.fromkeys(values) if v)
-
-    def public(self) -> dict[str, Any]:
-        """The hook's public fields, shaped like the platform's web hook resource (no secret)."""
-        return {
-            "id": self.id,
-            "type": "web",
-            "account_id": self.account_id,
-            "name": self.display_name,
-            "active": self.active,
-            "events": list(self.events),
-            "settings": {
-                "url": self.url,
-                "basic_auth": self.basic_auth is not None,
-                "insecure_ssl": self.insecure_ssl,
-            },
-        }

@@ -28,6 +28,8 @@ FIELDS = (
     "basic_auth_password",
     "insecure_ssl",
     "allow_private",
+    "ordered",
+    "rate_limit",
 )
 #: Every column a read needs: the fields, the rotation overlap (written by `reset_secret` only) and times.
 COLUMNS = (*FIELDS, "previous_secret", "previous_secret_expires_at", "created_at", "updated_at")
@@ -50,10 +52,6 @@ UPSERT = (
 )
 SELECT_SECRETS = f"SELECT id, {', '.join(SECRET_COLUMNS)} FROM hookd_hooks"  # noqa: S608 (fixed text)
 UPDATE = f"UPDATE hookd_hooks SET {', '.join(f'{c} = ?' for c in UPDATABLE)}, updated_at = ? WHERE id = ?"  # noqa: S608
-
-
-def strip(value: object) -> str:
-    return value.strip() if isinstance(value, str) else value  # type: ignore[return-value]  # validated after
 
 
 def events_tuple(events: object) -> tuple[str, ...]:
@@ -91,6 +89,8 @@ def row(hook: Hook, keyring: Keyring) -> dict[str, object]:
         else keyring.seal(auth.password, hook_id=hook.id, column="basic_auth_password"),
         "insecure_ssl": hook.insecure_ssl,
         "allow_private": hook.allow_private,
+        "ordered": hook.ordered,
+        "rate_limit": hook.rate_limit,
     }
 
 
@@ -118,6 +118,8 @@ def hook(row: Mapping[str, Any], now: datetime | None = None) -> Hook:
         basic_auth=None if user is None else BasicAuth(user, row["basic_auth_password"] or ""),
         insecure_ssl=bool(row["insecure_ssl"]),
         allow_private=bool(row["allow_private"]),
+        ordered=None if row["ordered"] is None else bool(row["ordered"]),
+        rate_limit=None if row["rate_limit"] is None else float(row["rate_limit"]),
         old_secrets=() if expiry is None else (previous,),
         old_secrets_expire_at=expiry,
         created_at=moment(row["created_at"]),

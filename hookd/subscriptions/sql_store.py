@@ -121,6 +121,8 @@ class SqlStore:
         secret: str | None = None,
         hook_id: str | None = None,
         allow_private: bool = False,
+        ordered: bool | None = None,
+        rate_limit: float | None = None,
         check: HookCheck | None = None,
     ) -> Hook:
         """Add a hook; the id is the next free integer and the secret is generated unless given.
@@ -132,7 +134,7 @@ class SqlStore:
         hook = Hook(
             id=(hook_id.strip() if isinstance(hook_id, str) else hook_id) or "",
             account_id=normalize_account(account_id) or "",
-            url=table.strip(url),
+            url=url,
             events=table.events_tuple(events),
             secret=generate_secret() if secret is None else secret,
             name=name,
@@ -140,12 +142,14 @@ class SqlStore:
             basic_auth=basic_auth,
             insecure_ssl=insecure_ssl,
             allow_private=allow_private,
+            ordered=ordered,
+            rate_limit=rate_limit,
         )
-        problems = hook_problems(hook, require_id=hook_id is not None) or table.unsealed_problems(hook, self.keyring)
-        if check is not None and not problems:
-            problems = check(hook)
-        if problems:
-            raise InvalidHook(problems, f"hook {hook_id}" if hook_id is not None else "new hook")
+        where = f"hook {hook_id}" if hook_id is not None else "new hook"
+        _refuse(
+            hook_problems(hook, require_id=hook_id is not None) or table.unsealed_problems(hook, self.keyring), where
+        )
+        _refuse(check(hook) if check is not None else [], where, from_check=True)
         now = datetime.now(UTC)
         with self.db.transaction(write=True) as tx:
             if hook_id is None:
@@ -168,6 +172,8 @@ class SqlStore:
         basic_auth: BasicAuth | Unset | None = UNSET,
         insecure_ssl: bool | Unset = UNSET,
         allow_private: bool | Unset = UNSET,
+        ordered: bool | Unset | None = UNSET,
+        rate_limit: float | Unset | None = UNSET,
         check: HookCheck | None = None,
     ) -> Hook:
         """Change only the given fields (events are replaced as a whole); `basic_auth=None` removes it.
@@ -176,13 +182,15 @@ class SqlStore:
         the transaction, so it judges exactly what is written.
         """
         given: dict[str, Any] = {
-            "url": url if url is UNSET else table.strip(url),
+            "url": url,
             "events": events if events is UNSET else table.events_tuple(events),
             "name": name,
             "active": active,
             "basic_auth": basic_auth,
             "insecure_ssl": insecure_ssl,
             "allow_private": allow_private,
+            "ordered": ordered,
+            "rate_limit": rate_limit,
         }
         now = datetime.now(UTC)
         with self.db.transaction(write=True) as tx:
@@ -193,11 +201,9 @@ class SqlStore:
             hook = dataclasses.replace(
                 table.hook(self._opened(rows)[0]), **{k: v for k, v in given.items() if v is not UNSET}
             )
-            problems = hook_problems(hook) or table.unsealed_problems(hook, self.keyring)
-            if check is not None and not problems:
-                problems = check(hook)
-            if problems:  # raising inside the transaction rolls it back: nothing changes
-                raise InvalidHook(problems, f"hook {hook_id}")
+            # raising inside the transaction rolls it back: nothing changes
+            _refuse(hook_problems(hook) or table.unsealed_problems(hook, self.keyring), f"hook {hook_id}")
+            _refuse(check(hook) if check is not None else [], f"hook {hook_id}", from_check=True)
             values = table.row(hook, self.keyring)
             tx.execute(table.UPDATE, (*(values[c] for c in table.UPDATABLE), now, hook.id))
         return dataclasses.replace(hook, updated_at=now)
@@ -362,6 +368,12 @@ class SqlStore:
                     tx.execute(f"UPDATE hookd_hooks SET {assignments} WHERE id = ?", (*values.values(), hook_id))  # noqa: S608
         census.compacted = self.db.compact()
         return census
+
+
+def _refuse(problems: Sequence[Problem], where: str, *, from_check: bool = False) -> None:
+    """Raise `InvalidHook` when there are problems (`from_check`: the caller's check found them)."""
+    if problems:
+        raise InvalidHook(problems, where, from_check=from_check)
 
 
 def _revision(tx: Transaction) -> int:

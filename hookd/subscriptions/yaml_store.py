@@ -3,6 +3,8 @@
 Secrets need not sit in the file: `secret_env`/`secret_file` (and `password_env`/`password_file` for
 basic auth) read them from the environment or from files, so the hooks file can be world-readable
 while the secrets are not. The file is operator-controlled, so it may also set `allow_private`.
+`ordered` (true or false; absent: `delivery.ordered_default`) and `rate_limit` (deliveries per second;
+absent: no limit) are optional.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ _HOOK_KEYS = frozenset(
         "basic_auth",
         "insecure_ssl",
         "allow_private",
+        "ordered",
+        "rate_limit",
     }
 )
 _SECRET_KEYS = ("secret", "secret_env", "secret_file")
@@ -137,6 +141,8 @@ def _parse_hook(
         basic_auth=auth,
         insecure_ssl=entry.get("insecure_ssl", False),
         allow_private=entry.get("allow_private", False),
+        ordered=entry.get("ordered"),
+        rate_limit=entry.get("rate_limit"),
     )
     # A secret that could not be resolved was reported above, with where it was looked for.
     found += [f"{where}.{p}" for p in hook_problems(hook) if secret is not None or p.field != "secret"]
@@ -224,6 +230,10 @@ def dump_hooks(hooks: Iterable[Hook]) -> str:
         entry["insecure_ssl"] = hook.insecure_ssl
         if hook.allow_private:
             entry["allow_private"] = True
+        if hook.ordered is not None:
+            entry["ordered"] = hook.ordered
+        if hook.rate_limit is not None:
+            entry["rate_limit"] = hook.rate_limit
         entries.append(entry)
     header = "# hookd hooks export: the hooks-file format, secrets included. Keep it private.\n"
     body = yaml.safe_dump({"hooks": entries}, sort_keys=False, allow_unicode=True, default_flow_style=None, width=1000)

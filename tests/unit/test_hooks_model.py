@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import base64
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hookd.broker import Topology
 from hookd.errors import ConfigError
+from hookd.publisher import ping_message
 from hookd.signing import whsec
 from hookd.subscriptions.model import BasicAuth, Hook
 from hookd.subscriptions.yaml_store import parse_hooks
@@ -68,10 +71,13 @@ def test_sensitive_values_cover_every_spelling_of_the_credentials() -> None:
     assert whsec("new-secret").removeprefix("whsec_") in values
 
 
-def test_public_view_has_no_security_internals() -> None:
-    """public() (the ping body) carries neither secrets nor the operator's override."""
-    public = _hook(old_secrets=("old-secret",), allow_private=True).public()
-    assert "old-secret" not in str(public) and "allow_private" not in str(public)
+def test_the_ping_body_has_no_security_internals() -> None:
+    """The ping body (the hook's resource for its receiver) carries neither secrets nor the operator's override."""
+    hook = _hook(old_secrets=("old-secret",), allow_private=True)
+    message, _ = ping_message(hook, Topology(exchange="x", prefix="p", retry_delays_s=(5.0,)))
+    body = json.loads(message.body)
+    assert body["settings"]["url"] == hook.url and body["id"] == hook.id
+    assert "old-secret" not in str(body) and "new-secret" not in str(body) and "allow_private" not in str(body)
 
 
 # -- the hooks file ---------------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from hookd.subscriptions.rules import events_problems, url_problem
         "http://hooks.example.com:8080/in?x=1",
         "https://[2001:db8::1]/in",
         "https://faß.de/in",
+        "HTTPS://hooks.example.com:65535/a%20b;c=d/@x?q=1&r=/x?",
+        "https://[::ffff:192.0.2.1]/",
     ],
 )
 def test_acceptable_urls(url: str) -> None:

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hookd.errors import ConfigError
+from hookd.resource import hook_resource
 from hookd.subscriptions.hookset import HookSet
 from hookd.subscriptions.model import BasicAuth, Hook
 from hookd.subscriptions.yaml_store import YamlStore, parse_hooks
@@ -279,9 +280,9 @@ def test_name_must_be_a_string() -> None:
     [
         ("hookd:pw", "hooks[0].basic_auth: must be a mapping with username and password"),
         ({"username": "u", "password": "p", "realm": "r"}, "hooks[0].basic_auth: must be a mapping"),
-        ({"password": "p"}, "hooks[0].basic_auth.username: required"),
+        ({"password": "p"}, "hooks[0].basic_auth.username: must be a string"),
         ({"username": "", "password": "p"}, "hooks[0].basic_auth.username: required"),
-        ({"username": "a:b", "password": "p"}, "hooks[0].basic_auth.username: required, a string without ':'"),
+        ({"username": "a:b", "password": "p"}, "hooks[0].basic_auth.username: must not contain ':'"),
         ({"username": "u", "password": 123}, "hooks[0].basic_auth.password: must be a string"),
     ],
 )
@@ -403,18 +404,24 @@ def test_hook_str_hides_secret() -> None:
     assert "pa55word" not in f"{hook}"
 
 
-def test_hook_public_has_no_secret() -> None:
-    """Hook.public() is the web hook resource shape, with no secret and no password."""
+def test_hook_resource_has_no_secret() -> None:
+    """A hook's resource (hookd.resource, unrevealed) is the web hook resource shape, with no secret or password."""
     hook = _one(_entry(name="ops", secret="s3cr3t-value", basic_auth={"username": "hookd", "password": "pa55word"}))
-    public = hook.public()
+    public = hook_resource(hook, ordered_default=True)
     assert public == {
         "id": "1",
         "type": "web",
-        "account_id": "acme",
         "name": "ops",
         "active": True,
         "events": ["job.failed"],
-        "settings": {"url": "https://hooks.example.com/in", "basic_auth": True, "insecure_ssl": False},
+        "settings": {
+            "url": "https://hooks.example.com/in",
+            "basic_auth": True,
+            "insecure_ssl": False,
+            "ordered": True,
+            "rate_limit": None,
+        },
+        "account_id": "acme",
     }
     assert "s3cr3t-value" not in repr(public)
     assert "pa55word" not in repr(public)

@@ -91,6 +91,8 @@ def test_create_answers_201_with_the_salt_and_the_hook_is_listed_and_shown(stack
         "basic_auth": True,
         "basic_auth_data": base64.b64encode(b"ops:pa55").decode(),
         "insecure_ssl": True,
+        "ordered": True,
+        "rate_limit": None,
     }
     assert answer.headers["Location"].endswith(f"/{account}/api/hooks/{hook['id']}")
     listed = client.get(stack.api(account, "/hooks"), headers={"Accept": VND}, timeout=10).json()
@@ -190,7 +192,13 @@ def test_update_changes_only_the_given_fields_and_replaces_events(stack: Stack) 
     assert answer.status_code == 200, answer.text
     changed = answer.json()
     assert changed["events"] == ["cluster.error"] and changed["active"] is False and changed["name"] == "first"
-    assert changed["settings"] == {"url": "https://a.example.com/", "basic_auth": False, "insecure_ssl": False}
+    assert changed["settings"] == {
+        "url": "https://a.example.com/",
+        "basic_auth": False,
+        "insecure_ssl": False,
+        "ordered": True,
+        "rate_limit": None,
+    }
     assert "salt" not in changed
 
 

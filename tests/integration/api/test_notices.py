@@ -86,9 +86,12 @@ def test_a_failing_hook_is_announced_once_signed_then_its_recovery(stack: Stack)
 
     browser = sign_in(stack, key)
     listed = browser.get(f"{stack.url}/hooks", timeout=10).text
-    assert "Failing since" in listed
-    assert "Failing since" in browser.get(f"{stack.url}/hooks/{failing['id']}", timeout=10).text
-    assert "Failing since" not in browser.get(f"{stack.url}/hooks/{monitor['id']}", timeout=10).text
+    assert '<span class="status failure">Failing</span>' in listed
+    assert (
+        "Failing</span>: deliveries keep failing, since"
+        in browser.get(f"{stack.url}/hooks/{failing['id']}", timeout=10).text
+    )
+    assert "deliveries keep failing" not in browser.get(f"{stack.url}/hooks/{monitor['id']}", timeout=10).text
 
     _fail_until_open(stack, account, failing_path, 2 * WORKERS)  # more failures on every worker
     settle(2)
@@ -104,7 +107,7 @@ def test_a_failing_hook_is_announced_once_signed_then_its_recovery(stack: Stack)
     assert [r.event for r in _notices(stack, monitor_path)] == ["hook.failing", "hook.recovered"]
     assert _notices(stack, failing_path) == []
     assert stack.receiver.requests(other_path) == []
-    assert "Recovered at" in browser.get(f"{stack.url}/hooks/{failing['id']}", timeout=10).text
+    assert "Healthy</span>: recovered" in browser.get(f"{stack.url}/hooks/{failing['id']}", timeout=10).text
 
 
 def test_a_410_disables_the_hook_and_enabling_it_again_recovers_it(stack: Stack) -> None:
@@ -127,7 +130,9 @@ def test_a_410_disables_the_hook_and_enabling_it_again_recovers_it(stack: Stack)
     hook_url = stack.api(account, f"/hooks/{gone['id']}")
     wait_for(lambda: client.get(hook_url, timeout=10).json()["active"] is False, "the disable stored")
     browser = sign_in(stack, key)
-    assert "Disabled because its receiver answered 410 Gone" in browser.get(f"{stack.url}/hooks", timeout=10).text
+    assert "Disabled automatically" in browser.get(f"{stack.url}/hooks", timeout=10).text
+    page = browser.get(f"{stack.url}/hooks/{gone['id']}", timeout=10).text
+    assert "Disabled automatically</span>: because its receiver answered 410 Gone" in page
 
     stack.receiver.program(gone_path, then=200)
     answer = client.put(hook_url, json={"active": True}, timeout=10)

@@ -1,14 +1,27 @@
-"""Driving the Service Hooks console in headless Chromium, by what an admin sees: labels and button texts."""
+"""Driving the Service Hooks console in headless Chromium, by what an admin sees: labels and button texts.
+
+Every action that loads a page waits for the new page, never for a time: before it, the current
+document is marked (a random token on `window`); the wait ends when the document has no mark (it is
+a new one) and has finished loading (`readyState` complete). Lookups then run on the new document
+only. Selenium's `staleness_of` is not used: during a navigation ChromeDriver may answer its probe
+with "Node with given id does not belong to the document" instead of a stale-element error, which
+failed this suite once; errors while the old document goes away are ignored until the deadline.
+"""
 
 from __future__ import annotations
 
+import base64
+import uuid
+from pathlib import Path
 from typing import Any
 
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 from support.stack import Stack
+
+PAGE_LOAD_S = 20
 
 
 def xpath_text(text: str) -> str:
@@ -18,12 +31,21 @@ def xpath_text(text: str) -> str:
 class Console:
     """One browser on one stack's console."""
 
-    def __init__(self, driver: Any, stack: Stack) -> None:
+    def __init__(self, driver: Any, stack: Stack, screenshots: Path | None = None) -> None:
         self.driver = driver
         self.stack = stack
+        self.screenshots = screenshots
 
+    # -- navigation: each waits for the new page -------------------------------------------------------
     def open(self, path: str) -> None:
+        """Load a page by URL (WebDriver's get returns once it has loaded)."""
         self.driver.get(self.stack.url + path)
+        self._loaded()
+
+    def reload(self) -> None:
+        token = self._mark()
+        self.driver.refresh()
+        self._new_page(token)
 
     def button(self, text: str) -> WebElement:
         return self.driver.find_element(By.XPATH, f"//button[normalize-space()={xpath_text(text)}]")
@@ -33,14 +55,40 @@ class Console:
         self._navigate(self.button(text))
 
     def follow(self, link_text: str) -> None:
-        self._navigate(self.driver.find_element(By.LINK_TEXT, link_text))
+        self._navigate(self.driver.find_element(By.XPATH, f"//a[normalize-space()={xpath_text(link_text)}]"))
+
+    def press(self, element: WebElement) -> None:
+        """Click an element that loads a page (a link, a form's button) and wait for that page."""
+        self._navigate(element)
 
     def _navigate(self, element: WebElement) -> None:
-        page = self.driver.find_element(By.TAG_NAME, "html")
+        token = self._mark()
         element.click()
-        WebDriverWait(self.driver, 15).until(staleness_of(page))
-        WebDriverWait(self.driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
+        self._new_page(token)
 
+    def _mark(self) -> str:
+        token = uuid.uuid4().hex
+        self.driver.execute_script("window.__hookdPage = arguments[0];", token)
+        return token
+
+    def _new_page(self, token: str) -> None:
+        """Wait until the document is not the marked one and has loaded."""
+        WebDriverWait(self.driver, PAGE_LOAD_S, ignored_exceptions=(WebDriverException,)).until(
+            lambda d: d.execute_script(
+                "return window.__hookdPage !== arguments[0] && document.readyState === 'complete';", token
+            ),
+            f"a new page after the click (still {self.driver.current_url})",
+        )
+
+    def _loaded(self) -> None:
+        WebDriverWait(self.driver, PAGE_LOAD_S).until(
+            lambda d: d.execute_script("return document.readyState") == "complete"
+        )
+
+    def wait_url(self, fragment: str) -> None:
+        WebDriverWait(self.driver, PAGE_LOAD_S).until(lambda d: fragment in d.current_url)
+
+    # -- reading the page ---------------------------------------------------------------------------------
     def field(self, label: str) -> WebElement:
         """The input a `<label for>` with this text names."""
         label_element = self.driver.find_element(By.XPATH, f"//label[normalize-space()={xpath_text(label)}]")
@@ -52,6 +100,11 @@ class Console:
     def heading(self) -> str:
         return str(self.driver.find_element(By.TAG_NAME, "h1").text)
 
+    def section_order(self) -> list[str]:
+        """The page's h2 headings, top to bottom."""
+        return [h.text for h in self.driver.find_elements(By.TAG_NAME, "h2")]
+
+    # -- what an admin does ---------------------------------------------------------------------------------
     def sign_in(self, key: str) -> None:
         self.driver.delete_all_cookies()
         self.open("/sign-in")
@@ -65,6 +118,7 @@ class Console:
             self.field(box).click()
         self.click("Create webhook")
 
+    # -- checks ---------------------------------------------------------------------------------------------
     def inputs_without_label(self) -> list[str]:
         """Inputs of the page that no `<label for>` names (by id, or a description of the input)."""
         return list(
@@ -94,3 +148,21 @@ class Console:
                 """
             )
         )
+
+    def screenshot(self, name: str) -> Path | None:
+        """The whole page as `<name>.png` in the run's screenshot folder (the window grown to the page)."""
+        if self.screenshots is None:
+            return None
+        width = int(self.driver.execute_script("return window.innerWidth"))
+        height = int(self.driver.execute_script("return document.documentElement.scrollHeight"))
+        shot = self.driver.execute_cdp_cmd(
+            "Page.captureScreenshot",
+            {
+                "format": "png",
+                "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": width, "height": min(height, 6000), "scale": 1},
+            },
+        )
+        path = self.screenshots / f"{name}.png"
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path

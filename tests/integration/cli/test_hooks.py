@@ -21,7 +21,13 @@ def test_create_prints_the_hook_resource_with_its_secret(create: Create) -> None
     assert hook["id"] and hook["type"] == "web" and hook["account_id"] == "acme"
     assert hook["name"] == "ops" and hook["active"] is True
     assert hook["events"] == ["job.failed", "cluster.available"]
-    assert hook["settings"] == {"url": "https://hooks.example.com/in", "basic_auth": False, "insecure_ssl": False}
+    assert hook["settings"] == {
+        "url": "https://hooks.example.com/in",
+        "basic_auth": False,
+        "insecure_ssl": False,
+        "ordered": True,
+        "rate_limit": None,
+    }
     assert len(hook["secret"]) >= 43 and hook["salt"] == hook["secret"]
     assert hook["created_at"] and hook["updated_at"]
 
@@ -153,3 +159,39 @@ def test_reset_secret_changes_the_secret(cli: Cli, create: Create) -> None:
     reset = cli("hooks", "reset-secret", hook["id"], "--json").json()
     assert reset["secret"] != hook["secret"] and len(reset["secret"]) >= 43
     assert cli("hooks", "show", hook["id"], "--reveal-secret", "--json").json()["salt"] == reset["secret"]
+
+
+def test_ordered_and_rate_limit_through_create_update_show_and_export(cli: Cli, create: Create) -> None:
+    """--unordered/--ordered/--ordered-default and --rate-limit N|none reach the store, show and export."""
+    hook = create("--unordered", "--rate-limit", "0.5")
+    assert (hook["settings"]["ordered"], hook["settings"]["rate_limit"]) == (False, 0.5)
+    shown = cli("hooks", "show", hook["id"])
+    assert "ordered" in shown.out and "0.5/s" in shown.out
+    assert "ordered: false" in cli.export() and "rate_limit: 0.5" in cli.export()
+    changed = cli("hooks", "update", hook["id"], "--ordered-default", "--rate-limit", "none", "--json").json()
+    assert (changed["settings"]["ordered"], changed["settings"]["rate_limit"]) == (True, None)
+    assert "ordered" not in cli.export() and "rate_limit" not in cli.export()
+    again = cli("hooks", "update", hook["id"], "--ordered", "--rate-limit", "120/m", "--json").json()
+    assert (again["settings"]["ordered"], again["settings"]["rate_limit"]) == (True, 2.0)
+
+
+def test_a_bad_rate_limit_is_refused_and_changes_nothing(cli: Cli, create: Create) -> None:
+    """--rate-limit 0, a word, or a limit above the maximum: exit 2, nothing changed."""
+    hook = create()
+    before = cli.export()
+    for value in ("0", "fast", "20000"):
+        result = cli("hooks", "update", hook["id"], "--rate-limit", value)
+        assert result.code == 2 and "--rate-limit" in result.err, result.err
+    assert cli("hooks", "create", "--account", "a", "--url", "https://x.example/", "--events", "job",
+               "--rate-limit", "none").code == 2  # fmt: skip
+    assert cli.export() == before
+
+
+def test_names_and_urls_follow_the_field_rules(cli: Cli) -> None:
+    """The CLI refuses what the API refuses: a URL with a space, a name with a control character or too long."""
+    base = ["hooks", "create", "--account", "a", "--events", "job"]
+    for flags in (["--url", "https://x.example/a b"], ["--url", "https://x.example/", "--name", "ops\x1b[2J"],
+                  ["--url", "https://x.example/", "--name", "n" * 201]):  # fmt: skip
+        result = cli(*base, *flags)
+        assert result.code == 2, result.out
+    assert cli("hooks", "list").out.startswith("no hooks")

@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from hookd.errors import ConfigError, HookNotFound, StoreError
-from hookd.state.db import Database
+from hookd.state.db import Database, _migrate
+from hookd.state.migrations import MIGRATIONS
 from hookd.subscriptions.model import BasicAuth, Hook
 from hookd.subscriptions.sql_store import SqlStore
 
@@ -273,3 +274,36 @@ def test_unmigrated_database_raises_store_error_with_a_hint(opener: Callable[[],
     """Reading before `hookd db upgrade` raises StoreError telling the operator to migrate."""
     with pytest.raises(StoreError, match="hookd db upgrade"):
         SqlStore(opener()).load()
+
+
+def test_ordered_and_rate_limit_are_stored_changed_and_cleared(store: SqlStore) -> None:
+    """ordered (None, True, False) and rate_limit (a fraction, or None) survive create, update and reload."""
+    hook = store.create(account_id="acme", url=URL, events=["job"], ordered=False, rate_limit=0.5)
+    assert (store.get(hook.id).ordered, store.get(hook.id).rate_limit) == (False, 0.5)  # type: ignore[union-attr]
+    store.update(hook.id, ordered=None, rate_limit=None)
+    reloaded = store.load().get(hook.id)
+    assert reloaded is not None and (reloaded.ordered, reloaded.rate_limit) == (None, None)
+    store.update(hook.id, ordered=True, rate_limit=2)
+    assert (store.get(hook.id).ordered, store.get(hook.id).rate_limit) == (True, 2.0)  # type: ignore[union-attr]
+
+
+def test_a_bad_rate_limit_or_ordered_is_refused_and_nothing_written(store: SqlStore) -> None:
+    """rate_limit 0 or ordered "yes": ConfigError naming the field; the revision does not move."""
+    hook = store.create(account_id="acme", url=URL, events=["job"])
+    before = store.revision()
+    with pytest.raises(ConfigError, match="rate_limit"):
+        store.update(hook.id, rate_limit=0)
+    with pytest.raises(ConfigError, match="ordered"):
+        store.update(hook.id, ordered="yes")  # type: ignore[arg-type]
+    assert store.revision() == before
+
+
+def test_migration_6_gives_existing_hooks_no_ordering_choice_and_no_limit(opener: Callable[[], Database]) -> None:
+    """A database made by a hookd at schema version 5, with a hook, migrated: the hook reads ordered None
+    (the installation's default) and rate_limit None."""
+    db = opener()
+    _migrate(db, [m for m in MIGRATIONS if m.version <= 5])  # what the hookd of version 5 left
+    _raw_insert(db, "old")
+    db.migrate()
+    hook = SqlStore(db).get("old")
+    assert hook is not None and (hook.ordered, hook.rate_limit) == (None, None)
