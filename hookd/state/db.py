@@ -472,14 +472,16 @@ def _migrate(db: Database, migrations: Sequence[Migration]) -> int:
             "CREATE TABLE IF NOT EXISTS hookd_schema (version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
             f"applied_at {COLUMN_TYPES[tx.dialect]['ts']} NOT NULL DEFAULT {COLUMN_TYPES[tx.dialect]['now']})"
         )
-        row = tx.fetchone("SELECT COALESCE(MAX(version), 0) FROM hookd_schema")
-        current = int(row[0]) if row else 0
+        applied = {int(r[0]) for r in tx.fetchall("SELECT version FROM hookd_schema")}
+        current = max(applied, default=0)
         if current > latest:
             raise StoreError(
                 f"{db.describe()}: schema version {current} is newer than this hookd knows ({latest}); upgrade hookd"
             )
+        # Every step the database lacks, not only those above its highest: steps written in parallel
+        # land out of order (a database may hold 8 before 7 exists), and each is independent.
         for migration in sorted(migrations, key=lambda m: m.version):
-            if migration.version <= current:
+            if migration.version in applied:
                 continue
             for statement in migration.statements(tx.dialect):
                 tx.script(statement)

@@ -127,6 +127,18 @@ def test_version_is_zero_before_the_first_migration(opener: Opener) -> None:
     assert db.migrate() == LATEST_VERSION == db.version()
 
 
+def test_a_step_that_landed_out_of_order_is_applied(opener: Opener) -> None:
+    """A database migrated without step 7 (written in parallel, merged after 8) gets 7 on the next migrate."""
+    from hookd.state.db import _migrate
+
+    db = opener()
+    _migrate(db, [m for m in MIGRATIONS if m.version != 7])
+    assert db.migrate() == LATEST_VERSION
+    with db.transaction() as tx:
+        assert tx.fetchall("SELECT version FROM hookd_schema ORDER BY version") == [(m.version,) for m in MIGRATIONS]
+        assert tx.fetchall("SELECT COUNT(*) FROM hookd_workers") == [(0,)]
+
+
 def test_migrate_is_idempotent(database: Database) -> None:
     """Migrating again changes nothing: one row per version, data kept."""
     SqlStore(database).create(account_id="acme", url="https://a.example/h", events=["job"])
