@@ -38,7 +38,11 @@ def _run(args: argparse.Namespace) -> int:
     _raise_open_files_limit()
     db = _state_database(settings)
     history = HistoryWriter(db, retention_days=settings.state.retention_days) if db and settings.state.history else None
-    notifier = Notifier(db, exchange=settings.broker.exchange) if db else None
+    notifier = (
+        Notifier(db, exchange=settings.broker.exchange, ordered_default=settings.delivery.ordered_default)
+        if db
+        else None
+    )
     daemon = Daemon(settings, open_store(settings), history=history, notifier=notifier, state=db)
     daemon.install_signal_handlers()
     return daemon.run()

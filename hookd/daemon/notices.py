@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 
 from hookd import logs
 from hookd.broker import Connection, Outgoing
+from hookd.config import DEFAULT_ORDERED
 from hookd.daemon.breaker import Change
 from hookd.errors import StoreError
 from hookd.events import HOOK_DISABLED, HOOK_FAILING, HOOK_RECOVERED
@@ -65,9 +66,12 @@ class _Notice:
 class Notifier:
     """Decides, records and hands out operational notices (see the module docstring)."""
 
-    def __init__(self, db: Database, *, exchange: str, poll_interval_s: float = _POLL_S) -> None:
+    def __init__(
+        self, db: Database, *, exchange: str, poll_interval_s: float = _POLL_S, ordered_default: bool = DEFAULT_ORDERED
+    ) -> None:
         self._db = db
         self._exchange = exchange
+        self._ordered_default = ordered_default  # what the body's `settings.ordered` shows for a hook without one
         self._poll_s = poll_interval_s
         self._requests: queue.SimpleQueue[_Notice | None] = queue.SimpleQueue()
         self._confirmed: queue.SimpleQueue[int] = queue.SimpleQueue()
@@ -174,7 +178,7 @@ class Notifier:
         if notice.event == HOOK_DISABLED:
             hook = dataclasses.replace(hook, active=False)  # what the store says once the disable lands
         body = {
-            "hook": hook_resource(hook),
+            "hook": hook_resource(hook, ordered_default=self._ordered_default),
             "reason": notice.reason,
             "since": iso_time(notice.since),
             "last_status": notice.last_status,

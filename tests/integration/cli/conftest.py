@@ -26,6 +26,7 @@ from support import services
 
 from hookd.broker import Topology
 from hookd.cli import main
+from hookd.config import BrokerSettings
 from hookd.state.db import Database
 from hookd.state.history import AttemptRecord, Settlement, write_batch
 
@@ -260,7 +261,13 @@ class Broker:
 def broker(broker_url: str) -> Iterator[Broker]:
     """A unique queue prefix and exchange, declared as hookd declares them; all deleted afterwards."""
     token = uuid.uuid4().hex[:10]
-    topology = Topology(f"hookd-cli-{token}.events", f"hookd-cli-{token}", "classic", RETRY_DELAYS_S)
+    topology = Topology(
+        f"hookd-cli-{token}.events",
+        f"hookd-cli-{token}",
+        "classic",
+        RETRY_DELAYS_S,
+        partitions=BrokerSettings().partitions,  # the config `sections()` writes keeps hookd's default
+    )
     connection = pika.BlockingConnection(pika.URLParameters(broker_url))
     try:
         channel = connection.channel()
