@@ -21,8 +21,9 @@ import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeAlias
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
+from hookd import urls
 from hookd.errors import BlockedDestination
 
 if TYPE_CHECKING:
@@ -285,28 +286,25 @@ class NetworkPolicy:
         return check
 
     def check_url(self, url: str, resolver: Resolver = system_resolver) -> list[str]:
-        """`check` for a URL's host and port (default 80/443); a URL without a host is refused."""
+        """`check` for a hook URL's host and port, read by `hookd.urls` (IDNA 2008 for names); a URL
+        those rules refuse is refused here too."""
         try:
-            parts = urlsplit(url.strip())
-            port = parts.port or default_port(parts.scheme)
-        except ValueError:
-            raise BlockedDestination("not a valid URL") from None
-        if not parts.hostname:
-            raise BlockedDestination("URL names no host")
-        return self.check(parts.hostname, port, resolver)
+            parsed = urls.parse(url)
+        except urls.UrlError as exc:
+            raise BlockedDestination(f"not a valid hook URL: {exc.problem}") from None
+        return self.check(parsed.host, parsed.port, resolver)
 
     def creation_problem(self, url: str) -> str | None:
         """Why a hook URL is refused when the hook is created or changed, without any DNS lookup.
 
-        Only what can be known without resolving is refused here: a literal non-public address in
-        any spelling, or a name that always means this machine (`localhost`). Other names are
-        checked on every attempt, against what they resolve to then.
+        Only what can be known without resolving is refused here: a literal non-public address, or
+        a name that always means this machine (`localhost`). Other names are checked on every
+        attempt, against what they resolve to then. A URL `hookd.urls` refuses gets None here: the
+        field rules report it (`subscriptions.rules.url_problem`).
         """
         try:
-            host = urlsplit(url.strip()).hostname
-        except ValueError:
-            return None  # subscriptions.rules reports malformed URLs
-        if not host:
+            host = urls.parse(url).host
+        except urls.UrlError:
             return None
         literal = literal_address(host)
         if literal is None and _is_local_name(host):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
+from hookd import urls
 from hookd.errors import ConfigError
 from hookd.events import GROUPS, SUBSCRIBABLE
 from hookd.netpolicy import NetworkPolicy
@@ -45,22 +45,8 @@ class InvalidHook(ConfigError):
 
 
 def url_problem(url: object) -> str | None:
-    """Why `url` is not an acceptable hook URL, or None: http or https, with a host, no userinfo."""
-    if not isinstance(url, str) or not url.strip():
-        return "must be a non-empty http or https URL"
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port  # raises ValueError for a malformed port
-    except ValueError as exc:
-        return f"is not a valid URL ({exc})"
-    del port
-    if parts.scheme not in ("http", "https"):
-        return f"must use http or https, not {parts.scheme or 'no scheme'!r}"
-    if not parts.hostname:
-        return "must name a host"
-    if parts.username is not None or parts.password is not None:
-        return "must not carry credentials (use basic_auth instead)"
-    return None
+    """Why `url` is not an acceptable hook URL, or None: RFC 3986's rules, read once in `hookd.urls`."""
+    return urls.problem(url)
 
 
 def events_problems(events: object) -> list[str]:

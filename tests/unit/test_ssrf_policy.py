@@ -10,6 +10,8 @@ from support.netfakes import FakeDns
 
 from hookd.errors import BlockedDestination
 from hookd.netpolicy import NetworkPolicy, category, literal_address, system_resolver
+from hookd.subscriptions.model import Hook
+from hookd.subscriptions.rules import hook_problems
 
 # (address, category): every kind of address that is not globally routable.
 NON_PUBLIC = [
@@ -274,24 +276,31 @@ def test_check_url_uses_the_default_port() -> None:
     "url",
     [
         "http://127.0.0.1/",
-        "http://2130706433/",
-        "http://0177.0.0.1/",
-        "http://0x7f.1/",
         "http://[::1]:8080/",
         "http://[::ffff:169.254.169.254]/",
         "https://169.254.169.254/latest/meta-data/",
         "http://10.0.0.5/",
         "http://100.64.1.1/",
         "http://localhost:8080/",
-        "http://LOCALHOST./",
+        "http://LOCALHOST/",
         "http://api.localhost/",
-        "http://[fe80::1%25eth0]/",
+        "http://[fe80::1]/",
     ],
 )
 def test_creation_problem_refuses_internal_literals_at_creation(url: str) -> None:
-    """Creating a hook on a literal internal address, in any spelling, or on localhost is refused."""
+    """Creating a hook on a literal internal address, or on localhost, is refused."""
     problem = NetworkPolicy().creation_problem(url)
     assert problem is not None and "not a public address" in problem
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://2130706433/", "http://0177.0.0.1/", "http://0x7f.1/", "http://LOCALHOST./", "http://[fe80::1%25eth0]/"],
+)
+def test_other_spellings_of_internal_hosts_are_refused_at_creation_by_the_url_rules(url: str) -> None:
+    """inet_aton's numeric spellings, a trailing dot and an IPv6 zone never reach the policy: the URL rules
+    (hookd.urls, every hook's url field) refuse them at creation."""
+    assert hook_problems(Hook(id="1", account_id="a", url=url, events=("job",), secret="s"))[0].field == "url"
 
 
 @pytest.mark.parametrize("url", ["https://hooks.example.com/in", "http://8.8.8.8/", "https://[2606:4700::1]/"])

@@ -16,11 +16,11 @@ from hookd.subscriptions.rules import events_problems, url_problem
         "https://hooks.example.com/in",
         "http://hooks.example.com:8080/in?x=1",
         "https://[2001:db8::1]/in",
-        "  https://padded.example.com/  ",
+        "https://faß.de/in",
     ],
 )
 def test_acceptable_urls(url: str) -> None:
-    """http(s) URLs with a host and no userinfo are acceptable."""
+    """http(s) URLs with a valid host and no userinfo are acceptable (url_problem is hookd.urls' rule)."""
     assert url_problem(url) is None
 
 
@@ -32,8 +32,10 @@ def test_acceptable_urls(url: str) -> None:
         ("https:///in", "must name a host"),
         ("https://u:p@hooks.example.com/", "must not carry credentials"),
         ("https://u@hooks.example.com/", "must not carry credentials"),
-        ("https://hooks.example.com:http/", "is not a valid URL"),
-        ("https://[::1/", "is not a valid URL"),
+        ("https://hooks.example.com:http/", "a port is a number"),
+        ("https://[::1/", "without its closing ']'"),
+        ("  https://padded.example.com/  ", "must not contain a space"),
+        ("https://hooks.example.com/in\r\n", "must not contain a carriage return"),
         ("", "must be a non-empty http or https URL"),
         ("   ", "must be a non-empty http or https URL"),
         (None, "must be a non-empty http or https URL"),
