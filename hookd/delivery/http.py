@@ -43,6 +43,7 @@ Everything here runs on the event loop's thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from dataclasses import dataclass, field
 from typing import cast
@@ -307,7 +308,8 @@ class Connection(asyncio.Protocol):
     def _abort(self) -> None:
         self.closed = True
         if self._transport is not None:
-            self._transport.abort()
+            with contextlib.suppress(RuntimeError):  # its loop is closed already (see Sender.close)
+                self._transport.abort()
 
 
 def keep_alive_timeout(value: str | None) -> float | None:

@@ -62,10 +62,11 @@ class Resolver:
         return await asyncio.shield(flight)  # one waiter's deadline does not cancel the others' lookup
 
     def close(self, timeout_s: float = 1.0) -> None:
-        """Stop the threads: each finishes the lookup it is in (if any) and exits; joined for up to
-        `timeout_s` in all (a thread stuck in getaddrinfo is a daemon and does not hold up exit)."""
-        self._closed = True
+        """Stop the threads: each finishes the lookup it is in (if any), drops its answer and exits;
+        joined for up to `timeout_s` in all (a thread stuck in getaddrinfo is a daemon and does not
+        hold up exit). Call it before the loop is closed: from then on no thread touches the loop."""
         with self._lock:
+            self._closed = True
             threads = list(self._threads)
         for _ in threads:
             self._jobs.put(None)
@@ -108,6 +109,16 @@ class Resolver:
             finally:
                 with self._lock:
                     self._busy -= 1
+            self._hand_back(loop, flight, result)
+
+    def _hand_back(
+        self, loop: asyncio.AbstractEventLoop, flight: asyncio.Future[list[str]], result: list[str] | BaseException
+    ) -> None:
+        """Give the loop its answer, unless the resolver was closed: after `close()` returns, no thread
+        touches the loop again (uvloop's loop must not be woken from a thread while it is being closed)."""
+        with self._lock:
+            if self._closed:
+                return
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits for this answer
                 loop.call_soon_threadsafe(_settle, flight, result)
 

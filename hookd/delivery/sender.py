@@ -133,9 +133,12 @@ class Sender:
         (retryable) without connecting.
 
         Safe from any thread: on the loop's own thread, or once that loop has stopped (the daemon's
-        stop path, after the engine's thread returned), it closes at once, and a stopped loop is run
-        for one turn so the aborted transports release their sockets. From another thread while the
-        loop runs, the closing is handed to the loop and waited for (at most `CLOSE_WAIT_S`).
+        stop path, after the engine's thread returned from `run_forever`), it closes at once, and a
+        stopped loop is run for one turn so the aborted transports release their sockets. From
+        another thread while the loop runs, the closing is handed to the loop and waited for (at most
+        `CLOSE_WAIT_S`). Call it before the loop is closed: a closed loop can no longer close its
+        transports (their sockets then wait for the garbage collector), and the DNS threads stop
+        touching the loop only once this returns.
         """
         self._closed = True
         loop = self._loop

@@ -25,6 +25,7 @@ class ScriptedReceiver:
         self.requests: list[bytes] = []
         self._timeout_s = timeout_s
         self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(0.1)  # here, not in the thread: a test may close the receiver before it runs
         self.port = self._sock.getsockname()[1]
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -32,7 +33,6 @@ class ScriptedReceiver:
         self._acceptor.start()
 
     def _serve(self) -> None:
-        self._sock.settimeout(0.1)
         while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()

@@ -159,8 +159,7 @@ def test_a_valid_response_is_read_the_same_however_it_is_split(
 def test_a_second_response_never_changes_the_first(
     first: tuple[bytes, int, bytes, bool], second: tuple[bytes, int, bytes, bool], cuts: list[int]
 ) -> None:
-    """Whatever follows a complete framed response (another one, in the same read or later) is never read
-    as its answer, and the connection is not offered for reuse."""
+    """What follows a complete framed response never becomes its answer, and the connection is not reused."""
     data, status, body, framed = first
     if not framed:
         return  # a close-delimited body swallows what follows: that is its framing

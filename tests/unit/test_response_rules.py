@@ -4,13 +4,16 @@ bodies, obs-fold, smuggling shapes, Keep-Alive, the resend on a reused connectio
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 from support.scripted import Script, ScriptedReceiver, read_request, wait_for_hangup
 from support.syncsender import SyncSender
 
+from hookd.delivery import Sender
 from hookd.delivery.http import MAX_HEAD_BYTES, MAX_HEADER_LINES
 from hookd.messages import Delivery
 from hookd.outcomes import Verdict
@@ -210,8 +213,7 @@ def test_keep_alive_timeout_is_honoured(serve: Serve, timeout: bytes, connection
 
 
 def test_a_reused_connection_that_answered_a_byte_is_not_resent(serve: Serve, sender: SyncSender) -> None:
-    """The silent resend is only for a reused connection that answered nothing: one that began to answer
-    and closed is a failed attempt, not a second request."""
+    """A reused connection that began to answer and then closed is a failed attempt, never resent."""
 
     def then_half(conn: socket.socket, _request: bytes) -> None:
         conn.sendall(OK)
@@ -287,3 +289,29 @@ def test_close_closes_the_pooled_connections_and_the_dns_threads(serve: Serve) -
     receiver.close()  # joins the script's thread, which returns once hookd hung up (or after its 5 s timeout)
     assert hung_up == [True]
     assert made.sender.pool.idle == 0 and made.sender.resolver.threads == 0
+
+
+def test_close_from_another_thread_hands_the_work_to_the_running_loop(serve: Serve) -> None:
+    """close() called on the main thread while the engine's loop runs elsewhere closes the pool on that loop."""
+    hung_up: list[bool] = []
+
+    def answer_then_wait(conn: socket.socket, _request: bytes) -> None:
+        conn.sendall(OK)
+        hung_up.append(wait_for_hangup(conn))
+
+    receiver = serve(answer_then_wait)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="test-engine")
+    thread.start()
+    try:
+        made = Sender(timeout_s=5.0)
+        delivered = asyncio.run_coroutine_threadsafe(made.attempt(_hook(receiver.url()), _delivery(), 1), loop)
+        assert delivered.result(10).verdict is Verdict.DELIVERED and made.pool.idle == 1
+        made.close()
+        assert made.pool.idle == 0
+        receiver.close()
+        assert hung_up == [True]
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
