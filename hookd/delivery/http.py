@@ -57,6 +57,7 @@ MAX_HEADER_LINES = 100
 #: Response headers the sender reads; every other header is ignored without being kept.
 _WANTED = frozenset({b"location", b"retry-after", b"keep-alive"})
 _FOLD = re.compile(rb"\r?\n[ \t]+")
+_FINAL_STATUS_PREFIXES = frozenset({b"HTTP/1.1 ", b"HTTP/1.0 "})
 
 
 class ProtocolError(DeliveryError):
@@ -208,7 +209,8 @@ class Connection(asyncio.Protocol):
             self.close()
             raise
         if reusable:
-            self.keep_alive_s = keep_alive_timeout(self._response.headers.get("keep-alive"))
+            announced = self._response.headers.get("keep-alive")
+            self.keep_alive_s = keep_alive_timeout(announced) if announced else None
         else:
             self.close()
         return self._response
@@ -246,6 +248,8 @@ class Connection(asyncio.Protocol):
     def _take_heads(self, data: bytes) -> None:
         """Collect each head to its blank line (within the budget), unfold it, give it to llhttp; then the
         rest of the read. A whole response in one read (the usual case) is never copied into `_head`."""
+        if not self._head and self._whole_final_head(data):
+            return
         if self._head:
             self._head += data
             pending: bytes | bytearray = self._head
@@ -275,6 +279,24 @@ class Connection(asyncio.Protocol):
         self._scanned = 0
         if rest:
             self._feed_body(rest)
+
+    def _whole_final_head(self, data: bytes) -> bool:
+        """The usual case, taken in one call to llhttp: the read holds a whole final head (no 1xx first),
+        within the budget and without obs-fold. False, with nothing done, for any other read."""
+        end = data.find(b"\r\n\r\n")
+        if (
+            end < 12
+            or end >= MAX_HEAD_BYTES - 4
+            or data[:9] not in _FINAL_STATUS_PREFIXES
+            or data[9:10] == b"1"
+            or data.find(b"\n ", 0, end) >= 0
+            or data.find(b"\n\t", 0, end) >= 0
+        ):
+            return False
+        self._head_bytes = end + 4
+        self._framing_bytes = -self._head_bytes  # the body's share of this read is counted by _feed_body
+        self._feed_body(data)
+        return True
 
     def _feed_body(self, data: bytes | bytearray) -> None:
         """Past the final head: llhttp reads the body. What is not body (chunk lines, extensions,
