@@ -56,9 +56,17 @@ verify-units:
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-# hookd against a naive consumer and the raw HTTP ceiling, one run (not a test: prints figures).
-# Flags: make bench BENCH_ARGS="--events 2000 --only raw,fast"; see bench/README.md.
-bench: $(STAMP)
+# hookd against its peers (bench/peers/) and the receiver's ceiling, one run (not a test: prints figures).
+# Flags: make bench BENCH_ARGS="--events 2000 --only ceiling,fast,peers --profile"; see bench/README.md.
+# The bench's Python packages come from bench/requirements.txt; it installs its npm packages and wrk itself.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) bench/requirements.txt
+	$(BIN)/python -m pip install --quiet -r bench/requirements.txt || { \
+	  echo "make: installing bench/requirements.txt into $(VENV) failed (above): pip needs PyPI or a mirror" >&2; \
+	  exit 1; }
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # What recording delivery history costs the delivery path (not a test: prints figures).

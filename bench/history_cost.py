@@ -26,11 +26,11 @@ from typing import ClassVar
 import yaml
 
 from hookd.broker import BrokerConnection, topology_for
-from hookd.config import load_settings
+from hookd.config import AMQP_URL_ENV, DEFAULT_AMQP_URL, load_settings
 from hookd.publisher import EventPublisher
 
 ROOT = Path(__file__).resolve().parent.parent
-AMQP = os.environ.get("HOOKD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+AMQP = os.environ.get(AMQP_URL_ENV) or DEFAULT_AMQP_URL  # hookd's own default, not a copy
 POSTGRES = os.environ.get("HOOKD_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 

@@ -22,6 +22,9 @@ AMQP_URL_ENV = "HOOKD_AMQP_URL"
 #: `broker.node_order`: each process shuffles the node URLs (spreading workers), or keeps their order.
 NODE_ORDERS = ("shuffled", "listed")
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+DEFAULT_EXCHANGE = "hookd.events"
+DEFAULT_QUEUE_PREFIX = "hookd"
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
 #: Durable retry schedule modelled on established webhook platforms: ~5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 DEFAULT_RETRY_DELAYS_S = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 QUEUE_TYPES = ("quorum", "classic")
@@ -48,17 +51,18 @@ class BrokerSettings:
     them in an order of its own (`hookd.broker.NodeRing`)."""
 
     urls: tuple[str, ...] = field(default=(DEFAULT_AMQP_URL,), repr=False)
-    exchange: str = "hookd.events"
-    queue_prefix: str = "hookd"
+    exchange: str = DEFAULT_EXCHANGE
+    queue_prefix: str = DEFAULT_QUEUE_PREFIX
     queue_type: str = "quorum"
     prefetch: int = 0  # 0: derived from delivery.max_in_flight (see Settings.prefetch)
     heartbeat_s: int = 30
     connect_timeout_s: float = 10.0
     reconnect_max_s: float = 30.0
-    max_message_bytes: int = 1_048_576
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     quorum_replicas: int = 0  # quorum queues' initial replicas (x-quorum-initial-group-size); 0: every node
     node_order: str = "shuffled"  # or "listed": the first URL is this process's preferred (local) node
     confirm_timeout_s: float = 60.0  # a publish unconfirmed this long: reconnect (never stall silently)
+    partitions: int = 16  # ordered delivery: queues the router spreads entities over (0: no ordering)
 
     def __repr__(self) -> str:
         return (
@@ -107,6 +111,8 @@ class DeliverySettings:
     breaker_threshold: int = 5  # consecutive failures that open a hook's circuit (0: never)
     breaker_cooldown_s: float = 30.0  # open circuit: time before a probe
     disable_after_s: float = 259_200.0  # unbroken failure this long disables the hook (0: never)
+    ordered_default: bool = True  # a hook without `ordered` gets one entity's events one after another
+    ordered_max_waiting: int = 10_000  # per hook: deliveries waiting behind an earlier one, at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +275,7 @@ def _broker(b: check.Section, environ: Mapping[str, str], problems: list[str]) -
         quorum_replicas=b.get("quorum_replicas", defaults.quorum_replicas, check.number(0, 99, integer=True)),
         node_order=b.get("node_order", defaults.node_order, check.text(NODE_ORDERS)),
         confirm_timeout_s=b.get("confirm_timeout_s", defaults.confirm_timeout_s, check.number(1, 3600)),
+        partitions=b.get("partitions", defaults.partitions, check.number(0, 256, integer=True)),
     )
 
 
@@ -296,6 +303,10 @@ def _delivery(d: check.Section) -> DeliverySettings:
         breaker_threshold=d.get("breaker_threshold", defaults.breaker_threshold, check.number(0, 10_000, integer=True)),
         breaker_cooldown_s=d.get("breaker_cooldown_s", defaults.breaker_cooldown_s, check.number(0.1, 86400)),
         disable_after_s=d.get("disable_after_s", defaults.disable_after_s, check.number(0, 365 * 86400)),
+        ordered_default=d.get("ordered_default", defaults.ordered_default, check.boolean),
+        ordered_max_waiting=d.get(
+            "ordered_max_waiting", defaults.ordered_max_waiting, check.number(1, 10_000_000, integer=True)
+        ),
     )
 
 

@@ -3,8 +3,9 @@
     HookdError
     ├── ConfigError            a config or hooks file (or a hook) is invalid: every problem at once
     │   ├── UrlError           (urls) a hook URL the RFC 3986 rules refuse; `problem` says why
-    │   └── UndecryptableSecrets  stored secrets the configured keys do not open (missing or wrong
-    │                             key, altered value): refused with exit 2, never read as plaintext
+    │   ├── UndecryptableSecrets  stored secrets the configured keys do not open (missing or wrong
+    │   │                         key, altered value): refused with exit 2, never read as plaintext
+    │   └── TopologyMismatch   a queue exists with other arguments than this hookd declares
     ├── UsageError             a bad command-line argument: exit code 2, nothing changed
     ├── EventError             a consumed message breaks the contract (`reason`: outcomes.Invalid)
     ├── DeliveryError
@@ -54,6 +55,11 @@ class UndecryptableSecrets(ConfigError):
     def __init__(self, problems: Iterable[str], source: str | None = None, *, key_ids: tuple[str, ...] = ()) -> None:
         self.key_ids = key_ids
         super().__init__(problems, source)
+
+
+class TopologyMismatch(ConfigError):
+    """The broker has a queue with other arguments than this hookd declares (an older version's, or
+    another `broker.*` configuration): no reconnection can fix it, so `hookd run` exits with code 2."""
 
 
 class UsageError(HookdError):

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from hookd.errors import EventError
+from hookd.ordering import entity_of
 from hookd.outcomes import Invalid
 
 
@@ -116,6 +117,7 @@ class Event:
     body: bytes
     timestamp: datetime | None = None
     subject: str | None = None  # a `hook.*` event: the id of the hook it is about (never sent it)
+    entity: str | None = None  # what it is about, for ordered delivery (hookd.ordering.entity_of)
 
 
 def normalize_account(value: object) -> str | None:
@@ -168,6 +170,41 @@ def decode(
         body=body,
         timestamp=timestamp,
         subject=_subject(parsed) if routing_key in HOOK_EVENTS else None,
+        entity=entity_of(routing_key, parsed, headers),
+    )
+
+
+def routed(
+    name: str,
+    body: bytes,
+    message_id: str | None,
+    headers: Mapping[str, Any],
+    *,
+    entity_header: str,
+    timestamp: datetime | None = None,
+) -> Event | None:
+    """An event the router already decoded (a partition's message): rebuilt from its headers without
+    parsing the body again (only a `hook.*` notification's body is read, for its subject). None when
+    the headers are not what the router writes (the caller decodes it the long way)."""
+    account_id = normalize_account(headers.get("account_id"))
+    entity = headers.get(entity_header)
+    if name not in EVENTS or not message_id or account_id is None:
+        return None
+    subject = None
+    if name in HOOK_EVENTS:
+        try:
+            parsed = json.loads(body)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return None
+        subject = _subject(parsed) if isinstance(parsed, dict) else None
+    return Event(
+        name=name,
+        event_id=str(message_id).strip(),
+        account_id=account_id,
+        body=body,
+        timestamp=timestamp,
+        subject=subject,
+        entity=entity if isinstance(entity, str) and entity else None,
     )
 
 

@@ -19,6 +19,11 @@ from hookd.events import EVENTS, PING, Event, normalize_account
 from hookd.outcomes import Invalid
 
 _DELIVERY_NAMESPACE = uuid.UUID("5b0c1d2e-8f43-4c57-9a31-6d1e2f3a4b5c")
+#: On a partition message, the event name (its routing key is the partition's queue).
+EVENT_HEADER = "event"
+#: On a partition message and on an ordered delivery's retry or park: the entity it is about, so the
+#: retry comes back through the entity's partition. Dead letters never carry it (a replay is never held).
+ORDERING_ENTITY_HEADER = "ordering_entity"
 
 
 def delivery_id(event_id: str, hook_id: str) -> str:

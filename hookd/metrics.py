@@ -1,4 +1,5 @@
-"""Prometheus metrics and the `/metrics` + `/healthz` endpoint: the only module importing prometheus_client.
+"""Prometheus metrics: what `hookd run` records, and its rendering for `/metrics` (hookd.endpoint
+serves it). The only module importing prometheus_client.
 
 Why a class over a private registry instead of module-level metrics on the global registry: a
 process (or a test) may build several daemons, and each must count on its own; the global
@@ -9,22 +10,19 @@ Label cardinality stays bounded: `event` and `outcome` come from fixed catalogue
 topology, `reason` from the dead-letter reasons, and `hook_id` from the configured hooks only;
 `hooks_loaded()` drops the series of hooks that disappeared on a reload.
 
-Threads: the recording methods are called from delivery threads and the main thread
-(prometheus_client's metrics are thread-safe; the success-ratio windows take a lock). The HTTP
-server runs in its own daemon thread and never touches the broker connection: the health check it
-calls reads flags the main thread sets.
+Threads: the recording methods are called from the engine's event loop and the main thread
+(prometheus_client's metrics are thread-safe; `_PerHook`, the per-hook windows and series, takes its
+lock); `render` runs on the endpoint's request threads. Counts kept elsewhere (history records and
+log lines dropped) are read at scrape time through `observe_counter`.
 """
 
 from __future__ import annotations
 
-import gzip
-import json
-import socket
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Protocol
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -35,23 +33,20 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
 )
-from prometheus_client.exposition import choose_encoder, gzip_accepted
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
 
 from hookd import __version__
-from hookd.errors import MetricsServerError
-from hookd.subscriptions.store import SubscriptionStore
+from hookd.outcomes import Circuit, Verdict
 
-#: /metrics' body for an `Accept` header, and its content type.
-Render = Callable[[str], tuple[bytes, str]]
-#: /healthz's answer: healthy or not, and a JSON-ready explanation.
-HealthCheck = Callable[[], tuple[bool, dict[str, object]]]
 #: `hookd_hook_breaker_state` values: alert on `> 0`.
-BREAKER_STATES: Mapping[str, int] = {"closed": 0, "half_open": 1, "open": 2}
+BREAKER_STATES: Mapping[Circuit, int] = {Circuit.CLOSED: 0, Circuit.HALF_OPEN: 1, Circuit.OPEN: 2}
 #: The success ratio of a hook is taken over its last this many attempts.
 SUCCESS_WINDOW = 100
 #: Attempt durations: from a fast local receiver to delivery.timeout_s's upper range.
 DURATION_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-_DELIVERED = "delivered"
+_DELIVERED = Verdict.DELIVERED.value
 
 
 class MetricsRecorder(Protocol):
@@ -63,10 +58,12 @@ class MetricsRecorder(Protocol):
     def dead_lettered(self, event: str, reason: str) -> None: ...
     def parked(self, event: str, reason: str) -> None: ...
     def in_flight(self, delta: int) -> None: ...
-    def breaker(self, hook_id: str, state: str) -> None: ...
+    def breaker(self, hook_id: str, state: Circuit) -> None: ...
     def consumer_lag(self, queue: str, messages: int) -> None: ...
     def broker_connected(self, up: bool, node: str | None = None) -> None: ...
     def hooks_loaded(self, hook_ids: Iterable[str]) -> None: ...
+    def observe_counter(self, name: str, documentation: str, read: Callable[[], float]) -> None: ...
+    def ordering(self, waiting: Mapping[str, int], partitions: int) -> None: ...
 
 
 class NoMetrics:
@@ -90,7 +87,7 @@ class NoMetrics:
     def in_flight(self, delta: int) -> None:
         return None
 
-    def breaker(self, hook_id: str, state: str) -> None:
+    def breaker(self, hook_id: str, state: Circuit) -> None:
         return None
 
     def consumer_lag(self, queue: str, messages: int) -> None:
@@ -100,6 +97,12 @@ class NoMetrics:
         return None
 
     def hooks_loaded(self, hook_ids: Iterable[str]) -> None:
+        return None
+
+    def observe_counter(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        return None
+
+    def ordering(self, waiting: Mapping[str, int], partitions: int) -> None:
         return None
 
 
@@ -147,12 +150,6 @@ class Metrics:
             registry=r,
         )
         self._in_flight = Gauge("hookd_deliveries_in_flight", "Deliveries being attempted right now", registry=r)
-        self._breaker = Gauge(
-            "hookd_hook_breaker_state",
-            "Circuit breaker per hook: 0 closed, 1 half-open, 2 open",
-            ["hook_id"],
-            registry=r,
-        )
         self._lag = Gauge(
             "hookd_consumer_lag_messages",
             "Messages ready in a queue hookd consumes, not yet taken",
@@ -166,39 +163,28 @@ class Metrics:
             ["node"],
             registry=r,
         )
+        self._nodes: set[str] = set()  # the main thread's (broker_connected)
         self._hooks = Gauge("hookd_hooks", "Hooks currently configured", registry=r)
-        self._hook_attempts = Counter(
-            "hookd_hook_attempts_total", "Delivery attempts per hook and outcome", ["hook_id", "outcome"], registry=r
+        self._partitions = Gauge(
+            "hookd_partitions_active", "Ordering partitions this worker owns and consumes", registry=r
         )
-        self._ratio = Gauge(
-            "hookd_hook_success_ratio",
-            f"Share of a hook's last {SUCCESS_WINDOW} attempts that were delivered (0 to 1)",
-            ["hook_id"],
-            registry=r,
-        )
-        self._lock = threading.Lock()
-        self._windows: dict[str, deque[bool]] = {}
-        self._hook_outcomes: dict[str, set[str]] = {}
-        self._breaker_hooks: set[str] = set()
-        self._nodes: set[str] = set()
-        self._up = False
+        self._per_hook = _PerHook(r)
+        # (metric, labels) -> its child: `labels()` validates and locks on every call (1-2 us, measured);
+        # these labels come from fixed catalogues, so the cache is bounded and never needs emptying.
+        self._children: dict[tuple[object, ...], Any] = {}
+        self._observed = _Observed()
+        r.register(self._observed)
 
     # -- recording -------------------------------------------------------------------------------
     def attempt(self, event: str, hook_id: str, outcome: str, duration_s: float) -> None:
-        """One HTTP attempt (the canonical `delivery.attempt` log line), from a delivery thread."""
-        self._attempts.labels(event, outcome).inc()
-        self._duration.labels(outcome).observe(max(duration_s, 0.0))
-        self._hook_attempts.labels(hook_id, outcome).inc()
-        with self._lock:
-            self._hook_outcomes.setdefault(hook_id, set()).add(outcome)
-            window = self._windows.setdefault(hook_id, deque(maxlen=SUCCESS_WINDOW))
-            window.append(outcome == _DELIVERED)
-            ratio = sum(window) / len(window)
-        self._ratio.labels(hook_id).set(ratio)
+        """One HTTP attempt (the canonical `delivery.attempt` log line), from the engine's loop."""
+        _child(self._attempts, self._children, event, outcome).inc()
+        _child(self._duration, self._children, outcome).observe(max(duration_s, 0.0))
+        self._per_hook.attempt(hook_id, outcome)
 
     def delivered(self, event: str) -> None:
         """A delivery succeeded (settled, its message acknowledged)."""
-        self._deliveries.labels(event, _DELIVERED).inc()
+        _child(self._deliveries, self._children, event, _DELIVERED).inc()
 
     def retry_scheduled(self, event: str) -> None:
         """A delivery was handed to `<prefix>.retry.<delay>`."""
@@ -216,57 +202,43 @@ class Metrics:
         self._parked.labels(event, reason).inc()
 
     def in_flight(self, delta: int) -> None:
-        """+1 when a delivery thread starts a job, -1 when it hands the result back."""
+        """+1 when the engine starts a delivery, -1 when it hands the result back."""
         self._in_flight.inc(delta)
 
-    def breaker(self, hook_id: str, state: str) -> None:
-        """A hook's circuit changed state: `closed`, `half_open` or `open`."""
-        if state not in BREAKER_STATES:
-            raise ValueError(f"unknown breaker state {state!r}; expected one of {', '.join(BREAKER_STATES)}")
-        with self._lock:  # with hooks_loaded(): a reload cannot reset a state set meanwhile
-            self._breaker_hooks.add(hook_id)
-            self._breaker.labels(hook_id).set(BREAKER_STATES[state])
+    def breaker(self, hook_id: str, state: Circuit) -> None:
+        """A hook's circuit changed state."""
+        self._per_hook.breaker(hook_id, Circuit(state))
 
     def consumer_lag(self, queue: str, messages: int) -> None:
         """Messages ready (not yet delivered to any consumer) in `queue`, as last measured."""
         self._lag.labels(queue).set(messages)
 
     def broker_connected(self, up: bool, node: str | None = None) -> None:
-        """The main thread connected (True, to `node`) or lost the connection (False); /healthz reads it."""
-        self._up = up
+        """The main thread connected (True, to `node`) or lost the connection (False)."""
         self._connected.set(1 if up else 0)
         if up and node is not None:
-            with self._lock:
-                for known in self._nodes - {node}:
-                    self._node.labels(known).set(0)
-                self._nodes.add(node)
+            for known in self._nodes - {node}:
+                self._node.labels(known).set(0)
+            self._nodes.add(node)
             self._node.labels(node).set(1)
-
-    @property
-    def is_broker_connected(self) -> bool:
-        return self._up
 
     def hooks_loaded(self, hook_ids: Iterable[str]) -> None:
         """The hook set was (re)loaded: count it, show a closed breaker for hooks not seen before
         (so every hook has a breaker series), and forget the series of hooks no longer there."""
         current = set(hook_ids)
         self._hooks.set(len(current))
-        with self._lock:
-            gone = (set(self._windows) | set(self._hook_outcomes) | self._breaker_hooks) - current
-            outcomes = {hook: self._hook_outcomes.pop(hook, set()) for hook in gone}
-            breakers = gone & self._breaker_hooks
-            for hook in gone:
-                self._windows.pop(hook, None)
-            self._breaker_hooks -= gone
-            for hook in current - self._breaker_hooks:
-                self._breaker_hooks.add(hook)
-                self._breaker.labels(hook).set(BREAKER_STATES["closed"])
-        for hook in gone:
-            for outcome in outcomes[hook]:
-                _remove(self._hook_attempts, hook, outcome)
-            _remove(self._ratio, hook)
-            if hook in breakers:
-                _remove(self._breaker, hook)
+        self._per_hook.loaded(current)
+
+    def ordering(self, waiting: Mapping[str, int], partitions: int) -> None:
+        """Ordered delivery, as the main thread last measured it: deliveries waiting per hook, and the
+        partitions owned."""
+        self._per_hook.waiting(waiting)
+        self._partitions.set(partitions)
+
+    def observe_counter(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        """Expose a count kept elsewhere (e.g. history records dropped) as the counter `name`, read at
+        each scrape; `read` must be safe to call from the endpoint's threads."""
+        self._observed.add(name, documentation, read)
 
     # -- exposition ------------------------------------------------------------------------------
     def render(self, accept: str = "") -> tuple[bytes, str]:
@@ -275,19 +247,127 @@ class Metrics:
         encode, content_type = choose_encoder(accept)
         return encode(self.registry), content_type
 
-    def start_server(self, listen: str, health: HealthCheck | None = None) -> MetricsServer:
-        """Serve `/metrics` and `/healthz` on `listen` (`HOST:PORT`, `[v6]:PORT`; port 0 picks one).
 
-        Without `health`, /healthz reports only the broker connection flag. Raises
-        `MetricsServerError` when the address cannot be bound.
-        """
-        check = health or health_of({"broker": self.broker_check})
-        return MetricsServer(listen, self.render, check)
+def _child(metric: Counter | Gauge | Histogram, cache: dict[tuple[object, ...], Any], *labels: str) -> Any:
+    """`metric.labels(*labels)`, remembered (a race only looks the same child up twice)."""
+    key = (metric, *labels)
+    child = cache.get(key)
+    if child is None:
+        child = cache[key] = metric.labels(*labels)
+    return child
 
-    def broker_check(self) -> None:
-        """A /healthz check: raises while the daemon is not connected to the broker."""
-        if not self._up:
-            raise RuntimeError("not connected to the broker")
+
+@dataclass(slots=True)
+class _Window:
+    """A hook's last attempts (delivered or not) and their running count of deliveries, with the
+    children of its per-hook series, so an attempt costs no `labels()` lookup and no sum."""
+
+    ratio: Any
+    attempts: dict[str, Any] = field(default_factory=dict)
+    results: deque[bool] = field(default_factory=lambda: deque(maxlen=SUCCESS_WINDOW))
+    delivered: int = 0
+
+
+class _PerHook:
+    """The per-hook series: attempts by outcome, the success ratio over a window, the breaker state;
+    and their cleanup when hooks disappear. One lock, because the loop records attempts while the
+    main thread reloads hooks and records breaker changes."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._breaker = Gauge(
+            "hookd_hook_breaker_state",
+            "Circuit breaker per hook: 0 closed, 1 half-open, 2 open",
+            ["hook_id"],
+            registry=registry,
+        )
+        self._attempts = Counter(
+            "hookd_hook_attempts_total",
+            "Delivery attempts per hook and outcome",
+            ["hook_id", "outcome"],
+            registry=registry,
+        )
+        self._ratio = Gauge(
+            "hookd_hook_success_ratio",
+            f"Share of a hook's last {SUCCESS_WINDOW} attempts that were delivered (0 to 1)",
+            ["hook_id"],
+            registry=registry,
+        )
+        self._waiting = Gauge(
+            "hookd_ordered_waiting",
+            "Deliveries waiting for an earlier delivery of the same entity to end, per hook (this worker's partitions)",
+            ["hook_id"],
+            registry=registry,
+        )
+        self._lock = threading.Lock()
+        self._waited: set[str] = set()  # hooks with a waiting series
+        self._windows: dict[str, _Window] = {}
+        self._breaker_hooks: set[str] = set()
+
+    def attempt(self, hook_id: str, outcome: str) -> None:
+        ok = outcome == _DELIVERED
+        with self._lock:
+            window = self._windows.get(hook_id)
+            if window is None:
+                window = self._windows[hook_id] = _Window(self._ratio.labels(hook_id))
+            counter = window.attempts.get(outcome)
+            if counter is None:
+                counter = window.attempts[outcome] = self._attempts.labels(hook_id, outcome)
+            results = window.results
+            if len(results) == SUCCESS_WINDOW:
+                window.delivered -= results[0]
+            results.append(ok)
+            window.delivered += ok
+            ratio = window.delivered / len(results)
+        counter.inc()
+        window.ratio.set(ratio)
+
+    def breaker(self, hook_id: str, state: Circuit) -> None:
+        with self._lock:  # with loaded(): a reload cannot reset a state set meanwhile
+            self._breaker_hooks.add(hook_id)
+            self._breaker.labels(hook_id).set(BREAKER_STATES[state])
+
+    def waiting(self, counts: Mapping[str, int]) -> None:
+        with self._lock:  # with loaded(): a hook removed meanwhile keeps no series
+            for hook_id in self._waited - counts.keys():
+                self._waiting.labels(hook_id).set(0)
+            for hook_id, count in counts.items():
+                self._waiting.labels(hook_id).set(count)
+            self._waited |= counts.keys()
+
+    def loaded(self, current: set[str]) -> None:
+        with self._lock:
+            gone = (set(self._windows) | self._breaker_hooks | self._waited) - current
+            waited = gone & self._waited
+            self._waited -= gone
+            windows = {hook: self._windows.pop(hook, None) for hook in gone}
+            breakers = gone & self._breaker_hooks
+            self._breaker_hooks -= gone
+            for hook in current - self._breaker_hooks:
+                self._breaker_hooks.add(hook)
+                self._breaker.labels(hook).set(BREAKER_STATES[Circuit.CLOSED])
+        for hook in gone:
+            window = windows[hook]
+            for outcome in window.attempts if window is not None else ():
+                _remove(self._attempts, hook, outcome)
+            _remove(self._ratio, hook)
+            if hook in breakers:
+                _remove(self._breaker, hook)
+            if hook in waited:
+                _remove(self._waiting, hook)
+
+
+class _Observed(Collector):
+    """Counters whose values live elsewhere, read at scrape time."""
+
+    def __init__(self) -> None:
+        self._read: dict[str, tuple[str, Callable[[], float]]] = {}
+
+    def add(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        self._read = {**self._read, name: (documentation, read)}  # replaced whole: scrapes never see it half-built
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        for name, (documentation, read) in self._read.items():
+            yield CounterMetricFamily(name.removesuffix("_total"), documentation, value=read())
 
 
 def _remove(metric: Counter | Gauge, *labels: str) -> None:
@@ -300,121 +380,3 @@ def _remove(metric: Counter | Gauge, *labels: str) -> None:
 def recorder_for(listen: str) -> Metrics | NoMetrics:
     """`Metrics` when `metrics.listen` is set, else the free `NoMetrics`."""
     return Metrics() if listen else NoMetrics()
-
-
-# -- health --------------------------------------------------------------------------------------------
-def health_of(checks: Mapping[str, Callable[[], object]]) -> HealthCheck:
-    """A `HealthCheck` from named checks: each passes unless it raises; healthy when all pass.
-
-    The answer is `{"status": "ok"|"unhealthy", "checks": {name: "ok" | "error: ..."}}`.
-    """
-
-    def run() -> tuple[bool, dict[str, object]]:
-        results: dict[str, str] = {}
-        for name, check in checks.items():
-            try:
-                check()
-            except Exception as exc:
-                results[name] = f"error: {' '.join(str(exc).split()) or type(exc).__name__}"[:500]
-            else:
-                results[name] = "ok"
-        healthy = all(value == "ok" for value in results.values())
-        return healthy, {"status": "ok" if healthy else "unhealthy", "checks": results}
-
-    return run
-
-
-def daemon_health(metrics: Metrics, store: SubscriptionStore) -> HealthCheck:
-    """The daemon's /healthz: broker connected (the flag `broker_connected()` sets) and the store
-    readable now (`SubscriptionStore.check`: a database's revision, a file re-read and validated)."""
-    return health_of({"broker": metrics.broker_check, "store": store.check})
-
-
-# -- the HTTP endpoint ---------------------------------------------------------------------------------
-def parse_listen(listen: str) -> tuple[str, int]:
-    """`127.0.0.1:9187`, `[::1]:9187` or `0.0.0.0:9187` as (host, port)."""
-    host, sep, port = listen.rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise MetricsServerError(f"metrics.listen must be HOST:PORT, got {listen!r}")
-    return host, int(port)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path == "/metrics":
-            body, content_type = self.server.render(self.headers.get("Accept", ""))
-            gzipped = gzip_accepted(self.headers.get("Accept-Encoding", ""))
-            self._send(200, content_type, gzip.compress(body) if gzipped else body, gzipped=gzipped)
-        elif path == "/healthz":
-            try:
-                healthy, detail = self.server.health()
-            except Exception as exc:  # a broken check must still answer, and answer "unhealthy"
-                healthy, detail = False, {"status": "unhealthy", "error": repr(exc)[:500]}
-            body = json.dumps(detail, sort_keys=True, default=str).encode() + b"\n"
-            self._send(200 if healthy else 503, "application/json", body)
-        else:
-            self._send(404, "text/plain; charset=utf-8", b"not found: try /metrics or /healthz\n")
-
-    def _send(self, status: int, content_type: str, body: bytes, *, gzipped: bool = False) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        if gzipped:
-            self.send_header("Content-Encoding", "gzip")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib signature)
-        return None  # scrapes every few seconds would drown the canonical delivery lines
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], render: Render, health: HealthCheck) -> None:
-        self.render = render
-        self.health = health
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
-
-
-class MetricsServer:
-    """The running endpoint: a ThreadingHTTPServer in a daemon thread; `close()` stops it."""
-
-    def __init__(self, listen: str, render: Render, health: HealthCheck) -> None:
-        host, port = parse_listen(listen)
-        try:
-            self._httpd = _Server((host, port), render, health)
-        except OSError as exc:
-            raise MetricsServerError(f"metrics endpoint cannot listen on {listen}: {exc.strerror or exc}") from exc
-        self.host = host
-        self.port = int(self._httpd.server_address[1])
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="metrics-http", daemon=True
-        )
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    def close(self) -> None:
-        """Stop serving and release the port (idempotent)."""
-        if self._thread.is_alive():
-            self._httpd.shutdown()
-            self._thread.join(timeout=5)
-        self._httpd.server_close()
-
-    def __enter__(self) -> MetricsServer:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()

@@ -43,6 +43,9 @@ class DeadLetter(StrEnum):
     HOOK_INACTIVE = "hook_inactive"
     HOOK_GONE = "hook_gone"
     HOOK_DISABLED = "hook_disabled"
+    #: ordered delivery: the hook already had `delivery.ordered_max_waiting` deliveries waiting behind
+    #: earlier ones; this one was not added to its chain (nothing lost: `hookd dlq replay` sends it)
+    TOO_MANY_WAITING = "too_many_waiting"
 
 
 class Parked(StrEnum):

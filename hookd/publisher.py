@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any
 
 from hookd.broker import BrokerConnection, NodeRing, Outgoing, Topology
-from hookd.config import DEFAULT_AMQP_URL, amqp_urls
+from hookd.config import DEFAULT_AMQP_URL, DEFAULT_EXCHANGE, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_QUEUE_PREFIX, amqp_urls
 from hookd.errors import ConnectionLost, PublishFailed
 from hookd.events import PING, decode
 from hookd.messages import Delivery, delivery_headers, delivery_id
@@ -37,12 +37,12 @@ class EventPublisher:
     def __init__(
         self,
         url: str | Sequence[str] = DEFAULT_AMQP_URL,
-        exchange: str = "hookd.events",
+        exchange: str = DEFAULT_EXCHANGE,
         *,
         topology: Topology | None = None,
-        max_bytes: int = 1_048_576,
+        max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
-        self._topology = topology or Topology(exchange=exchange, prefix="hookd")
+        self._topology = topology or Topology(exchange=exchange, prefix=DEFAULT_QUEUE_PREFIX)
         self._declare_all = topology is not None
         self._nodes = NodeRing(amqp_urls(url) if isinstance(url, str) else list(url))
         self._conn = BrokerConnection(self._nodes, self._topology, name="hookd publisher")
@@ -113,7 +113,7 @@ def publish_event(
     body: bytes | Mapping[str, Any],
     *,
     url: str | Sequence[str] = DEFAULT_AMQP_URL,
-    exchange: str = "hookd.events",
+    exchange: str = DEFAULT_EXCHANGE,
     event_id: str | None = None,
     topology: Topology | None = None,
 ) -> str:

@@ -25,7 +25,7 @@ from hookd.broker.messages import Incoming, Outgoing
 from hookd.broker.nodes import NodeRing, node_of
 from hookd.broker.topology import Topology, topology_for
 from hookd.config import Settings
-from hookd.errors import ConnectionLost, PublishFailed
+from hookd.errors import ConnectionLost, PublishFailed, TopologyMismatch
 
 _CONNECTION_ERRORS = (
     pika.exceptions.AMQPConnectionError,
@@ -95,6 +95,7 @@ class BrokerConnection:
         self._connection: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
         self._consumer_tags: list[str] = []
+        self._control: BlockingChannel | None = None  # locks and passive declares: a refusal closes it
         self._pipe: BlockingChannel | None = None
         self._pipe_seq = 0
         # publish sequence number -> (continuation, when it was published), in publish order
@@ -129,15 +130,26 @@ class BrokerConnection:
 
     def connect(self, *, declare: bool = True, exchange_only: bool = False) -> None:
         """Open the connection (the first node that answers) and a confirm-mode channel; declare the
-        topology (idempotent)."""
+        topology (idempotent). A queue that exists with other arguments (declared by another version
+        or configuration) is a `TopologyMismatch`: no retry can fix it."""
         connection = self._connection = self._open()
-        with _translated():
-            self._channel = connection.channel()
-            self._channel.confirm_delivery()
-            if exchange_only:
-                self._channel.exchange_declare(self.topology.exchange, exchange_type="topic", durable=True)
-            elif declare:
-                self.topology.declare(self._channel)
+        try:
+            with _translated():
+                self._channel = connection.channel()
+                self._channel.confirm_delivery()
+                if exchange_only:
+                    self._channel.exchange_declare(self.topology.exchange, exchange_type="topic", durable=True)
+                elif declare:
+                    self.topology.declare(self._channel)
+        except ConnectionLost as exc:
+            cause = exc.__cause__
+            if isinstance(cause, pika.exceptions.ChannelClosedByBroker) and cause.reply_code == 406:
+                self.close()
+                raise TopologyMismatch(
+                    [f"{cause.reply_text}: see docs/operations.md, 'Upgrading: queues declared differently'"],
+                    f"broker {self.node}",
+                ) from None
+            raise
 
     @property
     def is_open(self) -> bool:
@@ -146,6 +158,8 @@ class BrokerConnection:
     def close(self) -> None:
         """Close quietly; unacked messages go back to their queues."""
         connection, self._connection, self._channel, self._pipe = self._connection, None, None, None
+        self._control = None
+        self._consumer_tags.clear()
         self._unconfirmed.clear()  # their continuations never run: the messages they settle come back
         if connection is not None and connection.is_open:
             with contextlib.suppress(*_CONNECTION_ERRORS):
@@ -170,12 +184,74 @@ class BrokerConnection:
                 tag = channel.basic_consume(queue, lambda c, m, p, b, q=queue: callback(c, m, p, b, queue=q))
                 self._consumer_tags.append(tag)
 
+    def consume_queue(self, queue: str, prefetch: int, on_message: Callable[[Incoming], None]) -> str:
+        """Start consuming one queue with a window of `prefetch` unacked messages; returns the consumer
+        tag (`cancel_consumer`). `on_message` runs on this connection's thread."""
+        channel = self._ch()
+
+        def callback(_ch: Any, method: Any, props: pika.BasicProperties, body: bytes) -> None:
+            on_message(_incoming(queue, method, props, body))
+
+        with _translated():
+            channel.basic_qos(prefetch_count=prefetch)  # applies to the consumers started after it
+            tag: str = channel.basic_consume(queue, callback)
+        self._consumer_tags.append(tag)
+        return tag
+
+    def cancel_consumer(self, tag: str) -> None:
+        """Stop one consumer; the messages it received and did not settle stay ours until acked, nacked
+        or the connection closes. Returns once the broker confirmed (no more of its messages follow)."""
+        with _translated():
+            self._ch().basic_cancel(tag)
+        if tag in self._consumer_tags:
+            self._consumer_tags.remove(tag)
+
     def cancel(self) -> None:
         """Stop receiving new messages; what was received but not acked stays ours until close."""
         with _translated():
             for tag in self._consumer_tags:
                 self._ch().basic_cancel(tag)
         self._consumer_tags.clear()
+
+    def nack(self, delivery_tag: int) -> None:
+        """Give a message back to its queue unsettled, where it was (RabbitMQ returns it in front of
+        the queue's other messages, in the order given back)."""
+        with _translated():
+            self._ch()._impl.basic_nack(delivery_tag=delivery_tag, multiple=False, requeue=True)
+
+    # -- locks and counts ----------------------------------------------------------------------
+    def _control_channel(self) -> BlockingChannel:
+        if self._control is None or not self._control.is_open:
+            if self._connection is None:
+                raise ConnectionLost("not connected")
+            with _translated():
+                self._control = self._connection.channel()
+        return self._control
+
+    def try_lock(self, name: str) -> bool:
+        """Hold the exclusive queue `name` as a lock (True), or learn that another connection holds it
+        (False). The broker releases it when this connection ends, however it ends."""
+        channel = self._control_channel()
+        try:
+            channel.queue_declare(name, exclusive=True)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            self._control = None
+            if exc.reply_code == 405:  # RESOURCE_LOCKED: another connection holds it
+                return False
+            raise ConnectionLost(f"lock {name}: {exc.reply_code} {exc.reply_text}") from exc
+        except _CONNECTION_ERRORS as exc:
+            raise ConnectionLost(f"{type(exc).__name__}: {exc or repr(exc)}") from exc
+        return True
+
+    def unlock(self, name: str) -> None:
+        """Release a lock `try_lock` took."""
+        with _translated():
+            self._control_channel().queue_delete(name)
+
+    def consumer_count(self, queue: str) -> int:
+        """Consumers of `queue` (with a single active consumer: the active one only): a passive declare."""
+        with _translated():
+            return int(self._control_channel().queue_declare(queue, passive=True).method.consumer_count)
 
     def poll(self, timeout_s: float) -> None:
         """Run I/O and callbacks for up to `timeout_s` (returns early when something happened)."""

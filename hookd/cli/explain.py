@@ -8,8 +8,9 @@ network policy an attempt applies (the SSRF guard: `delivery.allow_private_netwo
 `delivery.allowed_networks`). The first reason that applies is reported.
 
 Given a delivery id (or a dead letter's, or an event id) instead of an event name, the event and
-account come from the delivery history, else from the dead-letter queue, which is only read: every
-message there is returned untouched.
+account come from the ordered deliveries waiting in the state database, the delivery history, else
+from the dead-letter queue, which is only read: every message there is returned untouched. A
+delivery waiting behind an earlier one of its entity (ordered delivery) says which one it waits for.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from hookd import dispatch
@@ -29,7 +30,7 @@ from hookd.config import DeliverySettings, Settings
 from hookd.errors import BlockedDestination, UsageError
 from hookd.events import EVENTS, PING, normalize_account
 from hookd.netpolicy import NetworkPolicy, Resolver, system_resolver
-from hookd.state import queries
+from hookd.state import ordered, queries
 from hookd.state.db import Database
 from hookd.subscriptions.model import Hook
 
@@ -54,11 +55,33 @@ class Explanation:
     code: str | None = None  # a dispatch.Code
     reason: str | None = None
     warning: str | None = None
+    waits_for: Waiting | None = None
 
     def line(self) -> str:
+        if self.would_receive and self.waits_for is not None:
+            return f"{self.hook_id}  would receive, later: it {self.waits_for.line()}"
         if self.would_receive:
             return f"{self.hook_id}  would receive"
         return f"{self.hook_id}  would not receive: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """An ordered delivery waits for the head of its chain (hook and entity) to end."""
+
+    delivery_id: str
+    event: str
+    event_id: str
+    attempts: int
+    away: bool  # the head is in a durable retry (else it is being attempted, or about to be)
+    entity: str
+
+    def line(self) -> str:
+        where = "waiting in a durable retry" if self.away else "being delivered"
+        return (
+            f"waits for delivery {self.delivery_id} ({self.event} of {self.entity}, {self.attempts} attempt(s) so far,"
+            f" {where}) to end"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +91,8 @@ class Subject:
     event: str
     account_id: str
     hook_id: str | None = None
-    found_in: str | None = None  # where an id was found: "history" or the dead-letter queue
+    found_in: str | None = None  # where an id was found: "waiting", "history" or the dead-letter queue
+    waits_for: Waiting | None = None
 
 
 # -- the rules -----------------------------------------------------------------------------------------
@@ -116,7 +140,15 @@ def explain(
 
 # -- reading state -------------------------------------------------------------------------------------
 def find_subject(settings: Settings, db: Database | None, ident: str) -> Subject | None:
-    """The delivery (or event) `ident` names: from the history first, then the dead-letter queue."""
+    """The delivery (or event) `ident` names: waiting behind an earlier one (ordered delivery), from
+    the history, then the dead-letter queue."""
+    if db is not None and (chain := ordered.chain_of(db, ident)):
+        me, head = chain[-1], chain[0]
+        waits = None
+        if head.delivery.delivery_id != ident:
+            d = head.delivery
+            waits = Waiting(d.delivery_id, d.event, d.event_id, d.attempts, head.away, head.key.entity)
+        return Subject(me.delivery.event, me.key.account_id, me.key.hook_id, "waiting", waits)
     if db is not None and (found := queries.find_delivery(db, ident)) is not None:
         event, account, hook_id = found
         return Subject(event, account, hook_id, "history")
@@ -160,7 +192,7 @@ def _subject(args: argparse.Namespace, settings: Settings, db: Database | None) 
     found = find_subject(settings, db, text)
     if found is None:
         raise UsageError(
-            f"{text!r} is neither an event name nor a delivery id found in the history or "
+            f"{text!r} is neither an event name nor a delivery id found waiting, in the history or "
             "the dead-letter queue (an event needs --account)"
         )
     return found
@@ -179,6 +211,8 @@ def _explain(args: argparse.Namespace) -> int:
     explanations = [
         explain(hook, hook_id, subject.event, health.get(hook_id), settings.delivery) for hook_id, hook in listed
     ]
+    if subject.waits_for is not None:
+        explanations = [replace(e, waits_for=subject.waits_for) for e in explanations]
     _print(args, subject, explanations, health)
     return EXIT_OK
 
@@ -217,4 +251,5 @@ def _public(explanation: Explanation, health: queries.Health | None) -> dict[str
         "opened_at": iso_time(health.opened_at) if health else None,
         "disabled_reason": health.disabled_reason if health else None,
         "disabled_at": iso_time(health.disabled_at) if health else None,
+        "waits_for": asdict(explanation.waits_for) if explanation.waits_for else None,
     }

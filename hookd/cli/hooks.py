@@ -30,6 +30,8 @@ from hookd.config import Settings
 from hookd.errors import ConfigError, HookNotFound, UsageError
 from hookd.events import normalize_account
 from hookd.netpolicy import NetworkPolicy
+from hookd.state import disables
+from hookd.state.db import Database
 from hookd.subscriptions.model import BasicAuth, Hook
 from hookd.subscriptions.rules import events_problems, policy_check, url_problem
 from hookd.subscriptions.store import SubscriptionStore
@@ -315,7 +317,29 @@ def _apply(args: argparse.Namespace, settings: Settings, changes: dict[str, Any]
 
 
 def _enable(args: argparse.Namespace) -> int:
-    return _apply(args, settings_from(args), {"active": True}, verb="enabled")
+    settings = settings_from(args)
+    if settings.subscriptions.source == "yaml":
+        return _enable_file_hook(args, settings)
+    return _apply(args, settings, {"active": True}, verb="enabled")
+
+
+def _enable_file_hook(args: argparse.Namespace, settings: Settings) -> int:
+    """A hooks file is the operator's: `enable` forgets the disable hookd kept for one of its hooks (in
+    the state database); the running daemons deliver to it again at their next reload."""
+    with open_hooks(settings) as store:
+        if store.get(args.hook_id) is None:
+            raise HookNotFound(args.hook_id)
+    with Database.from_url(settings.state.url) as state:
+        state.migrate()
+        forgotten = disables.forget(state, [args.hook_id])
+    if args.json:
+        print_json({"id": args.hook_id, "enabled": bool(forgotten)})
+    elif forgotten:
+        print(f"enabled hook {args.hook_id}: reload hookd (systemctl reload hookd, or kill -HUP) to deliver again")
+    else:
+        path = settings.subscriptions.path
+        print(f"hook {args.hook_id} was not disabled by hookd; its `active` key in {path} decides")
+    return EXIT_OK
 
 
 def _disable(args: argparse.Namespace) -> int:

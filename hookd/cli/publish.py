@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hookd.broker import topology_for
 from hookd.cli.args import EXIT_OK, Subparsers, add_command
-from hookd.config import AMQP_URL_ENV, DEFAULT_AMQP_URL, amqp_urls, load_settings
+from hookd.config import AMQP_URL_ENV, DEFAULT_AMQP_URL, DEFAULT_EXCHANGE, amqp_urls, load_settings
 from hookd.errors import UsageError
 from hookd.events import EVENTS
 from hookd.publisher import publish_event
@@ -39,7 +39,7 @@ def _publish(args: argparse.Namespace) -> int:
         settings = load_settings(args.config)
         urls, exchange, topology = settings.broker.urls, settings.broker.exchange, topology_for(settings)
     else:
-        urls, exchange, topology = amqp_urls(os.environ.get(AMQP_URL_ENV) or DEFAULT_AMQP_URL), "hookd.events", None
+        urls, exchange, topology = amqp_urls(os.environ.get(AMQP_URL_ENV) or DEFAULT_AMQP_URL), DEFAULT_EXCHANGE, None
     event_id = publish_event(
         args.event, args.account, body, url=list(urls), exchange=exchange, event_id=args.event_id, topology=topology
     )

@@ -39,7 +39,7 @@ def _run(args: argparse.Namespace) -> int:
     db = _state_database(settings)
     history = HistoryWriter(db, retention_days=settings.state.retention_days) if db and settings.state.history else None
     notifier = Notifier(db, exchange=settings.broker.exchange) if db else None
-    daemon = Daemon(settings, open_store(settings), history=history, notifier=notifier)
+    daemon = Daemon(settings, open_store(settings), history=history, notifier=notifier, state=db)
     daemon.install_signal_handlers()
     return daemon.run()
 

@@ -3,8 +3,9 @@
 A run of `threshold` consecutive failed attempts opens a hook's circuit; while open its deliveries are
 parked on the durable retry path instead of hammering the receiver. After `cooldown_s` one delivery
 is let through as a probe (half-open): success closes the circuit, failure opens it again. Failure
-that has been unbroken for `disable_after_s` asks the caller to disable the hook. Thread-safe:
-delivery threads record attempts, the main thread asks before dispatching.
+that has been unbroken for `disable_after_s` asks the caller to disable the hook. Shared by two
+threads, so every method takes `_lock`: the engine's event loop records attempts, the main thread
+asks before dispatching and forgets a disabled hook.
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ class _HookCircuit:
     failures: int = 0
     opened_at: float = 0.0
     failing_since: float | None = None  # wall clock of the first failure of the current run
-    probing: bool = False
 
 
 class Breakers:
@@ -67,8 +67,9 @@ class Breakers:
         self._circuits: dict[str, _HookCircuit] = {}
 
     def state(self, hook_id: str) -> Circuit:
-        circuit = self._circuits.get(hook_id)
-        return circuit.state if circuit else Circuit.CLOSED
+        with self._lock:
+            circuit = self._circuits.get(hook_id)
+            return circuit.state if circuit else Circuit.CLOSED
 
     def is_open(self, hook_id: str) -> bool:
         return self.state(hook_id) is Circuit.OPEN
@@ -81,7 +82,7 @@ class Breakers:
                 return Decision(True), None
             remaining = circuit.opened_at + self._cooldown_s - self._clock()
             if circuit.state is Circuit.OPEN and remaining <= 0:
-                circuit.state, circuit.probing = Circuit.HALF_OPEN, True
+                circuit.state = Circuit.HALF_OPEN
                 return Decision(True, probe=True), self._change(circuit)
             return Decision(
                 False, wait_s=max(remaining, 1.0) if circuit.state is Circuit.OPEN else self._cooldown_s
@@ -107,14 +108,15 @@ class Breakers:
             disable = self._disable_after_s > 0 and self._wall() - circuit.failing_since >= self._disable_after_s
             reopen = circuit.state is Circuit.HALF_OPEN
             if reopen or (circuit.state is Circuit.CLOSED and circuit.failures >= self._threshold):
-                circuit.state, circuit.opened_at, circuit.probing = Circuit.OPEN, self._clock(), False
+                circuit.state, circuit.opened_at = Circuit.OPEN, self._clock()
                 return self._change(circuit, disable)
             return self._change(circuit, disable) if disable else None
 
     def failures(self, hook_id: str) -> int:
         """The hook's failed attempts in a row (0 once one succeeded)."""
-        circuit = self._circuits.get(hook_id)
-        return circuit.failures if circuit else 0
+        with self._lock:
+            circuit = self._circuits.get(hook_id)
+            return circuit.failures if circuit else 0
 
     def forget(self, hook_id: str) -> None:
         with self._lock:

@@ -1,14 +1,14 @@
-"""The daemon: one process, one broker connection, a pool of delivery threads, and its lifecycle.
+"""The daemon: one process, one broker connection, one delivery event loop, and its lifecycle.
 
 Threads (docs/architecture.md draws them): the main thread owns the broker connection (consume,
 publish with confirms, ack), the hooks in use (`Roster`) and everything that settles a delivery,
 and never sleeps on the connection; the delivery engine's event-loop thread makes the HTTP attempts
 (up to `delivery.max_in_flight` at once) and hands results back through a queue, waking the main
 thread with the connection's `wake()`; the store watcher loads changed hooks for the main thread to
-swap in. An event is acked only once every
-matching hook's delivery succeeded, or was handed to a retry queue or dead-lettered and the broker
-confirmed it, so a crash at any point loses nothing (at worst an in-flight delivery is repeated
-with the same delivery id).
+swap in, and stores what hookd disabled. An event is acked only once every matching hook's delivery
+succeeded, or was handed to a retry queue or dead-lettered and the broker confirmed it, so a crash at
+any point loses nothing (at worst an in-flight delivery is repeated with the same delivery id).
+On stop, every thread the daemon started is stopped and joined, and every pool closed.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from types import FrameType
 
@@ -29,14 +29,22 @@ from hookd.daemon.breaker import Breakers
 from hookd.daemon.consumer import Consumer
 from hookd.daemon.engine import DeliveryEngine, Transport
 from hookd.daemon.notices import Notifier
+from hookd.daemon.pacer import Pacer
+from hookd.daemon.partitions import Partitions
 from hookd.daemon.recorder import Recorder
 from hookd.daemon.roster import Roster
+from hookd.daemon.sequencer import Sequencer
 from hookd.daemon.settlement import Settler
+from hookd.daemon.waitroom import WaitRoom
 from hookd.daemon.watcher import Watcher, mask_secrets
 from hookd.delivery import Sender
-from hookd.errors import BrokerError
-from hookd.metrics import Metrics, MetricsServer, daemon_health, recorder_for
+from hookd.endpoint import Endpoint
+from hookd.errors import BrokerError, ConfigError
+from hookd.health import Health
+from hookd.metrics import Metrics, recorder_for
+from hookd.state.db import Database
 from hookd.state.history import HistoryWriter
+from hookd.subscriptions.hookset import HookSet
 from hookd.subscriptions.store import SubscriptionStore
 
 log = logs.get_logger("hookd.worker")
@@ -58,11 +66,21 @@ class Daemon:
         sender: Transport | None = None,
         history: HistoryWriter | None = None,
         notifier: Notifier | None = None,
+        state: Database | None = None,
         connector: Connector | None = None,
     ) -> None:
         self.settings = settings
         self.topology = topology_for(settings)
+        if self.topology.partitions and state is None:
+            raise ConfigError(
+                [
+                    "ordered delivery (broker.partitions > 0) keeps waiting deliveries in the state database"
+                    " (state.url), and it cannot be opened; set broker.partitions: 0 to run without ordering"
+                ],
+                "hookd run",
+            )
         self._store = store
+        self._state = state
         self._history = history
         self._notifier = notifier
         # One node order for the process's life: after losing its node it moves on to the next one.
@@ -70,14 +88,41 @@ class Daemon:
             connect, settings, name="hookd worker", nodes=NodeRing.for_settings(settings.broker)
         )
         self._stop = threading.Event()
-        self._watcher = Watcher(store, poll_interval_s=settings.subscriptions.poll_interval_s, stop=self._stop)
+        self._watcher = Watcher(
+            store, poll_interval_s=settings.subscriptions.poll_interval_s, stop=self._stop, state=state
+        )
         hooks = store.load()  # after the watcher read the revision: a change in between is not missed
         mask_secrets(hooks)
-        self._roster = Roster(store, hooks, self._watcher.revision)
+        self._roster = Roster(
+            hooks,
+            self._watcher.revision,
+            persisted=self._watcher.persisted,
+            store_disable=self._watcher.deactivate,
+            kept=self._watcher.kept(hooks),
+        )
+        self.health = Health(store)
         self.metrics = recorder_for(settings.metrics.listen)
         self.metrics.hooks_loaded(h.id for h in hooks)
+        if history is not None:
+            self.metrics.observe_counter(
+                "hookd_history_dropped_total",
+                "History records dropped because the history writer could not keep up or the state database"
+                " failed (deliveries are not affected)",
+                lambda: history.dropped,
+            )
+        self.metrics.observe_counter(
+            "hookd_log_lines_dropped_total",
+            "Log lines dropped because the log output was stalled (the event loop never waits on logging)",
+            logs.dropped_lines,
+        )
         record = Recorder(history, self.metrics, notifier)
+        self._waitroom = (
+            WaitRoom(state, stop=self._stop, on_results=self._waitroom_results)
+            if state is not None and self.topology.partitions
+            else None
+        )
         self._consumer = self._build_consumer(sender or Sender.from_settings(settings), record)
+        self._partitions = Partitions(self.topology, self._consumer)
         self._watchdog = sdnotify.Watchdog.from_environment()
         self._conn: Connection | None = None
         self._ready = False
@@ -98,8 +143,8 @@ class Daemon:
             breakers=breakers,
             metrics=self.metrics,
             stop=self._stop,
-            current=lambda: self._consumer.connection,
             on_results=lambda: self._consumer.settle_finished(),  # noqa: PLW0108 (built just below)
+            pacer=Pacer(self._state),
         )
         settler = Settler(
             delivery,
@@ -110,9 +155,19 @@ class Daemon:
             breakers=breakers,
             roster=self._roster,
         )
+        sequencer = Sequencer(
+            delivery,
+            self.topology,
+            self._waitroom,
+            start=lambda task: self._consumer.start(task),  # noqa: PLW0108 (built just below)
+            settle=settler.done_with,
+        )
+        settler.sequencer = sequencer
+        self._sequencer = sequencer
         return Consumer(
             self.settings,
             roster=self._roster,
+            sequencer=sequencer,
             settler=settler,
             engine=self._engine,
             breakers=breakers,
@@ -124,7 +179,7 @@ class Daemon:
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
-        signal.signal(signal.SIGHUP, lambda _s, _f: self._watcher.request())
+        signal.signal(signal.SIGHUP, lambda _s, _f: self.reload())
 
     def _on_stop_signal(self, signum: int, _frame: FrameType | None) -> None:
         self._signals += 1
@@ -137,8 +192,23 @@ class Daemon:
     def request_stop(self) -> None:
         self._stop.set()
 
-    def request_reload(self) -> None:
-        """Reload the hooks soon (what SIGHUP does)."""
+    @property
+    def hooks(self) -> HookSet:
+        """The hooks in use now (the main thread swaps them; another thread sees the last swap)."""
+        return self._roster.hooks
+
+    @property
+    def disabled(self) -> Mapping[str, str]:
+        """Hook id -> why hookd disabled it (a read-only view of the main thread's record)."""
+        return self._roster.disabled
+
+    @property
+    def partitions(self) -> list[int]:
+        """The ordering partitions this worker owns now (a copy of the main thread's list)."""
+        return self._partitions.owned
+
+    def reload(self) -> None:
+        """Reload the hooks soon, whatever the store's revision says (SIGHUP)."""
         self._watcher.request()
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -156,14 +226,25 @@ class Daemon:
             log.warning("config.notice", notice=notice)
         self._engine.start()
         self._watcher.start()
+        if self._waitroom is not None:
+            self._waitroom.start()
         if self._history is not None:
             self._history.start()
         if self._notifier is not None:
             self._notifier.start()
             self._notifier.reloaded(self._roster.hooks, self._roster.disabled)
-        server: MetricsServer | None = None
-        if isinstance(self.metrics, Metrics):
-            server = self.metrics.start_server(self.settings.metrics.listen, daemon_health(self.metrics, self._store))
+        endpoint: Endpoint | None = None
+        if self.settings.metrics.listen:
+            render = self.metrics.render if isinstance(self.metrics, Metrics) else None
+            endpoint = Endpoint(self.settings.metrics.listen, self.health.check, render)
+        try:
+            self._serve_until_stopped()
+        finally:
+            self._close(endpoint)
+        log.info("daemon.stop")
+        return 0
+
+    def _serve_until_stopped(self) -> None:
         failures = 0
         while not self._stop.is_set():
             try:
@@ -173,14 +254,21 @@ class Daemon:
             except BrokerError as exc:
                 failures += 1
                 self._back_off(exc, failures)
-        if server is not None:
-            server.close()
+
+    def _close(self, endpoint: Endpoint | None) -> None:
+        """Stop and join every thread the daemon started, and close every pool: the engine (its loop,
+        keep-alive connections and resolver threads), the watcher, history, notices, the endpoint."""
+        self._stop.set()
+        self._engine.close()
+        self._watcher.join()
+        if self._waitroom is not None:
+            self._waitroom.close()
         if self._history is not None:
             self._history.close()
         if self._notifier is not None:
             self._notifier.close()
-        log.info("daemon.stop")
-        return 0
+        if endpoint is not None:
+            endpoint.close()
 
     def _open(self) -> Connection:
         self._watchdog.tick()
@@ -191,6 +279,10 @@ class Daemon:
 
     def _connected(self, conn: Connection) -> None:
         self._consumer.attach(conn)
+        self._partitions.attach(conn)
+        if self._waitroom is not None:
+            self._waitroom.attach(conn.wake)
+        self.health.broker_connected(True)
         self.metrics.broker_connected(True, node=conn.node)
         if not self._ready:
             self._ready = True
@@ -204,6 +296,7 @@ class Daemon:
         delay = min(self.settings.broker.reconnect_max_s, 0.5 * 2 ** min(failures, 10))
         delay = random.uniform(delay / 2, delay)  # noqa: S311 (jitter, not cryptography)
         log.warning("broker.disconnected", error=str(exc), retry_in_s=round(delay, 2))
+        self.health.broker_connected(False)
         self.metrics.broker_connected(False)
         sdnotify.status(f"broker unreachable, reconnecting in {delay:.1f} s")
         self._abandon()
@@ -217,36 +310,55 @@ class Daemon:
         """Forget the dead connection: its unacked messages are back on the broker already."""
         conn, self._conn = self._conn, None
         self._consumer.attach(None)
+        self._partitions.attach(None)
+        if self._waitroom is not None:
+            self._waitroom.attach(None)
         if conn is not None:
             conn.close()
 
     def _serve(self) -> None:
         conn = self._conn
         assert conn is not None
-        conn.consume(
-            [self.topology.events, self.topology.deliveries], self.settings.prefetch, self._consumer.on_message
-        )
         while not self._stop.is_set():
             conn.poll(_POLL_S)
-            self._consumer.settle_finished()
-            self._consumer.park_stuck()
-            if self._notifier is not None:
-                self._notifier.publish_ready(conn)
-            self._watchdog.tick()
-            if time.monotonic() >= self._lag_due:
-                self._lag_due = time.monotonic() + _LAG_EVERY_S
-                for name in (self.topology.events, self.topology.deliveries):
-                    self.metrics.consumer_lag(name, conn.message_count(name))
-            self._apply_reload()
+            self._turn(conn)
         self._drain(conn)
 
+    def _turn(self, conn: Connection) -> None:
+        """One turn of the main loop besides the broker's I/O: settle, release, claim, park, publish."""
+        self._consumer.settle_finished()
+        self._waitroom_results()
+        self._sequencer.tick()
+        self._partitions.tick()
+        self._consumer.park_stuck()
+        if self._notifier is not None:
+            self._notifier.publish_ready(conn)
+        self._watchdog.tick()
+        if time.monotonic() >= self._lag_due:
+            self._lag_due = time.monotonic() + _LAG_EVERY_S
+            for name in (self.topology.events, self.topology.deliveries):
+                self.metrics.consumer_lag(name, conn.message_count(name))
+            self.metrics.ordering(self._sequencer.waiting(), len(self._partitions.owned))
+        self._apply_reload()
+
+    def _store_busy(self) -> bool:
+        return self._waitroom is not None and self._waitroom.pending > 0
+
+    def _waitroom_results(self) -> None:
+        if self._waitroom is not None:
+            self._waitroom.finished()
+
     def _apply_reload(self) -> None:
-        """Swap in hooks the watcher loaded (on this thread: the roster's one owner)."""
+        """Swap in hooks the watcher loaded, note the disables it stored (on this thread: the roster's
+        one owner)."""
         loaded = self._watcher.take()
         if loaded is None:
             return
-        hooks, revision = loaded
-        self._roster.replace(hooks, revision)
+        self._roster.stored(loaded.written)
+        hooks = loaded.hooks
+        if hooks is None:
+            return
+        self._roster.replace(hooks, loaded.revision, loaded.kept)
         if self._notifier is not None:
             self._notifier.reloaded(hooks, self._roster.disabled)
         self.metrics.hooks_loaded(h.id for h in hooks)
@@ -254,15 +366,17 @@ class Daemon:
 
     def _drain(self, conn: Connection) -> None:
         """Stop consuming, let running deliveries finish within the drain timeout, return the rest."""
-        running = self._engine.running
+        running = self._engine.outstanding
         log.info("daemon.draining", running=running, timeout_s=self.settings.delivery.drain_timeout_s)
         sdnotify.stopping(f"draining {running} deliveries")
+        self.health.broker_connected(False)
         self.metrics.broker_connected(False)
         conn.cancel()
         deadline = time.monotonic() + self.settings.delivery.drain_timeout_s
-        while (self._engine.busy or conn.unconfirmed) and time.monotonic() < deadline:
+        while (self._engine.busy or conn.unconfirmed or self._store_busy()) and time.monotonic() < deadline:
             conn.poll(0.05)
             self._consumer.settle_finished()
+            self._waitroom_results()
             self._watchdog.tick()
         self._consumer.settle_finished()
         self._abandon()  # queued but unstarted deliveries' messages are requeued by the broker

@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -36,9 +37,9 @@ SLOWER = 4.0
 
 @dataclass(slots=True)
 class _Lane(Generic[T]):
+    progress: float  # last time a delivery of this hook got an answer (when the lane opened, before one)
     running: int = 0
     backlog: deque[T] = field(default_factory=deque)
-    progress: float = field(default_factory=time.monotonic)  # last time a delivery of this hook got an answer
     mean_s: float | None = None  # moving mean duration of its answered attempts (None: no answer yet)
 
 
@@ -53,23 +54,26 @@ class Overflow(Generic[T]):
 
 
 class Lanes(Generic[T]):
-    def __init__(self, cap: int, backlog: int) -> None:
+    """Every hook's lane (`clock`: seconds, monotonic; a test passes its own)."""
+
+    def __init__(self, cap: int, backlog: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._cap = cap
         self._backlog_max = backlog
         self._lanes: dict[str, _Lane[T]] = {}
         self._typical_s: float | None = None  # moving mean duration of every answered attempt
 
-    def admit(self, hook_id: str, item: T, stuck_after_s: float | None = None) -> Admission:
+    def admit(self, hook_id: str, item: T, stuck_after_s: float | None = None, *, cap: int | None = None) -> Admission:
         """RUN reserves a slot (the caller starts `item`); QUEUE keeps it in the backlog (beyond the
         limit too, until `take_overflow` decides); STUCK leaves it to the caller: every slot is taken
-        and none got an answer for `stuck_after_s`."""
+        and none got an answer for `stuck_after_s`. `cap`: this hook's own, lower, concurrency."""
         lane = self._lanes.get(hook_id)
         if lane is None:
-            lane = self._lanes[hook_id] = _Lane()
-        if lane.running < self._cap:
+            lane = self._lanes[hook_id] = _Lane(self._clock())
+        if lane.running < (self._cap if cap is None else min(cap, self._cap)):
             lane.running += 1
             return Admission.RUN
-        if stuck_after_s is not None and time.monotonic() - lane.progress >= stuck_after_s:
+        if stuck_after_s is not None and self._clock() - lane.progress >= stuck_after_s:
             return Admission.STUCK
         lane.backlog.append(item)
         return Admission.QUEUE
@@ -82,7 +86,7 @@ class Lanes(Generic[T]):
             return None
         lane.running = max(0, lane.running - 1)
         if answered:
-            lane.progress = time.monotonic()
+            lane.progress = self._clock()
             if duration_s is not None:
                 old = lane.mean_s
                 lane.mean_s = duration_s if old is None else old + _EWMA_WEIGHT * (duration_s - old)
@@ -98,7 +102,7 @@ class Lanes(Generic[T]):
         """Remove and return the backlog of every hook that has had no answer for `max_wait_s`:
         it is stuck (hanging receiver), and its work is better parked than holding the prefetch window.
         A busy but healthy hook finishes deliveries all the time, however long its backlog."""
-        cutoff = time.monotonic() - max_wait_s
+        cutoff = self._clock() - max_wait_s
         stale: list[T] = []
         for lane in self._lanes.values():
             if lane.backlog and lane.progress < cutoff:
@@ -111,7 +115,7 @@ class Lanes(Generic[T]):
         through its backlog soon: silent for `quiet_after_s`, or (when `pressed`: the prefetch window
         is full) `SLOWER` than typical with a backlog needing more than `drain_budget_s`. A hook with
         no answer yet that is not quiet yet keeps it."""
-        now = time.monotonic()
+        now = self._clock()
         slow_s = SLOWER * self._typical_s if pressed and self._typical_s is not None else None
         quiet: list[T] = []
         slow: list[T] = []
@@ -131,11 +135,6 @@ class Lanes(Generic[T]):
                 slow.extend(_pop_newest(lane.backlog, excess))
                 drain_s = max(drain_s, self._backlog_max * lane.mean_s / self._cap)
         return Overflow(quiet, slow, drain_s)
-
-    def silent_for(self, hook_id: str) -> float:
-        """Seconds since a delivery of this hook last got an answer (since its lane opened, if none)."""
-        lane = self._lanes.get(hook_id)
-        return 0.0 if lane is None else time.monotonic() - lane.progress
 
     def running(self, hook_id: str) -> int:
         lane = self._lanes.get(hook_id)

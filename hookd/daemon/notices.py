@@ -12,9 +12,14 @@ database (`state.notices`), and a notice is queued in the same transaction that 
 compare-and-set, so one worker wins; its event id (event, hook, start of the period) is the same on
 every worker, so even a notice published twice reaches receivers under one delivery id.
 
-Threads: the engine reports attempts (`opened`, `delivered`), the main thread disabling and
-reloads (`disabled`, `reloaded`); a thread of this module's own talks to the database; the main
-thread publishes what it claimed (`publish_ready`), and its confirms come back here.
+Threads: the engine's loop reports attempts (`opened`, `delivered`), the main thread disabling and
+reloads (`disabled`, `reloaded`); a thread of this module's own (`notifier`) talks to the database;
+the main thread publishes what it claimed (`publish_ready`), and its confirms come back here.
+Ownership: `_requests` and `_confirmed` are thread-safe queues; `_failing` and `_disabled` are
+replaced whole by the notifier thread and only read elsewhere; `_hooks` is replaced whole by the main
+thread (`reloaded`) and read by the notifier thread; `_recovering` is changed by the loop and the
+notifier thread, under `_lock`; `_ready` is filled by the notifier thread and emptied by the main
+thread (a deque: append and popleft are thread-safe).
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ class Notifier:
         self._hooks = HookSet()
         self._failing: frozenset[str] = frozenset()  # read by the engine on every success
         self._disabled: dict[str, datetime] = {}  # hook id -> since when it is disabled
+        self._lock = threading.Lock()  # guards `_recovering`
         self._recovering: set[str] = set()  # asked to recover already (the engine asks once)
         self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
         self._stop = threading.Event()
@@ -107,9 +113,13 @@ class Notifier:
 
     def delivered(self, hook_id: str) -> None:
         """A delivery to the hook succeeded (engine thread; a set lookup unless the hook was failing)."""
-        if hook_id in self._failing and hook_id not in self._recovering:
+        if hook_id not in self._failing:
+            return
+        with self._lock:
+            if hook_id in self._recovering:
+                return
             self._recovering.add(hook_id)
-            self._requests.put(_Notice(HOOK_RECOVERED, hook_id, "delivered", datetime.now(UTC)))
+        self._requests.put(_Notice(HOOK_RECOVERED, hook_id, "delivered", datetime.now(UTC)))
 
     def disabled(self, hook_id: str, reason: str, last: Attempt | None, failures: int = 0) -> None:
         """hookd disabled the hook (main thread)."""
@@ -191,7 +201,8 @@ class Notifier:
         found = notices.states(self._db)
         self._failing = frozenset(h for h, s in found.items() if s.state == notices.FAILING)
         self._disabled = {h: s.since for h, s in found.items() if s.state == notices.DISABLED}
-        self._recovering.intersection_update(self._failing)
+        with self._lock:
+            self._recovering.intersection_update(self._failing)
 
     def _drain_confirmed(self) -> None:
         done: list[int] = []

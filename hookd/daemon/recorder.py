@@ -1,5 +1,8 @@
-"""What a delivery attempt leaves behind besides its HTTP request: the canonical log line and the
-history record. Kept apart from the worker so the daemon's control flow reads on its own."""
+"""What a delivery attempt leaves behind besides its HTTP request: the canonical log line, the
+history record, the metrics and the notices' triggers. Kept apart from the engine and settlement so
+their control flow reads on its own. Called from the engine's event loop (attempts, breaker changes)
+and the main thread (settlements, disables); it holds no state of its own: history, metrics and
+notices are each safe from both threads."""
 
 from __future__ import annotations
 

@@ -9,46 +9,26 @@ the logs, the metrics and the history.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
+from typing import Any
 
 from hookd import logs
 from hookd.broker import Connection, Incoming, Outgoing, Topology
 from hookd.config import DeliverySettings
 from hookd.daemon.breaker import Breakers
-from hookd.daemon.lanes import Lanes
 from hookd.daemon.recorder import Recorder
 from hookd.daemon.roster import Roster
-from hookd.messages import Delivery, dead_letter_headers, delivery_headers
+from hookd.daemon.sequencer import Sequencer
+from hookd.daemon.task import Held, Task
+from hookd.errors import EventError
+from hookd.messages import ORDERING_ENTITY_HEADER, Delivery, dead_letter_headers, delivery_headers
 from hookd.metrics import MetricsRecorder
 from hookd.outcomes import DeadLetter, DeliveryState, Disabled, Verdict, dead_letter_reason
 from hookd.retry import Attempt, bucket_delay, durable_delay, jittered_ms
 from hookd.subscriptions.model import Hook
 
 log = logs.get_logger("hookd.worker")
-
-
-@dataclass(slots=True)
-class Held:
-    """One consumed message, held unacked (in its consumer's prefetch window) until all its
-    deliveries are settled."""
-
-    conn: Connection
-    tag: int
-    pending: int
-    queue: str
-
-
-@dataclass(slots=True)
-class Task:
-    """The daemon's handle on one delivery it works on: the delivery, its hook, and the held message
-    whose share it settles."""
-
-    held: Held
-    hook: Hook
-    delivery: Delivery
-    lanes: Lanes[Task] | None = None  # set when it took a slot of its hook's lane
-    disable: bool = False  # set by the delivery thread: unbroken failure for delivery.disable_after_s
 
 
 class Settler:
@@ -64,8 +44,10 @@ class Settler:
         record: Recorder,
         breakers: Breakers,
         roster: Roster,
+        sequencer: Sequencer | None = None,
     ) -> None:
         self._delivery = delivery
+        self.sequencer = sequencer  # ordered deliveries: told when a head ends or goes away
         self.topology = topology
         self._prefetch = prefetch
         self._metrics = metrics
@@ -85,13 +67,18 @@ class Settler:
         self._held[msg.queue] = self._held.get(msg.queue, 0) + 1
         return Held(conn, msg.delivery_tag, deliveries, msg.queue)
 
+    def held_in(self, queue: str) -> int:
+        """Messages of `queue` held here, not yet settled."""
+        return self._held.get(queue, 0)
+
     def window_full(self) -> bool:
         """A consumer's prefetch window is all held by unsettled messages: the broker sends no more."""
         return any(count >= self._prefetch for count in self._held.values())
 
-    def settle(self, task: Task, last: Attempt) -> None:
-        """Act on the last attempt's verdict: ack, retry queue, disable or dead letter."""
-        if task.disable:
+    def settle(self, task: Task, last: Attempt, *, disable: bool = False) -> None:
+        """Act on the last attempt's verdict: ack, retry queue, disable (`disable`: the hook failed
+        without a break for delivery.disable_after_s) or dead letter."""
+        if disable:
             self.disable(task.hook, Disabled.FAILING, last)
             self.dead_letter(task, last, DeadLetter.HOOK_DISABLED)
         elif last.verdict is Verdict.GONE:
@@ -101,6 +88,7 @@ class Settler:
             self._retry(task, last)
         elif last.verdict is Verdict.DELIVERED:
             self._metrics.delivered(task.delivery.event)
+            self._ended(task)
             self.done_with(task)
         else:
             self.dead_letter(task, last, dead_letter_reason(last.verdict))
@@ -134,24 +122,58 @@ class Settler:
         """This task's share of its message is settled; the message is acked with the last share."""
         held = task.held
         held.pending -= 1
-        if held.pending == 0:
+        if held.pending != 0:
+            return
+        if held.release is not None:
+            held.release()
+        else:
             held.conn.ack(held.tag)
             self._held[held.queue] -= 1
 
+    def _ended(self, task: Task) -> None:
+        """An ordered delivery ended (delivered or dead-lettered): the next one of its chain may start."""
+        if task.chain is not None and self.sequencer is not None:
+            self.sequencer.ended(task)
+
     def _publish_delayed(self, task: Task, delivery: Delivery, delay: float, expiration_ms: int | None) -> None:
-        """Hand the delivery to a delay queue; its share of the message is settled on the broker's confirm."""
+        """Hand the delivery to a delay queue; its share of the message is settled on the broker's
+        confirm. An ordered one carries its entity (it comes back through its partition) and its chain
+        is told it went away."""
         conn = task.held.conn
         if delay not in self._declared_delays:
             conn.declare_delay(delay)
             self._declared_delays.add(delay)
+        headers = delivery_headers(delivery)
+        if task.chain is not None:
+            headers[ORDERING_ENTITY_HEADER] = task.chain.entity
         message = Outgoing(
-            self.topology.retry_queue(delay),
-            delivery.body,
-            delivery_headers(delivery),
-            delivery.event_id,
-            expiration_ms=expiration_ms,
+            self.topology.retry_queue(delay), delivery.body, headers, delivery.event_id, expiration_ms=expiration_ms
         )
-        conn.publish_pipelined(message, partial(self.done_with, task))
+        publish = partial(conn.publish_pipelined, message, partial(self.done_with, task))
+        if task.chain is not None and self.sequencer is not None:
+            self.sequencer.away(task, publish)
+        else:
+            publish()
+
+    def park_invalid(self, conn: Connection, msg: Incoming, exc: EventError) -> None:
+        """A message that breaks the contract: copied to `<prefix>.invalid` with why, then acked."""
+        headers: dict[str, Any] = dict(msg.headers)
+        headers.update(
+            {"reason": exc.reason, "error": exc.detail[:500], "routing_key": msg.routing_key, "queue": msg.queue}
+        )
+        tag = msg.delivery_tag
+        invalid = self.topology.invalid
+        conn.publish_pipelined(
+            Outgoing(invalid, msg.body, headers, msg.message_id, msg.timestamp), lambda: conn.ack(tag)
+        )
+        log.error(
+            "event.invalid",
+            reason=exc.reason,
+            error=exc.detail,
+            routing_key=msg.routing_key[:100],
+            message_id=msg.message_id,
+            parked_in=invalid,
+        )
 
     def park(self, task: Task, wait_s: float, reason: str) -> None:
         """Hold a delivery on the durable retry path without an attempt (it keeps its attempt count)."""
@@ -178,6 +200,7 @@ class Settler:
             replace(delivery, attempts=attempts), reason=reason, last_status=status, error=last.error if last else None
         )
         message = Outgoing(self.topology.dead, delivery.body, headers, delivery.event_id)
+        self._ended(task)
         task.held.conn.publish_pipelined(message, partial(self.done_with, task))
         self._metrics.dead_lettered(delivery.event, reason)
         self._record.settlement(delivery, DeliveryState.FAILED, attempts, status)

@@ -1,10 +1,12 @@
 """Delivery status and history, written off the hot path.
 
-Delivery threads and the main thread only `record()` (a non-blocking put on a bounded queue); one
-writer thread turns what accumulated into one transaction per batch: the attempt log, the per-delivery
-row (state, attempts, body for redelivery) and the per hook and event status the platform's hook
-resource shows. If the database is down or the queue is full, records are dropped and counted, never
-blocking or failing a delivery: history is an observation of the delivery path, not part of it.
+The engine's event loop and the main thread only `record()` (a non-blocking put on a bounded queue);
+one writer thread turns what accumulated into one transaction per batch: the attempt log, the
+per-delivery row (state, attempts, body for redelivery) and the per hook and event status the
+platform's hook resource shows. If the database is down or the queue is full, records are dropped,
+never blocking or failing a delivery: history is an observation of the delivery path, not part of it.
+A drop is never silent: `dropped` is exposed as `hookd_history_dropped_total`, and the writer thread
+logs `history.dropped` (at most every `_DROP_REPORT_S`) with how many were lost.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from hookd.outcomes import DeliveryState, Trigger, Verdict
 from hookd.state.db import Database, Transaction
 
 log = logs.get_logger("hookd.history")
+_DROP_REPORT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +127,11 @@ class HistoryWriter:
         self._queue: queue.Queue[_Record | None] = queue.Queue(maxsize=max_pending)
         self._thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
         self._next_purge = 0.0
-        self.dropped = 0
-        self.written = 0
+        self._lock = threading.Lock()  # guards `_dropped`: counted by the callers' threads and the writer
+        self._dropped = 0
+        self._reported = 0  # the writer's: dropped records already logged
+        self._next_report = 0.0
+        self.written = 0  # the writer's
 
     def start(self) -> None:
         self._thread.start()
@@ -135,7 +141,17 @@ class HistoryWriter:
         try:
             self._queue.put_nowait(item)
         except queue.Full:
-            self.dropped += 1
+            self._drop(1)
+
+    @property
+    def dropped(self) -> int:
+        """Records dropped so far (queue full, or a batch the database refused)."""
+        with self._lock:
+            return self._dropped
+
+    def _drop(self, count: int) -> None:
+        with self._lock:
+            self._dropped += count
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Flush what is pending (within `timeout_s`) and stop the writer thread."""
@@ -162,15 +178,28 @@ class HistoryWriter:
                 batch.append(item)
             if batch:
                 self._write(batch)
+            self._report_drops()
             self._maybe_purge()
+
+    def _report_drops(self) -> None:
+        """Log how many records were dropped since the last report (at most every `_DROP_REPORT_S`)."""
+        now = time.monotonic()
+        if now < self._next_report:
+            return
+        total = self.dropped
+        if total == self._reported:
+            return
+        log.warning("history.dropped", records=total - self._reported, dropped_total=total)
+        self._reported = total
+        self._next_report = now + _DROP_REPORT_S
 
     def _write(self, batch: list[_Record]) -> None:
         try:
             with self._db.transaction(write=True) as tx:
                 write_batch(tx, batch)
         except StoreError as exc:
-            self.dropped += len(batch)
-            log.warning("history.write_failed", records=len(batch), error=str(exc), dropped_total=self.dropped)
+            self._drop(len(batch))
+            log.warning("history.write_failed", records=len(batch), error=str(exc))
             return
         self.written += len(batch)
 
@@ -193,32 +222,38 @@ class HistoryWriter:
 
 def write_batch(tx: Transaction, batch: list[_Record]) -> None:
     """Write one batch in the caller's transaction: attempts first, then delivery, status and health
-    rows, each keyed so that the batch's latest record for a delivery, event or hook wins."""
+    rows, each keyed so that the batch's latest record for a delivery, event or hook wins. A record's
+    time is converted once (`Transaction.stamp`) for all its rows, which go to the driver as they are."""
     attempts: list[tuple[Any, ...]] = []
     deliveries: dict[str, tuple[Any, ...]] = {}
     statuses: dict[tuple[str, str], tuple[Any, ...]] = {}
     health: dict[str, tuple[Any, ...]] = {}
+    stamp = tx.stamp
     for item in batch:
         if isinstance(item, HealthRecord):
             health[item.hook_id] = _health_row(item)
         elif isinstance(item, AttemptRecord):
-            attempts.append(_attempt_row(item))
+            at = stamp(item.at)
+            attempts.append(_attempt_row(item, at))
             state = DeliveryState.DELIVERED if item.outcome == Verdict.DELIVERED else DeliveryState.RETRYING
-            deliveries[item.delivery_id] = _delivery_row(item, state, item.attempt, item.status)
-            statuses[(item.hook_id, item.event)] = _status_row(item)
+            deliveries[item.delivery_id] = _delivery_row(item, state, item.attempt, item.status, at)
+            statuses[(item.hook_id, item.event)] = _status_row(item, at)
         else:
-            deliveries[item.delivery_id] = _delivery_row(item, item.state, item.attempts, item.last_status)
+            deliveries[item.delivery_id] = _delivery_row(
+                item, item.state, item.attempts, item.last_status, stamp(item.at)
+            )
     for sql, rows in (
         (_INSERT_ATTEMPT, attempts),
         (_UPSERT_DELIVERY, list(deliveries.values())),
         (_UPSERT_STATUS, list(statuses.values())),
-        (_UPSERT_HEALTH, list(health.values())),
     ):
         if rows:
-            tx.executemany(sql, rows)
+            tx.executemany(sql, rows, prepared=True)
+    if health:  # rare, with optional times of its own: adapted the usual way
+        tx.executemany(_UPSERT_HEALTH, list(health.values()))
 
 
-def _attempt_row(item: AttemptRecord) -> tuple[Any, ...]:
+def _attempt_row(item: AttemptRecord, at: Any) -> tuple[Any, ...]:
     return (
         item.delivery_id,
         item.hook_id,
@@ -231,15 +266,15 @@ def _attempt_row(item: AttemptRecord) -> tuple[Any, ...]:
         item.duration_ms,
         item.error,
         item.response_excerpt,
-        item.at,
+        at,
     )
 
 
-def _status_row(item: AttemptRecord) -> tuple[Any, ...]:
+def _status_row(item: AttemptRecord, at: Any) -> tuple[Any, ...]:
     """The hook's per-event last trigger, as the platform's hook resource shows it."""
     trigger = Trigger.SUCCESS if item.outcome == Verdict.DELIVERED else Trigger.FAILURE
     response = item.response_excerpt if item.response_excerpt is not None else item.error
-    return (item.hook_id, item.event, trigger, item.at, item.status, response)
+    return (item.hook_id, item.event, trigger, at, item.status, response)
 
 
 def _health_row(item: HealthRecord) -> tuple[Any, ...]:
@@ -256,7 +291,9 @@ def _health_row(item: HealthRecord) -> tuple[Any, ...]:
     )
 
 
-def _delivery_row(item: AttemptRecord | Settlement, state: str, attempts: int, status: int | None) -> tuple[Any, ...]:
+def _delivery_row(
+    item: AttemptRecord | Settlement, state: str, attempts: int, status: int | None, at: Any
+) -> tuple[Any, ...]:
     return (
         item.delivery_id,
         item.hook_id,
@@ -266,7 +303,7 @@ def _delivery_row(item: AttemptRecord | Settlement, state: str, attempts: int, s
         state,
         attempts,
         status,
-        item.at,
-        item.at,
+        at,
+        at,
         item.body,
     )

@@ -224,6 +224,54 @@ MIGRATIONS: tuple[Migration, ...] = (
                 claimed_until {ts} NULL)""",
         ),
     ),
+    Migration(
+        8,
+        "automatic disables of hooks from a file, kept across restarts until the entry changes",
+        common=(
+            # hookd.state.disables: a hooks file is never written by hookd, so its decision to disable
+            # a hook (410 Gone, failing too long) lives here, with a digest of the entry it judged.
+            """CREATE TABLE hookd_kept_disables (
+                hook_id TEXT PRIMARY KEY,
+                fingerprint TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                disabled_at {ts} NOT NULL DEFAULT {now})""",
+        ),
+    ),
+    Migration(
+        9,
+        "ordered delivery: deliveries waiting behind an earlier one of the same entity, and away heads",
+        common=(
+            # hookd.state.ordered: one row per delivery of an ordered chain (hook, account, entity) that
+            # waits in the database: `away` for a chain's head on the durable retry path, else waiting
+            # behind it in `seq` order. Written only by the worker that owns the entity's partition.
+            """CREATE TABLE hookd_ordered (
+                hook_id TEXT NOT NULL,
+                account_id TEXT NOT NULL,
+                entity TEXT NOT NULL,
+                seq BIGINT NOT NULL,
+                delivery_id TEXT NOT NULL UNIQUE,
+                away BOOLEAN NOT NULL DEFAULT FALSE,
+                event TEXT NOT NULL,
+                event_id TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                retries INTEGER NOT NULL DEFAULT 0,
+                body {blob} NOT NULL,
+                created_at {ts} NOT NULL DEFAULT {now},
+                PRIMARY KEY (hook_id, account_id, entity, seq))""",
+            "CREATE INDEX hookd_ordered_hook ON hookd_ordered (hook_id, created_at)",
+        ),
+    ),
+    Migration(
+        10,
+        "per-hook rate limits: the next free slot of each paced hook, shared by every worker",
+        common=(
+            # hookd.state.pacing: `next_at` (Unix seconds, the database's own clock) is when the hook's
+            # next request may start; each worker reserves a slot by moving it one interval on.
+            """CREATE TABLE hookd_pace (
+                hook_id TEXT PRIMARY KEY,
+                next_at DOUBLE PRECISION NOT NULL)""",
+        ),
+    ),
 )
 
 #: The version `migrate()` brings a database to.

@@ -30,12 +30,11 @@ from hookd.subscriptions.hookset import HookSet
 from hookd.subscriptions.model import BasicAuth, Hook
 from hookd.subscriptions.rules import HookCheck, InvalidHook, Problem, hook_problems
 from hookd.subscriptions.sql_rows import SECRET_COLUMNS
-from hookd.subscriptions.store import id_order
+from hookd.subscriptions.store import id_order, is_numeric_id
 
 #: Random bytes in a generated signing secret (token_urlsafe encodes them as 43 characters).
 SECRET_BYTES = 32
 _IN_CHUNK = 500  # ids per `IN (...)` list: far below every SQLite build's parameter limit
-_MAX_NUMERIC_DIGITS = 18  # longer numeric ids would overflow BIGINT next_id; they sort as text
 
 
 class Unset(enum.Enum):
@@ -372,10 +371,6 @@ def _revision(tx: Transaction) -> int:
     return int(row[0])
 
 
-def _is_number(hook_id: str) -> bool:
-    return hook_id.isascii() and hook_id.isdigit() and len(hook_id) <= _MAX_NUMERIC_DIGITS
-
-
 def _allocate_id(tx: Transaction) -> str:
     """The next integer id. The UPDATE locks the meta row, so concurrent creators get distinct ids."""
     row = tx.fetchone("UPDATE hookd_meta SET next_id = next_id + 1 WHERE id = 1 RETURNING next_id - 1")
@@ -386,14 +381,14 @@ def _allocate_id(tx: Transaction) -> str:
         return str(candidate)
     # Taken, e.g. by a row inserted with plain SQL: continue after the highest numeric id in use.
     ids = [hook_id for (hook_id,) in tx.fetchall("SELECT id FROM hookd_hooks")]
-    candidate = max([candidate, *(int(i) for i in ids if _is_number(i))]) + 1
+    candidate = max([candidate, *(int(i) for i in ids if is_numeric_id(i))]) + 1
     tx.execute("UPDATE hookd_meta SET next_id = ? WHERE id = 1", (candidate + 1,))
     return str(candidate)
 
 
 def _reserve_ids(tx: Transaction, hook_ids: Iterable[str]) -> None:
     """Move next_id past numeric ids chosen by the caller, so generated ids never collide with them."""
-    numbers = [int(i) for i in hook_ids if _is_number(i)]
+    numbers = [int(i) for i in hook_ids if is_numeric_id(i)]
     if numbers:
         top = max(numbers)
         tx.execute("UPDATE hookd_meta SET next_id = ? WHERE id = 1 AND next_id <= ?", (top + 1, top))

@@ -48,9 +48,19 @@ class SubscriptionStore(Protocol):
         ...
 
 
+#: Ids of up to this many digits are numbers (sorted as such, allocated by the SQL store); longer ones
+#: would overflow a BIGINT and are text.
+MAX_NUMERIC_DIGITS = 18
+
+
+def is_numeric_id(hook_id: str) -> bool:
+    """The id is a number in hookd's sense (ASCII digits, at most `MAX_NUMERIC_DIGITS`)."""
+    return hook_id.isascii() and hook_id.isdigit() and len(hook_id) <= MAX_NUMERIC_DIGITS
+
+
 def id_order(hook_id: str) -> tuple[int, int, str]:
     """Numeric ids first, in numeric order (2 before 10), then the others as text."""
-    if hook_id.isascii() and hook_id.isdigit() and len(hook_id) <= 18:
+    if is_numeric_id(hook_id):
         return (0, int(hook_id), hook_id)
     return (1, 0, hook_id)
 

@@ -77,7 +77,8 @@ class YamlStore:
         return self.load().get(hook_id)
 
     def deactivate(self, hook_id: str) -> bool:
-        """The file is the operator's: a hook hookd disabled stays disabled until the next reload."""
+        """The file is the operator's and hookd never writes it: the daemon keeps its disables in the state
+        database instead (`hookd.state.disables`), until the hook's entry changes."""
         return False
 
 

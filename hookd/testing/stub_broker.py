@@ -6,7 +6,10 @@ events queue, durable queues, delay queues whose messages expire (queue TTL or p
 expiration) into the queue they dead-letter to, per-consumer prefetch windows, acks, messages left
 unacked going back to their queue when their connection closes (redelivered), publisher confirms
 (pipelined confirms arrive on the next `poll`), mandatory publishing (an unroutable message is
-refused) and the quorum queues' delivery limit. `StubConnection` implements `hookd.broker.Connection`.
+refused), the quorum queues' delivery limit, single active consumers (only the first consumer
+registered on such a queue receives), messages given back (nacked, or left unacked by a closed
+connection) served first in the order given back, and exclusive queues as locks (`try_lock`: one
+connection at a time, released with it). `StubConnection` implements `hookd.broker.Connection`.
 
 Threads: as with pika, a connection is used by one thread; other threads may only call `wake()`.
 The test's own thread may publish, inspect and `drop()` connections through the `StubBroker`,
@@ -50,7 +53,23 @@ class _Queue:
     dead_letter_to: str | None = None
     delivery_limit: int | None = None
     limit_target: str | None = None
+    single_active: bool = False
     ready: deque[_Message] = field(default_factory=deque)
+    returned: deque[_Message] = field(default_factory=deque)  # given back: served before `ready`
+
+    def waiting(self) -> list[_Message]:
+        return [*self.returned, *self.ready]
+
+    def take(self) -> _Message:
+        return self.returned.popleft() if self.returned else self.ready.popleft()
+
+
+@dataclass(slots=True)
+class _Consumer:
+    queue: str
+    on_message: Callable[[Incoming], None]
+    prefetch: int
+    in_flight: int = 0
 
 
 class StubBroker:
@@ -64,6 +83,8 @@ class StubBroker:
         self._bindings: dict[str, list[tuple[str, re.Pattern[str]]]] = {}  # exchange -> (queue, pattern)
         self._connections: list[StubConnection] = []
         self._tags = itertools.count(1)
+        self._registered: dict[str, list[tuple[StubConnection, str]]] = {}  # queue -> consumers, in order
+        self._locks: dict[str, StubConnection] = {}
 
     # -- what tests do ---------------------------------------------------------------------------
     def connect(self, topology: Topology, *, declare: bool = True) -> StubConnection:
@@ -78,9 +99,17 @@ class StubBroker:
     def declare(self, topology: Topology) -> None:
         with self._lock:
             self._bindings.setdefault(topology.exchange, [])
-            for name in (topology.events, topology.deliveries, topology.dead, topology.invalid):
-                limit = topology.delivery_limit if name in (topology.events, topology.deliveries) else None
-                self._queue(name, delivery_limit=limit, limit_target=topology.dead if limit else None)
+            partitions = topology.partition_queues()
+            fixed = [topology.events, topology.deliveries, topology.dead, topology.invalid, *partitions]
+            if topology.partitions:
+                fixed.append(topology.workers)
+            for name in fixed:
+                consumed = name in (topology.events, topology.deliveries, *partitions)
+                limit = topology.delivery_limit if consumed else None
+                single = bool(topology.partitions) and (name == topology.events or name in partitions)
+                self._queue(
+                    name, delivery_limit=limit, limit_target=topology.dead if limit else None, single_active=single
+                )
             self.bind(topology.exchange, topology.events, "#")
             for delay in topology.retry_delays_s:
                 self.declare_delay(topology, delay)
@@ -104,12 +133,12 @@ class StubBroker:
         """What waits in `queue` (ready, not handed to a consumer), front first, without taking it."""
         with self._lock:
             self._expire()
-            return [_incoming(queue, m, 0) for m in self.queues[queue].ready]
+            return [_incoming(queue, m, 0) for m in self.queues[queue].waiting()]
 
     def ready(self, queue: str) -> int:
         with self._lock:
             self._expire()
-            return len(self.queues[queue].ready)
+            return len(self.queues[queue].waiting())
 
     def held(self) -> int:
         """Messages handed to consumers and not acked yet, over every open connection."""
@@ -123,6 +152,14 @@ class StubBroker:
             for conn in list(self._connections):
                 conn.lost = True
                 self._release(conn)
+            self._changed.notify_all()
+
+    def drop_connection(self, conn: StubConnection) -> None:
+        """One connection is lost (its process was killed): its unacked messages go back to their
+        queues, its consumers and locks are gone, and its next operation raises `ConnectionLost`."""
+        with self._lock:
+            conn.lost = True
+            self._release(conn)
             self._changed.notify_all()
 
     def wait(self, condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
@@ -186,29 +223,49 @@ class StubBroker:
                 self._changed.notify_all()
 
     def _release(self, conn: StubConnection) -> None:
-        """Unacked messages of a closed or lost connection go back to the front of their queues."""
-        for queue_name, message in reversed(list(conn.unacked.values())):
-            self.queues[queue_name].ready.appendleft(message)
+        """Unacked messages of a closed or lost connection go back to the front of their queues, in the
+        order they were handed out; its consumers and locks are gone."""
+        for queue_name, message, _consumer in conn.unacked.values():
+            self.queues[queue_name].returned.append(message)
         conn.unacked.clear()
-        conn.in_flight.clear()
+        for tag in list(conn.consumers):
+            self._unregister(conn, tag)
+        for name in [name for name, holder in self._locks.items() if holder is conn]:
+            del self._locks[name]
         if conn in self._connections:
             self._connections.remove(conn)
 
+    def _unregister(self, conn: StubConnection, tag: str) -> None:
+        consumer = conn.consumers.pop(tag, None)
+        if consumer is not None:
+            registered = self._registered.get(consumer.queue, [])
+            if (conn, tag) in registered:
+                registered.remove((conn, tag))
+
+    def _active(self, conn: StubConnection, tag: str, queue: _Queue) -> bool:
+        """A single-active-consumer queue hands messages to its first registered consumer only."""
+        if not queue.single_active:
+            return True
+        registered = self._registered.get(queue.name, [])
+        return bool(registered) and registered[0] == (conn, tag)
+
     def _dispatch(self, conn: StubConnection) -> list[tuple[Callable[[Incoming], None], Incoming]]:
-        """Hand ready messages to `conn`'s consumers, within each consumer's prefetch window."""
+        """Hand waiting messages to `conn`'s consumers, within each consumer's prefetch window."""
         handed: list[tuple[Callable[[Incoming], None], Incoming]] = []
-        for queue_name, on_message in conn.consumers.items():
-            queue = self.queues[queue_name]
-            while queue.ready and (not conn.prefetch or conn.in_flight.get(queue_name, 0) < conn.prefetch):
-                message = queue.ready.popleft()
+        for consumer_tag, consumer in list(conn.consumers.items()):
+            queue = self.queues[consumer.queue]
+            if not self._active(conn, consumer_tag, queue):
+                continue
+            while (queue.ready or queue.returned) and (not consumer.prefetch or consumer.in_flight < consumer.prefetch):
+                message = queue.take()
                 message.deliveries += 1
                 if queue.delivery_limit and message.deliveries > queue.delivery_limit and queue.limit_target:
                     self.queues[queue.limit_target].ready.append(message)
                     continue
                 tag = next(self._tags)
-                conn.unacked[tag] = (queue_name, message)
-                conn.in_flight[queue_name] = conn.in_flight.get(queue_name, 0) + 1
-                handed.append((on_message, _incoming(queue_name, message, tag)))
+                conn.unacked[tag] = (consumer.queue, message, consumer)
+                consumer.in_flight += 1
+                handed.append((consumer.on_message, _incoming(consumer.queue, message, tag)))
         return handed
 
 
@@ -219,10 +276,8 @@ class StubConnection:
         self.topology = topology
         self.node = "stub:0"
         self._broker = broker
-        self.consumers: dict[str, Callable[[Incoming], None]] = {}
-        self.prefetch = 0
-        self.unacked: dict[int, tuple[str, _Message]] = {}
-        self.in_flight: dict[str, int] = {}
+        self.consumers: dict[str, _Consumer] = {}  # consumer tag -> consumer
+        self.unacked: dict[int, tuple[str, _Message, _Consumer | None]] = {}
         self.lost = False
         self._closed = False
         self._callbacks: deque[Callable[[], None]] = deque()
@@ -248,14 +303,63 @@ class StubConnection:
             self._broker._changed.notify_all()
 
     def consume(self, queues: list[str], prefetch: int, on_message: Callable[[Incoming], None]) -> None:
-        self._check()
-        self.prefetch = prefetch
         for queue in queues:
-            self.consumers[queue] = on_message
+            self.consume_queue(queue, prefetch, on_message)
+
+    def consume_queue(self, queue: str, prefetch: int, on_message: Callable[[Incoming], None]) -> str:
+        with self._broker._lock:
+            self._check()
+            tag = f"ctag-{next(self._broker._tags)}"
+            self.consumers[tag] = _Consumer(queue, on_message, prefetch)
+            self._broker._registered.setdefault(queue, []).append((self, tag))
+            self._broker._changed.notify_all()
+            return tag
+
+    def cancel_consumer(self, tag: str) -> None:
+        with self._broker._lock:
+            self._check()
+            self._broker._unregister(self, tag)
+            self._broker._changed.notify_all()
 
     def cancel(self) -> None:
-        self._check()
-        self.consumers.clear()
+        with self._broker._lock:
+            self._check()
+            for tag in list(self.consumers):
+                self._broker._unregister(self, tag)
+            self._broker._changed.notify_all()
+
+    def nack(self, delivery_tag: int) -> None:
+        with self._broker._lock:
+            self._check()
+            entry = self.unacked.pop(delivery_tag, None)
+            if entry is not None:
+                queue_name, message, consumer = entry
+                if consumer is not None:
+                    consumer.in_flight -= 1
+                self._broker.queues[queue_name].returned.append(message)
+                self._broker._changed.notify_all()
+
+    def try_lock(self, name: str) -> bool:
+        with self._broker._lock:
+            self._check()
+            holder = self._broker._locks.get(name)
+            if holder is not None and holder is not self:
+                return False
+            self._broker._locks[name] = self
+            return True
+
+    def unlock(self, name: str) -> None:
+        with self._broker._lock:
+            self._check()
+            if self._broker._locks.get(name) is self:
+                del self._broker._locks[name]
+            self._broker._changed.notify_all()
+
+    def consumer_count(self, queue: str) -> int:
+        with self._broker._lock:
+            self._check()
+            registered = len(self._broker._registered.get(queue, []))
+            return min(registered, 1) if self._broker.queues[queue].single_active else registered
 
     def poll(self, timeout_s: float) -> None:
         """Run confirms, wake-ups and message deliveries on this thread; wait up to `timeout_s` for one."""
@@ -293,7 +397,8 @@ class StubConnection:
             self._check()
             entry = self.unacked.pop(delivery_tag, None)
             if entry is not None:
-                self.in_flight[entry[0]] -= 1
+                if entry[2] is not None:
+                    entry[2].in_flight -= 1
                 self._broker._changed.notify_all()
 
     def publish(self, message: Outgoing) -> None:
@@ -322,13 +427,12 @@ class StubConnection:
         with self._broker._lock:
             self._check()
             self._broker._expire()
-            ready = self._broker.queues[queue].ready
-            if not ready:
+            waiting = self._broker.queues[queue]
+            if not (waiting.ready or waiting.returned):
                 return None
-            message = ready.popleft()
+            message = waiting.take()
             tag = next(self._broker._tags)
-            self.unacked[tag] = (queue, message)
-            self.in_flight[queue] = self.in_flight.get(queue, 0) + 1
+            self.unacked[tag] = (queue, message, None)
             return _incoming(queue, message, tag)
 
 

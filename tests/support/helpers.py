@@ -33,6 +33,7 @@ import pika.exceptions
 import yaml
 
 from hookd.broker import Topology
+from hookd.config import BrokerSettings
 from hookd.retry import DELAY_BUCKETS_S
 
 T = TypeVar("T")
@@ -422,7 +423,8 @@ class Amqp:
     def has_queue_type(self, queue: str, queue_type: str) -> bool:
         """True when `queue` exists with `x-queue-type` `queue_type` (a redeclaration must be equivalent)."""
         prefix = queue.rsplit(".", 1)[0]
-        arguments = Topology(exchange="", prefix=prefix, queue_type=queue_type).arguments(queue)
+        partitions = BrokerSettings().partitions  # hookd's default: the events queue's arguments depend on it
+        arguments = Topology(exchange="", prefix=prefix, queue_type=queue_type, partitions=partitions).arguments(queue)
         try:
             self._ch().queue_declare(queue, durable=True, arguments=arguments)
         except pika.exceptions.ChannelClosedByBroker as exc:
@@ -437,6 +439,8 @@ class Amqp:
         queues = [names.events, names.deliveries, names.dead, names.invalid]
         # the retry schedule's delay queues, and those hookd declares on the fly (parking, Retry-After)
         queues += sorted({names.retry(d) for d in (*names.retry_delays_s, *DELAY_BUCKETS_S)})
+        # ordered delivery's partitions (hookd's default count; up to its maximum, for configs that set more)
+        queues += [f"{names.prefix}.partition.{n}" for n in range(256)] + [f"{names.prefix}.workers"]
         for queue in queues:
             ch.queue_delete(queue)
         ch.exchange_delete(names.exchange)

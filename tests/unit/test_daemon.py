@@ -3,8 +3,10 @@ messages, reloads and reconnects, end to end but without a network."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from support.inprocess import DELIVERED, Answer, InProcessDaemon, ScriptedTransport
@@ -13,7 +15,10 @@ from hookd.config import DeliverySettings
 from hookd.messages import delivery_id
 from hookd.outcomes import Verdict
 from hookd.publisher import ping_message
+from hookd.state import disables
+from hookd.state.db import Database
 from hookd.subscriptions.model import Hook
+from hookd.subscriptions.store import MemoryStore
 
 HookFactory = Callable[..., Hook]
 
@@ -100,7 +105,7 @@ def test_a_store_change_reaches_the_running_daemon(daemons: list[InProcessDaemon
     """A hook added to the store receives the events published after the daemon noticed the change."""
     d = _start(daemons, [make_hook(id="1", events=("job",))])
     d.store.replace([make_hook(id="1", events=("job",)), make_hook(id="2", events=("job",))])
-    assert d.broker.wait(lambda: d.daemon._roster.hooks.get("2") is not None, 5)
+    assert d.broker.wait(lambda: d.daemon.hooks.get("2") is not None, 5)
     d.publish("job.completed", "acme")
     assert d.broker.wait(lambda: {m.hook_id for m in d.transport.made} == {"1", "2"}, 10)
 
@@ -156,3 +161,35 @@ def test_a_ping_of_a_hook_not_loaded_yet_waits_for_the_reload(
     [dead] = d.broker.messages(d.topology.dead)
     assert (dead.headers["reason"], dead.headers["hook_id"]) == ("hook_not_found", "3")
     assert d.transport.to("3") == []
+
+
+def test_a_file_hook_hookd_disabled_stays_disabled_across_a_restart_until_its_entry_changes(
+    daemons: list[InProcessDaemon], make_hook: HookFactory, tmp_path: Path
+) -> None:
+    """A hooks-file hook that answered 410 is not tried again after a restart (the decision is kept in
+    the state database), until the operator edits its entry and reloads."""
+    with Database.from_url(f"sqlite:///{tmp_path / 'state.sqlite3'}") as state:
+        state.migrate()
+        gone, other = make_hook(id="1", events=("job",)), make_hook(id="2", events=("job",))
+        store = MemoryStore([gone, other], revisioned=False)  # a hooks file: no revisions, never written
+        transport = ScriptedTransport(lambda hook, _n: (Verdict.GONE, 410) if hook.id == "1" else DELIVERED)
+        first = _start(daemons, [], transport=transport, store=store, state=state)
+        first.publish("job.failed", "acme")
+        assert first.broker.wait(lambda: first.broker.ready(first.topology.dead) == 1, 10)
+        assert first.broker.wait(lambda: "1" in disables.kept(state), 5)
+        first.stop()
+        daemons.remove(first)
+
+        restarted = _start(daemons, [], transport=transport, store=store, state=state)
+        restarted.publish("job.completed", "acme")
+        assert restarted.broker.wait(lambda: len(transport.to("2")) == 2, 10)
+        assert restarted.settled()
+        assert dict(restarted.daemon.disabled) == {"1": "gone"}
+        assert len(transport.to("1")) == 1  # not tried again after the restart
+
+        store.replace([dataclasses.replace(gone, url="https://fixed.example.com/in"), other])  # the operator edits it
+        restarted.daemon.reload()
+        assert restarted.broker.wait(lambda: not restarted.daemon.disabled, 5)
+        assert disables.kept(state) == {}
+        restarted.publish("job.started", "acme")
+        assert restarted.broker.wait(lambda: len(transport.to("1")) == 2, 10)

@@ -14,7 +14,7 @@ from hookd.config import DeliverySettings
 from hookd.daemon.breaker import Breakers
 from hookd.daemon.engine import DeliveryEngine
 from hookd.daemon.recorder import Recorder
-from hookd.daemon.settlement import Held, Task
+from hookd.daemon.task import Finished, Held, Task
 from hookd.messages import Delivery
 from hookd.metrics import NoMetrics
 from hookd.outcomes import Verdict
@@ -35,12 +35,13 @@ class ScriptedTransport:
         self._lock = threading.Lock()
         self.hold: threading.Event | None = None  # while set to an unset event, attempts wait
         self.now = self.peak = 0  # attempts running at once, now and at most
+        self.closed_on: threading.Thread | None = None
 
     def sweep(self) -> None:
         return None
 
     def close(self) -> None:
-        return None
+        self.closed_on = threading.current_thread()
 
     async def attempt(self, hook: Hook, delivery: Delivery, number: int) -> Attempt:
         with self._lock:
@@ -71,12 +72,12 @@ class Harness:
         breaker_threshold: int = 5,
         inline_attempts: int = 3,
         max_in_flight: int = 100,
+        breakers: Breakers | None = None,
     ) -> None:
         self.broker = StubBroker()
         self.conn: StubConnection = self.broker.connect(TOPOLOGY)
-        self.current: StubConnection | None = self.conn
         self.woken = 0
-        self.breakers = Breakers(threshold=breaker_threshold, cooldown_s=30, disable_after_s=0)
+        self.breakers = breakers or Breakers(threshold=breaker_threshold, cooldown_s=30, disable_after_s=0)
         self.stop = threading.Event()
         self.pool = DeliveryEngine(
             DeliverySettings(max_in_flight=max_in_flight, inline_attempts=inline_attempts, inline_backoff_s=0),
@@ -85,10 +86,10 @@ class Harness:
             breakers=self.breakers,
             metrics=NoMetrics(),
             stop=self.stop,
-            current=lambda: self.current,
             on_results=self._on_results,
         )
         self.pool.start()
+        self.pool.attach(self.conn)
 
     def _on_results(self) -> None:
         self.woken += 1
@@ -105,7 +106,7 @@ class Harness:
         deadline = 200  # poll turns of up to 50 ms: a liveness bound, not a speed target
         while len(results) < len(tasks) and deadline:
             self.conn.poll(0.05)  # runs the pool's wake-up callbacks, as the daemon's main loop does
-            results.update((task.hook.id, last) for task, last in self.pool.finished())
+            results.update((done.task.hook.id, done.last) for done in self.pool.finished())
             deadline -= 1
         assert len(results) == len(tasks), f"only {len(results)} of {len(tasks)} results came back"
         return results
@@ -117,11 +118,14 @@ def harness_factory() -> Iterator[list[Harness]]:
     yield made
     for harness in made:
         harness.stop.set()
+        harness.pool.close()
         harness.conn.close()
 
 
-def _harness(made: list[Harness], transport: ScriptedTransport, **options: int) -> Harness:
-    harness = Harness(transport, **options)
+def _harness(
+    made: list[Harness], transport: ScriptedTransport, breakers: Breakers | None = None, **options: int
+) -> Harness:
+    harness = Harness(transport, breakers=breakers, **options)
     made.append(harness)
     return harness
 
@@ -150,11 +154,11 @@ def test_a_task_of_a_lost_connection_is_handed_back_unstarted(harness_factory: l
     transport = ScriptedTransport()
     harness = _harness(harness_factory, transport)
     stale = harness.task("old")
-    harness.current = harness.broker.connect(TOPOLOGY)  # the daemon reconnected meanwhile
+    harness.pool.attach(harness.broker.connect(TOPOLOGY))  # the daemon reconnected meanwhile
     harness.pool.submit(stale)
-    finished: list[tuple[Task, Attempt | None]] = []
+    finished: list[Finished] = []
     assert harness.broker.wait(lambda: bool(finished.extend(harness.pool.finished()) or finished), 5)
-    assert finished == [(stale, None)]
+    assert finished == [Finished(stale, None)]
     assert transport.attempts == []
 
 
@@ -182,9 +186,47 @@ def test_no_more_than_max_in_flight_attempts_run_at_once(harness_factory: list[H
     harness = _harness(harness_factory, transport, max_in_flight=3)
     for n in range(8):
         harness.pool.submit(harness.task(str(n)))
-    assert harness.broker.wait(lambda: harness.pool.running == 3, 5)
-    assert harness.pool.running == 3 and harness.pool.busy
+    assert harness.broker.wait(lambda: transport.now == 3, 5)
+    assert transport.now == 3 and harness.pool.outstanding == 8 and harness.pool.busy
     transport.hold.set()
     assert harness.broker.wait(lambda: len(transport.attempts) == 8, 5)
     assert transport.peak == 3
     assert sorted(hook for hook, _, _ in transport.attempts) == [str(n) for n in range(8)]
+
+
+def test_inline_retries_stop_once_the_tasks_connection_is_gone(harness_factory: list[Harness]) -> None:
+    """A task whose message went back to the broker (reconnect) makes no further in-process attempt:
+    the delivery is another consumer's now, and a late retry could overtake its later events."""
+    transport = ScriptedTransport({"h": [Verdict.RETRYABLE]})
+    transport.hold = threading.Event()
+    harness = _harness(harness_factory, transport, inline_attempts=5)
+    harness.pool.submit(harness.task("h"))
+    assert harness.broker.wait(lambda: transport.now == 1, 5)
+    harness.pool.attach(harness.broker.connect(TOPOLOGY))  # reconnected while the first attempt ran
+    transport.hold.set()
+    finished: list[Finished] = []
+    assert harness.broker.wait(lambda: bool(finished.extend(harness.pool.finished()) or finished), 5)
+    assert len(transport.attempts) == 1
+    assert finished[0].last is not None and finished[0].last.verdict is Verdict.RETRYABLE
+
+
+def test_a_failing_hook_past_disable_after_comes_back_marked_for_disabling(harness_factory: list[Harness]) -> None:
+    """The disable decision travels with the result (no shared flag on the task)."""
+    transport = ScriptedTransport({"h": [Verdict.RETRYABLE]})
+    wall = iter(range(0, 10_000, 100))  # every reading of the wall clock is 100 s later
+    breakers = Breakers(threshold=10, cooldown_s=30, disable_after_s=150, wall=lambda: float(next(wall)))
+    harness = _harness(harness_factory, transport, breakers=breakers, inline_attempts=3)
+    harness.pool.submit(harness.task("h"))
+    finished: list[Finished] = []
+    assert harness.broker.wait(lambda: bool(finished.extend(harness.pool.finished()) or finished), 5)
+    assert finished[0].disable
+
+
+def test_close_stops_the_loop_and_closes_the_transport_on_it(harness_factory: list[Harness]) -> None:
+    """`close()` closes the transport's pools on the loop's own thread, then joins that thread."""
+    transport = ScriptedTransport()
+    harness = _harness(harness_factory, transport)
+    harness.run([harness.task("h")])
+    harness.pool.close()
+    assert transport.closed_on is not None and transport.closed_on.name == "delivery-engine"
+    assert not transport.closed_on.is_alive()

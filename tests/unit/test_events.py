@@ -188,3 +188,18 @@ def test_json_object_bodies_always_decode(payload: object) -> None:
     """Any JSON object body under the limit decodes and keeps its bytes."""
     body = json.dumps({"payload": payload}).encode()
     assert _decode(body=body, max_bytes=len(body)).body == body
+
+
+def test_a_routed_event_is_rebuilt_from_its_headers_without_parsing_the_body() -> None:
+    """A partition's message carries what the router decoded: the body (even one that is not JSON)
+    is taken as it is; a header missing sends the caller back to `decode`."""
+    from hookd.events import routed
+
+    headers = {"account_id": 27, "ordering_entity": "job:7"}
+    event = routed("job.started", b"not parsed", "evt-1", headers, entity_header="ordering_entity")
+    assert event is not None
+    assert (event.name, event.account_id, event.entity, event.body) == ("job.started", "27", "job:7", b"not parsed")
+    assert routed("job.started", b"{}", None, headers, entity_header="ordering_entity") is None
+    assert routed("nope", b"{}", "evt-1", headers, entity_header="ordering_entity") is None
+    notice = routed("hook.failing", b'{"hook": {"id": "5"}}', "evt-2", headers, entity_header="ordering_entity")
+    assert notice is not None and notice.subject == "5"

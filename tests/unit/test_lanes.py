@@ -8,6 +8,16 @@ import pytest
 from hookd.daemon.lanes import Admission, Lanes
 
 
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_a_hook_runs_up_to_its_cap_then_queues_past_the_limit_until_decided() -> None:
     lanes: Lanes[str] = Lanes(cap=2, backlog=1)
     assert [lanes.admit("h", f"j{i}") for i in range(4)] == [
@@ -26,10 +36,10 @@ def test_hooks_have_separate_lanes() -> None:
     assert lanes.admit("fast", "c") is Admission.RUN
 
 
-def _busy(cap: int, backlog: int, queued: int, answer_s: float | None) -> Lanes[str]:
+def _busy(cap: int, backlog: int, queued: int, answer_s: float | None, clock: Clock | None = None) -> Lanes[str]:
     """One hook "h" with every slot taken, `queued` items waiting, and (unless None) one answer that
     took `answer_s` (which frees and refills a slot)."""
-    lanes: Lanes[str] = Lanes(cap=cap, backlog=backlog)
+    lanes: Lanes[str] = Lanes(cap=cap, backlog=backlog, clock=clock or Clock())
     for i in range(cap + queued):
         lanes.admit("h", f"j{i}")
     if answer_s is not None:
@@ -78,9 +88,10 @@ def test_a_slow_hook_gives_up_its_newest_overflow_with_the_time_the_rest_needs()
 
 
 def test_a_hook_with_no_answer_yet_keeps_its_overflow_until_it_is_quiet() -> None:
-    lanes = _busy(cap=2, backlog=3, queued=10, answer_s=None)
+    clock = Clock()
+    lanes = _busy(cap=2, backlog=3, queued=10, answer_s=None, clock=clock)
     assert lanes.take_overflow(quiet_after_s=1.0, drain_budget_s=2.0, pressed=True).quiet == []
-    lanes._lanes["h"].progress -= 1.5  # no answer for 1.5 s
+    clock.now += 1.5  # no answer for 1.5 s
     overflow = lanes.take_overflow(quiet_after_s=1.0, drain_budget_s=2.0, pressed=False)
     assert overflow.quiet == [f"j{i}" for i in range(5, 12)] and overflow.slow == []
     assert lanes.queued() == 3
@@ -113,11 +124,13 @@ def test_a_busy_lane_that_answers_is_not_stuck() -> None:
 
 @pytest.mark.parametrize(("answered", "stale"), [(False, ["q"]), (True, [])])
 def test_take_stale_returns_the_backlog_of_hooks_with_no_recent_answer(answered: bool, stale: list[str]) -> None:
-    lanes: Lanes[str] = Lanes(cap=1, backlog=5)
+    clock = Clock()
+    lanes: Lanes[str] = Lanes(cap=1, backlog=5, clock=clock)
     lanes.admit("h", "a")
     lanes.admit("h", "b")
     lanes.admit("h", "q")
+    clock.now += 10.0
     lanes.release("h", answered=answered)  # "b" starts; "q" still waits
-    lanes._lanes["h"].progress -= 10.0 if not answered else 0.0  # no answer for 10 s, or one just now
+    # no answer for 10 s, or one just now
     assert lanes.take_stale(5.0) == stale
     assert lanes.queued() == (0 if stale else 1)

@@ -11,14 +11,14 @@ from hookd.config import DeliverySettings
 from hookd.daemon.breaker import Breakers
 from hookd.daemon.recorder import Recorder
 from hookd.daemon.roster import Roster
-from hookd.daemon.settlement import Settler, Task
+from hookd.daemon.settlement import Settler
+from hookd.daemon.task import Task
 from hookd.messages import Delivery
 from hookd.metrics import NoMetrics
 from hookd.outcomes import Verdict
 from hookd.retry import Attempt
 from hookd.subscriptions.hookset import HookSet
 from hookd.subscriptions.model import Hook
-from hookd.subscriptions.store import MemoryStore
 
 TOPOLOGY = Topology(exchange="x", prefix="t", retry_delays_s=(5.0, 60.0))
 
@@ -48,8 +48,8 @@ class FakeConnection:
             continuation()
 
 
-def _settler(prefetch: int = 10) -> Settler:
-    """A settler whose roster's source keeps no disables (like a hooks file)."""
+def _settler(prefetch: int = 10, roster: Roster | None = None) -> Settler:
+    """A settler whose roster's source keeps no disables (like a hooks file without a state database)."""
     settler = Settler(
         DeliverySettings(retry_delays_s=(5.0, 60.0)),
         TOPOLOGY,
@@ -57,7 +57,7 @@ def _settler(prefetch: int = 10) -> Settler:
         metrics=NoMetrics(),
         record=Recorder(None),
         breakers=Breakers(threshold=5, cooldown_s=30, disable_after_s=0),
-        roster=Roster(MemoryStore(revisioned=False), HookSet()),
+        roster=roster or Roster(HookSet(), persisted=False),
     )
     settler.reset()
     return settler
@@ -116,10 +116,11 @@ def test_a_permanent_failure_is_dead_lettered_then_acked_on_confirm() -> None:
 
 def test_gone_disables_the_hook() -> None:
     """A 410 disables the hook (recorded in the roster) and dead-letters the delivery."""
-    settler, conn = _settler(), FakeConnection()
+    roster = Roster(HookSet(), persisted=False)
+    settler, conn = _settler(roster=roster), FakeConnection()
     [task] = _tasks(settler, conn, tag=5, hooks=1)
     settler.settle(task, _attempt(Verdict.GONE, 410, error="HTTP 410"))
-    assert dict(settler._roster.disabled) == {"h0": "gone"}
+    assert dict(roster.disabled) == {"h0": "gone"}
     assert conn.published[0].routing_key == TOPOLOGY.dead
 
 

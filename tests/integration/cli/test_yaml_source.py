@@ -6,13 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from hookd.state import disables
+from hookd.state.db import Database
+from hookd.subscriptions.yaml_store import parse_hooks
+
 from .conftest import HOOKS_FILE, Cli
 
 WRITES = [
     ["create", "--account", "acme", "--url", "https://h.example.com/", "--events", "job"],
     ["update", "42", "--name", "x"],
     ["delete", "42"],
-    ["enable", "42"],
     ["disable", "42"],
     ["reset-secret", "42"],
     ["import", "hooks.yaml"],
@@ -31,6 +34,25 @@ def test_write_commands_refuse_a_yaml_source(yaml_cli: Cli, yaml_config: Path, a
     argv = [str(hooks_file) if a == "hooks.yaml" else a for a in argv]
     result = yaml_cli("hooks", *argv)
     assert result.code == 2 and "hooks come from the YAML file" in result.err and str(hooks_file) in result.err
+    assert hooks_file.read_text(encoding="utf-8") == HOOKS_FILE
+
+
+def test_enable_forgets_the_disable_hookd_kept_for_a_file_hook(
+    yaml_cli: Cli, yaml_config: Path, state_url: str
+) -> None:
+    """`hooks enable` of a file hook hookd disabled forgets the kept decision (the file is unchanged);
+    of one it did not disable, it says the file's `active` key decides; of an unknown id, exit 2."""
+    hooks_file = yaml_config.parent / "hooks.yaml"
+    with Database.from_url(state_url) as state:
+        state.migrate()
+        [hook] = parse_hooks(HOOKS_FILE, source="test", base_dir=hooks_file.parent, environ={})
+        disables.keep(state, hook, "gone")
+        result = yaml_cli("hooks", "enable", "42")
+        assert result.code == 0 and "reload hookd" in result.out
+        assert disables.kept(state) == {}
+    again = yaml_cli("hooks", "enable", "42")
+    assert again.code == 0 and "was not disabled by hookd" in again.out
+    assert yaml_cli("hooks", "enable", "7").code == 2  # like an unknown id on a database source
     assert hooks_file.read_text(encoding="utf-8") == HOOKS_FILE
 
 

@@ -14,6 +14,8 @@ from hookd.broker import Outgoing, connect
 from hookd.cli.explain import explain
 from hookd.config import DeliverySettings, load_settings
 from hookd.messages import Delivery, dead_letter_headers, delivery_id
+from hookd.ordering import ChainKey
+from hookd.state import ordered
 from hookd.state.db import Database
 from hookd.subscriptions.model import Hook
 
@@ -166,3 +168,23 @@ def test_allowed_networks_let_exactly_those_addresses_through() -> None:
     elsewhere = DeliverySettings(allowed_networks=("10.30.0.0/16",))
     verdict = explain(hook, hook.id, "job.failed", None, elsewhere)
     assert (verdict.would_receive, verdict.code) == (False, "blocked")
+
+
+def test_a_delivery_waiting_behind_an_earlier_one_says_which(config: OpsConfig, cli: Cli) -> None:
+    """Ordered delivery: `explain DELIVERY_ID` of a delivery stored behind its job's head names the
+    head (its event, attempts, and that it waits in a durable retry); --json carries the same."""
+    head = Delivery("1", "job.failed", "evt-a", "acme", delivery_id("evt-a", "1"), b'{"id": 9}', 3, 1)
+    waiting = Delivery("1", "job.failed", "evt-b", "acme", delivery_id("evt-b", "1"), b'{"id": 9}')
+    key = ChainKey("1", "acme", "job:9")
+    with Database.from_url(f"sqlite:///{config.state_path}") as db:
+        db.migrate()
+        ordered.store(db, [ordered.Row(key, 1, head, away=True), ordered.Row(key, 2, waiting)])
+    result = cli("explain", "--config", str(config.path), waiting.delivery_id)
+    assert result.code == 0, result.err
+    assert result.out.splitlines() == [
+        f"1  would receive, later: it waits for delivery {head.delivery_id} (job.failed of job:9, 3 attempt(s)"
+        " so far, waiting in a durable retry) to end"
+    ]
+    doc = cli("explain", "--config", str(config.path), waiting.delivery_id, "--json").json()
+    assert doc["found_in"] == "waiting"
+    assert doc["hooks"][0]["waits_for"]["delivery_id"] == head.delivery_id

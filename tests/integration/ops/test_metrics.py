@@ -14,17 +14,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hookd import metrics as metrics_module
+from hookd.endpoint import Endpoint, parse_listen
 from hookd.errors import MetricsServerError, StoreError
-from hookd.metrics import (
-    SUCCESS_WINDOW,
-    Metrics,
-    MetricsServer,
-    NoMetrics,
-    daemon_health,
-    health_of,
-    parse_listen,
-    recorder_for,
-)
+from hookd.health import Health, health_of
+from hookd.metrics import SUCCESS_WINDOW, Metrics, NoMetrics, recorder_for
+from hookd.outcomes import Circuit
 from hookd.subscriptions.store import MemoryStore
 
 
@@ -47,8 +41,13 @@ def m() -> Metrics:
 
 
 @pytest.fixture
-def server(m: Metrics) -> Iterator[MetricsServer]:
-    srv = m.start_server("127.0.0.1:0")
+def health() -> Health:
+    return Health(MemoryStore())
+
+
+@pytest.fixture
+def server(m: Metrics, health: Health) -> Iterator[Endpoint]:
+    srv = Endpoint("127.0.0.1:0", health.check, m.render)
     yield srv
     srv.close()
 
@@ -118,24 +117,23 @@ def test_in_flight_lag_and_connection_gauges(m: Metrics) -> None:
     assert value(m, "hookd_deliveries_in_flight") == 1
     assert value(m, "hookd_consumer_lag_messages", queue="hookd.events") == 17
     assert value(m, "hookd_broker_connected") == 1
-    assert m.is_broker_connected
 
 
 def test_breaker_state_per_hook(m: Metrics) -> None:
     """0 closed, 1 half-open, 2 open; an unknown state is a programming error."""
-    m.breaker("7", "open")
+    m.breaker("7", Circuit.OPEN)
     assert value(m, "hookd_hook_breaker_state", hook_id="7") == 2
-    m.breaker("7", "half_open")
+    m.breaker("7", Circuit.HALF_OPEN)
     assert value(m, "hookd_hook_breaker_state", hook_id="7") == 1
-    with pytest.raises(ValueError, match="unknown breaker state"):
-        m.breaker("7", "ajar")
+    with pytest.raises(ValueError, match="not a valid Circuit"):
+        m.breaker("7", "ajar")  # type: ignore[arg-type]
 
 
 def test_hooks_loaded_shows_new_hooks_closed_and_forgets_removed_ones(m: Metrics) -> None:
     """Per-hook series exist for configured hooks only, so hook ids cannot grow cardinality forever."""
     m.hooks_loaded(["1", "2"])
     m.attempt("job.failed", "2", "delivered", 0.01)
-    m.breaker("2", "open")
+    m.breaker("2", Circuit.OPEN)
     assert value(m, "hookd_hooks") == 2
     assert value(m, "hookd_hook_breaker_state", hook_id="1") == 0
     m.hooks_loaded(["1", "3"])
@@ -168,7 +166,7 @@ def test_no_metrics_has_every_recording_method_as_a_no_op() -> None:
     assert isinstance(recorder_for("127.0.0.1:9187"), Metrics)
 
 
-def test_metrics_endpoint_serves_the_prometheus_exposition(m: Metrics, server: MetricsServer) -> None:
+def test_metrics_endpoint_serves_the_prometheus_exposition(m: Metrics, server: Endpoint) -> None:
     """GET /metrics answers 200 in the Prometheus text format."""
     m.delivered("job.failed")
     status, content_type, body = get(server.url + "/metrics")
@@ -177,7 +175,7 @@ def test_metrics_endpoint_serves_the_prometheus_exposition(m: Metrics, server: M
     assert 'hookd_deliveries_total{event="job.failed",outcome="delivered"} 1.0' in body
 
 
-def test_metrics_endpoint_negotiates_openmetrics_and_gzip(m: Metrics, server: MetricsServer) -> None:
+def test_metrics_endpoint_negotiates_openmetrics_and_gzip(m: Metrics, server: Endpoint) -> None:
     """An OpenMetrics Accept header gets OpenMetrics (ending in # EOF), and gzip when it is accepted."""
     m.delivered("job.failed")
     request = urllib.request.Request(
@@ -192,26 +190,35 @@ def test_metrics_endpoint_negotiates_openmetrics_and_gzip(m: Metrics, server: Me
     assert 'hookd_deliveries_total{event="job.failed",outcome="delivered"} 1.0' in text
 
 
-def test_healthz_follows_the_broker_connection(m: Metrics, server: MetricsServer) -> None:
-    """Without a custom check, /healthz is 503 until connected, 200 while connected, 503 after."""
+def test_healthz_follows_the_broker_connection(health: Health, server: Endpoint) -> None:
+    """The daemon's /healthz is 503 until connected, 200 while connected, 503 after."""
     status, _, body = get(server.url + "/healthz")
     assert status == 503
     assert json.loads(body)["checks"]["broker"].startswith("error: not connected")
-    m.broker_connected(True)
+    health.broker_connected(True)
     status, content_type, body = get(server.url + "/healthz")
     assert (status, content_type) == (200, "application/json")
-    assert json.loads(body) == {"status": "ok", "checks": {"broker": "ok"}}
-    m.broker_connected(False)
+    assert json.loads(body) == {"status": "ok", "checks": {"broker": "ok", "store": "ok"}}
+    health.broker_connected(False)
     assert get(server.url + "/healthz")[0] == 503
 
 
-def test_healthz_reports_each_failing_check_by_name(m: Metrics) -> None:
+def test_healthz_stands_without_metrics(health: Health) -> None:
+    """/healthz answers from the health checks alone: an endpoint without metrics serves it (and 404s
+    /metrics)."""
+    health.broker_connected(True)
+    with Endpoint("127.0.0.1:0", health.check) as srv:
+        assert get(srv.url + "/healthz")[0] == 200
+        assert get(srv.url + "/metrics")[0] == 404
+
+
+def test_healthz_reports_each_failing_check_by_name() -> None:
     """A check that raises makes the answer 503 and names what failed."""
 
     def broken_store() -> None:
         raise OSError("database is locked")
 
-    with m.start_server("127.0.0.1:0", health_of({"broker": lambda: None, "store": broken_store})) as srv:
+    with Endpoint("127.0.0.1:0", health_of({"broker": lambda: None, "store": broken_store})) as srv:
         status, _, body = get(srv.url + "/healthz")
     assert status == 503
     assert json.loads(body) == {
@@ -220,14 +227,14 @@ def test_healthz_reports_each_failing_check_by_name(m: Metrics) -> None:
     }
 
 
-def test_unknown_paths_answer_404(server: MetricsServer) -> None:
+def test_unknown_paths_answer_404(server: Endpoint) -> None:
     """Only /metrics and /healthz exist."""
     assert get(server.url + "/admin")[0] == 404
 
 
-def test_close_releases_the_port(m: Metrics) -> None:
+def test_close_releases_the_port(health: Health) -> None:
     """After close() the address can be bound again (a restarted daemon reuses it)."""
-    srv = m.start_server("127.0.0.1:0")
+    srv = Endpoint("127.0.0.1:0", health.check)
     port = srv.port
     srv.close()
     srv.close()
@@ -235,10 +242,10 @@ def test_close_releases_the_port(m: Metrics) -> None:
         sock.bind(("127.0.0.1", port))
 
 
-def test_a_taken_port_is_a_clear_error(m: Metrics, server: MetricsServer) -> None:
+def test_a_taken_port_is_a_clear_error(health: Health, server: Endpoint) -> None:
     """Binding an address in use raises MetricsServerError naming it."""
     with pytest.raises(MetricsServerError, match=f"127.0.0.1:{server.port}"):
-        m.start_server(f"127.0.0.1:{server.port}")
+        Endpoint(f"127.0.0.1:{server.port}", health.check)
 
 
 def test_parse_listen_accepts_ipv4_ipv6_and_rejects_junk() -> None:
@@ -251,23 +258,31 @@ def test_parse_listen_accepts_ipv4_ipv6_and_rejects_junk() -> None:
             parse_listen(bad)
 
 
-def test_daemon_health_reports_a_store_that_cannot_be_read(m: Metrics) -> None:
+def test_daemon_health_reports_a_store_that_cannot_be_read() -> None:
     """/healthz asks the store's own check(); its failure makes the daemon unhealthy, with the reason."""
 
     class BrokenStore(MemoryStore):
         def check(self) -> None:
             raise StoreError("database is down")
 
-    m.broker_connected(True)
-    healthy, detail = daemon_health(m, BrokenStore())()
+    health = Health(BrokenStore())
+    health.broker_connected(True)
+    healthy, detail = health.check()
     assert not healthy
     assert detail["checks"] == {"broker": "ok", "store": "error: database is down"}
 
 
-def test_daemon_health_combines_broker_and_store(m: Metrics) -> None:
+def test_daemon_health_combines_broker_and_store(health: Health) -> None:
     """The daemon's /healthz: healthy only when connected and the store reads."""
+    assert health.check()[0] is False
+    health.broker_connected(True)
+    assert health.check() == (True, {"status": "ok", "checks": {"broker": "ok", "store": "ok"}})
 
-    check = daemon_health(m, MemoryStore())
-    assert check()[0] is False
-    m.broker_connected(True)
-    assert check() == (True, {"status": "ok", "checks": {"broker": "ok", "store": "ok"}})
+
+def test_counts_kept_elsewhere_are_read_at_each_scrape(m: Metrics) -> None:
+    """`observe_counter` exposes a count another component keeps (history drops) as a counter."""
+    dropped = [0]
+    m.observe_counter("hookd_history_dropped_total", "records dropped", lambda: dropped[0])
+    assert value(m, "hookd_history_dropped_total") == 0
+    dropped[0] = 7
+    assert value(m, "hookd_history_dropped_total") == 7

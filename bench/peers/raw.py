@@ -1,7 +1,7 @@
 """The raw HTTP client ceiling: the same POSTs as hookd (bodies, signed headers), no broker, one
 `requests.Session` in one loop in one process. Prints its own CPU seconds and peak RSS as JSON.
 
-    python -m bench.raw SPEC.json    # {"events": N, "hooks": [...]}
+    python -m bench.peers.raw SPEC.json    # {"events": N, "hooks": [...]}
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from bench.common import BenchHook, delivery_headers, event_body, new_event_id
+from bench.load import EVENT, BenchHook, delivery_headers, event_body, new_event_id
 
 
 def main() -> int:
@@ -25,13 +25,13 @@ def main() -> int:
     failures = 0
     before = os.times()
     for seq in range(int(spec["events"])):
-        body, event_id = event_body(seq), new_event_id()
+        body, event_id = event_body(seq, seq), new_event_id()
         for hook in hooks:
             try:
                 response = session.post(
                     hook.url,
                     data=body,
-                    headers=delivery_headers(hook, event_id, body),
+                    headers=delivery_headers(hook, EVENT, event_id, body),
                     timeout=10,
                     allow_redirects=False,
                 )

@@ -1,10 +1,10 @@
 """The naive baseline: one pika consumer that POSTs each event to every matching hook, sequentially.
 
 One `BlockingConnection`, a small prefetch, one `requests.Session`; for each message, one POST per
-matching hook with the same body and headers hookd sends (bench/common.py), then the ack. No
+matching hook with the same body and headers hookd sends (bench/load.py), then the ack. No
 retries, no isolation, no history: the simplest correct-looking thing. Runs until terminated.
 
-    python -m bench.naive SPEC.json    # {"amqp": ..., "queue": ..., "prefetch": 1, "hooks": [...]}
+    python -m bench.peers.naive SPEC.json    # {"amqp": ..., "queue": ..., "prefetch": 1, "hooks": [...]}
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import pika
 import requests
 
-from bench.common import ACCOUNT, BenchHook, delivery_headers
+from bench.load import ACCOUNT, BenchHook, delivery_headers
 
 
 def main() -> int:
@@ -38,7 +38,7 @@ def main() -> int:
                     response = session.post(
                         hook.url,
                         data=body,
-                        headers=delivery_headers(hook, props.message_id or "", body),
+                        headers=delivery_headers(hook, method.routing_key, props.message_id or "", body),
                         timeout=10,
                         allow_redirects=False,
                     )

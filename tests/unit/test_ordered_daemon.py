@@ -1,0 +1,244 @@
+"""Ordered delivery end to end on the in-memory broker: one entity's events reach a hook in the order
+they were published, through failures, durable retries, dead letters and a worker that dies, while
+unordered hooks and other entities are not held."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from support.inprocess import DELIVERED, Answer, InProcessDaemon, ScriptedTransport
+
+from hookd.config import DeliverySettings
+from hookd.messages import Delivery
+from hookd.outcomes import Verdict
+from hookd.state import ordered
+from hookd.state.db import Database
+from hookd.subscriptions.model import Hook
+from hookd.testing.stub_broker import StubBroker
+
+HookFactory = Callable[..., Hook]
+LIFECYCLE = ("job.submitted", "job.started", "job.completed")
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[Database]:
+    """A migrated SQLite state database in the test's folder."""
+    with Database.from_url(f"sqlite:///{tmp_path / 'state.sqlite3'}") as db:
+        db.migrate()
+        yield db
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[InProcessDaemon]]:
+    started: list[InProcessDaemon] = []
+    yield started
+    for daemon in started:
+        daemon.stop()
+
+
+def _delivery(**options: object) -> DeliverySettings:
+    """Quick retries, no breaker, no jitter: what the tests below drive is the ordering."""
+    values: dict[str, object] = {
+        "inline_attempts": 1,
+        "inline_backoff_s": 0,
+        "retry_delays_s": (0.2, 0.2, 0.2),
+        "breaker_threshold": 0,
+        "retry_jitter": 0,
+    }
+    values.update(options)
+    return DeliverySettings(**values)  # type: ignore[arg-type]
+
+
+def _publish_jobs(daemon: InProcessDaemon, jobs: range) -> None:
+    for job in jobs:
+        for event in LIFECYCLE:
+            daemon.publish(event, "acme", json.dumps({"id": job, "status": event}).encode())
+
+
+def _first_arrivals(transport: ScriptedTransport, hook_id: str) -> dict[int, list[str]]:
+    """Per job, its events in the order they first reached the receiver (a repeat is not an arrival)."""
+    found: dict[int, list[str]] = {}
+    for made in transport.to(hook_id):
+        events = found.setdefault(json.loads(made.body)["id"], [])
+        if made.event not in events:
+            events.append(made.event)
+    return found
+
+
+def _out_of_order(transport: ScriptedTransport, hook_id: str, jobs: range) -> list[int]:
+    arrivals = _first_arrivals(transport, hook_id)
+    return [job for job in jobs if arrivals.get(job) != list(LIFECYCLE)]
+
+
+def _drained(daemon: InProcessDaemon, state: Database) -> Callable[[], bool]:
+    """Nothing left anywhere: no message in any queue (delay queues included), none unacked, no row."""
+
+    def check() -> bool:
+        broker = daemon.broker
+        return not broker.held() and not any(broker.ready(q) for q in broker.queues if q != daemon.topology.dead)
+
+    def done() -> bool:
+        return daemon.broker.wait(check, 0.05) and not ordered.places(state)
+
+    return done
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
+    pause = threading.Event()
+    for _ in range(int(timeout_s / 0.05)):
+        if condition():
+            return True
+        pause.wait(0.05)
+    return condition()
+
+
+def test_a_jobs_events_reach_an_ordered_hook_in_publish_order(
+    daemons: list[InProcessDaemon], make_hook: HookFactory, state: Database
+) -> None:
+    """60 jobs x 3 events, a receiver taking 0-20 ms and failing one attempt in six (some for good):
+    every job's events first arrive in publish order, nothing is left waiting, nothing is lost."""
+    rng = random.Random(7)
+    lock = threading.Lock()
+
+    def flaky(_hook: Hook, _number: int) -> Answer:
+        with lock:
+            roll = rng.random()
+        if roll < 0.15:
+            return (Verdict.RETRYABLE, 503)
+        return (Verdict.PERMANENT, 400) if roll < 0.17 else DELIVERED
+
+    transport = ScriptedTransport(flaky, latency=lambda: rng.random() * 0.02)
+    hook = make_hook(id="1", events=("job",))
+    d = InProcessDaemon([hook], transport, state=state, partitions=4, delivery=_delivery())
+    daemons.append(d)
+    _publish_jobs(d, range(60))
+    assert _wait(_drained(d, state)), "deliveries still waiting"
+    assert _out_of_order(transport, "1", range(60)) == []
+    dead = d.broker.ready(d.topology.dead)
+    delivered = {m.delivery_id for m in transport.to("1")}
+    assert len(delivered) == 180 and dead >= 1  # every delivery was attempted; the 400s dead-lettered
+
+
+def test_a_head_in_a_durable_retry_holds_its_successors_in_the_database(
+    daemons: list[InProcessDaemon], make_hook: HookFactory, state: Database
+) -> None:
+    """While `job.submitted` waits in a retry queue, `job.started` and `job.completed` wait in the state
+    database (not in the prefetch window), and follow it once it is delivered."""
+    release = threading.Event()
+
+    def first_fails_until_released(_hook: Hook, number: int) -> Answer:
+        return DELIVERED if release.is_set() else (Verdict.RETRYABLE, 503)
+
+    transport = ScriptedTransport(first_fails_until_released)
+    d = InProcessDaemon(
+        [make_hook(id="1", events=("job",))],
+        transport,
+        state=state,
+        partitions=2,
+        delivery=_delivery(retry_delays_s=(0.3,) * 20),
+    )
+    daemons.append(d)
+    _publish_jobs(d, range(1))
+    assert _wait(lambda: len(ordered.places(state)) == 3), "the head and two successors are not stored"
+    assert not d.broker.held()  # nothing held unacked while the head waits
+    assert {m.event for m in transport.made} == {"job.submitted"}
+    release.set()
+    assert _wait(_drained(d, state))
+    assert _first_arrivals(transport, "1")[0] == list(LIFECYCLE)
+
+
+def test_a_dead_lettered_head_releases_its_successors(
+    daemons: list[InProcessDaemon], make_hook: HookFactory, state: Database
+) -> None:
+    """A head refused for good (400) is dead-lettered, and the events after it are delivered."""
+
+    def refuse_submitted(_hook: Hook, delivery: Delivery, _number: int) -> Answer:
+        return (Verdict.PERMANENT, 400) if delivery.event == "job.submitted" else DELIVERED
+
+    transport = ScriptedTransport(answer_for=refuse_submitted)
+    d = InProcessDaemon(
+        [make_hook(id="1", events=("job",))], transport, state=state, partitions=2, delivery=_delivery()
+    )
+    daemons.append(d)
+    _publish_jobs(d, range(3))
+    assert _wait(_drained(d, state))
+    assert d.broker.ready(d.topology.dead) == 3
+    assert all(events == list(LIFECYCLE) for events in _first_arrivals(transport, "1").values())
+
+
+def test_an_unordered_hook_and_other_entities_are_not_held(
+    daemons: list[InProcessDaemon], make_hook: HookFactory, state: Database
+) -> None:
+    """While job 1's head hangs at an ordered hook, job 1's next event waits, but jobs 2 and 3 reach
+    it, and an unordered hook gets every event, job 1's included."""
+
+    def job_one_submitted(hook: Hook, delivery: Delivery) -> bool:
+        return hook.id == "1" and delivery.event == "job.submitted" and json.loads(delivery.body)["id"] == 1
+
+    transport = ScriptedTransport(hold=job_one_submitted)
+    ordered_hook = make_hook(id="1", events=("job",))
+    free_hook = make_hook(id="2", events=("job",), ordered=False)
+    d = InProcessDaemon([ordered_hook, free_hook], transport, state=state, partitions=2, delivery=_delivery())
+    daemons.append(d)
+    _publish_jobs(d, range(1, 4))
+    assert _wait(lambda: len(transport.to("1")) == 7 and len(transport.to("2")) == 9)
+    assert _first_arrivals(transport, "1")[1] == ["job.submitted"]  # the rest of job 1 waits
+    transport.released.set()
+    assert _wait(_drained(d, state))
+    assert _out_of_order(transport, "1", range(1, 4)) == []
+
+
+def test_a_second_worker_shares_the_partitions_and_takes_them_all_when_the_first_dies(
+    daemons: list[InProcessDaemon], make_hook: HookFactory, state: Database
+) -> None:
+    """Two workers split the partitions; when one dies mid-stream (its connection lost at once), the
+    other owns every partition and no job is delivered out of order or lost."""
+    rng = random.Random(3)
+    transport = ScriptedTransport(latency=lambda: rng.random() * 0.01)
+    broker = StubBroker()
+    hook = make_hook(id="1", events=("job",))
+    first = InProcessDaemon(
+        [hook], transport, state=state, partitions=8, delivery=_delivery(), broker=broker, token="t"
+    )
+    second = InProcessDaemon(
+        [hook], transport, state=state, partitions=8, delivery=_delivery(), broker=broker, token="t"
+    )
+    daemons.extend([first, second])
+    assert _wait(lambda: sorted(first.daemon.partitions + second.daemon.partitions) == list(range(8)))
+    assert _wait(lambda: len(first.daemon.partitions) == len(second.daemon.partitions) == 4)
+    _publish_jobs(first, range(40))
+    assert _wait(lambda: len(transport.to("1")) >= 30)
+    first.crash()
+    daemons.remove(first)
+    assert _wait(lambda: sorted(second.daemon.partitions) == list(range(8)))
+    _publish_jobs(second, range(40, 60))
+    assert _wait(_drained(second, state))
+    assert _out_of_order(transport, "1", range(60)) == []
+
+
+def test_past_the_bound_a_waiting_delivery_is_dead_lettered_not_lost(
+    daemons: list[InProcessDaemon], make_hook: HookFactory, state: Database
+) -> None:
+    """With `ordered_max_waiting: 2`, the third delivery that would wait is dead-lettered with reason
+    `too_many_waiting` (replayable); the ones kept are delivered in order once the head ends."""
+
+    def job_one_submitted(_hook: Hook, delivery: Delivery) -> bool:
+        return delivery.event == "job.submitted"
+
+    transport = ScriptedTransport(hold=job_one_submitted)
+    hooks = [make_hook(id="1", events=("job",))]
+    d = InProcessDaemon(hooks, transport, state=state, partitions=1, delivery=_delivery(ordered_max_waiting=2))
+    daemons.append(d)
+    for event in ("job.submitted", "job.started", "job.completed", "job.failed"):
+        d.publish(event, "acme", b'{"id": 1}')
+    assert _wait(lambda: d.broker.ready(d.topology.dead) == 1)
+    [dead] = d.broker.messages(d.topology.dead)
+    assert (dead.headers["reason"], dead.headers["event"]) == ("too_many_waiting", "job.failed")
+    transport.released.set()
+    assert _wait(_drained(d, state))
+    assert [m.event for m in transport.to("1")] == ["job.submitted", "job.started", "job.completed"]
