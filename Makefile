@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint format test unit integration demo bench bench-history clean verify-units
+.PHONY: install lint format test unit integration interop fuzz demo bench bench-history clean verify-units
 
 install: $(STAMP)
 
@@ -38,6 +38,15 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration
+
+# hookd against real servers (nginx plain and TLS, Node, uvicorn, hypercorn, gunicorn, waitress) and
+# hostile raw-socket receivers; part of `make test`.
+interop: $(STAMP)
+	$(BIN)/python -m pytest tests/interop
+
+# The response path's fuzzing at length (make test runs 300 examples per property).
+fuzz: $(STAMP)
+	HOOKD_FUZZ_EXAMPLES=$${HOOKD_FUZZ_EXAMPLES:-20000} $(BIN)/python -m pytest tests/unit/test_response_fuzz.py
 
 # systemd-analyze verify on deploy/systemd/*.service (skipped without systemd-analyze, except in CI).
 verify-units:

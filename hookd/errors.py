@@ -2,6 +2,7 @@
 
     HookdError
     ├── ConfigError            a config or hooks file (or a hook) is invalid: every problem at once
+    │   ├── UrlError           (urls) a hook URL the RFC 3986 rules refuse; `problem` says why
     │   ├── UndecryptableSecrets  stored secrets the configured keys do not open (missing or wrong
     │   │                         key, altered value): refused with exit 2, never read as plaintext
     │   └── TopologyMismatch   a queue exists with other arguments than this hookd declares

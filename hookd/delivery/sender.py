@@ -1,16 +1,25 @@
 """One delivery attempt: the request, the network policy, the deadline, the outcome (async).
 
 The guarantees, each kept here:
-- The SSRF guard: the hook's host is resolved once (on a DNS thread: `getaddrinfo` cannot be
-  cancelled, so it gets threads of its own), every address is checked against the network policy,
-  and the connection goes to a checked address; TLS still verifies the hook's host name. A kept-alive
-  connection is reused only under the key it was opened and checked under (scheme, host, port, the
-  hook's `allow_private`, its `insecure_ssl`).
+- The URL is read by `hookd.urls`, the rules every entry applies: what is stored is what is sent
+  (nothing stripped), the host goes to DNS and the `Host` header in the same ASCII form (IDNA 2008),
+  and a stored URL those rules refuse (a row written before them) is a permanent failure, with the
+  rule's reason in `error`, and no connection is made.
+- The SSRF guard: the hook's host is resolved once (on a `dns` thread: `delivery.resolver`), every
+  address is checked against the network policy, and the connection goes to a checked address;
+  TLS still verifies the hook's host name. A kept-alive connection is reused only under the key it
+  was opened and checked under (scheme, host, port, the hook's `allow_private`, its `insecure_ssl`).
 - One wall-clock deadline (`delivery.timeout_s`) bounds the whole attempt: name resolution, TCP
-  connect, the TLS handshake, sending, and reading the response. A response whose status arrived
-  counts even when the deadline cut its body; the attempt's `error` says so.
+  connect, the TLS handshake, sending, and reading the response.
+- A response whose final status line and headers arrived complete counts, whatever its body:
+  a 2xx is a delivery. When the body did not end as framed (cut by the connection, malformed,
+  or cut by the deadline), the attempt's `error` says so (`body cut: ...`, `timeout: ...`).
 - Only `delivery.max_response_bytes` of a response are read; redirects are never followed (one to a
   refused address is reported as `blocked`); no proxy from the environment is ever used.
+- A request sent on a kept-alive connection that the receiver closed without answering a single
+  byte (it closed the idle connection as we reused it: a race no idle timeout removes) is sent once
+  more on a new connection, within the same attempt and deadline. The receiver may have received
+  the first copy: both carry the same `X-Hook-Delivery`, which receivers dedupe on (README).
 """
 
 from __future__ import annotations
@@ -18,14 +27,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import ssl
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
-from hookd import __version__
+from hookd import __version__, urls
 from hookd.config import Settings
-from hookd.delivery.http import Connection, Pool, ProtocolError, Response
+from hookd.delivery.http import Connection, ProtocolError, Response
+from hookd.delivery.pool import Pool
+from hookd.delivery.resolver import Resolver
 from hookd.errors import BlockedDestination
 from hookd.messages import Delivery
 from hookd.netpolicy import AddressCheck, NetworkPolicy, default_port, literal_address
@@ -35,39 +44,11 @@ from hookd.signing import signature_headers
 from hookd.subscriptions.model import Hook
 
 USER_AGENT = f"hookd/{__version__}"
-_DNS_THREADS = 32
-_SAFE_PATH = "/%:@!$&'()*+,;=-._~"
-_SAFE_QUERY = _SAFE_PATH + "?"
+#: How long `close()` called from another thread waits for the running loop to close the pool.
+CLOSE_WAIT_S = 5.0
 
 
-@dataclass(frozen=True, slots=True)
-class _Route:
-    """A hook URL taken apart once: where to connect, what to verify, what goes on the request line."""
-
-    scheme: str
-    host: str  # for DNS and the policy (IDNA-encoded, brackets stripped)
-    port: int
-    target: str  # the request target: path and query, percent-encoded
-    host_header: str
-
-
-def route(url: str) -> _Route:
-    """Parse a hook URL; `ValueError` for one no request can be made to."""
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not an http(s) URL with a host: {url[:200]!r}")
-    host = parts.hostname if literal_address(parts.hostname) else parts.hostname.encode("idna").decode("ascii")
-    port = parts.port or default_port(scheme)
-    target = quote(parts.path or "/", safe=_SAFE_PATH)
-    if parts.query:
-        target += "?" + quote(parts.query, safe=_SAFE_QUERY)
-    shown = f"[{host}]" if ":" in host else host
-    host_header = shown if parts.port is None else f"{shown}:{port}"
-    return _Route(scheme, host, port, target, host_header)
-
-
-def request_bytes(hook: Hook, delivery: Delivery, number: int, where: _Route) -> bytes:
+def request_bytes(hook: Hook, delivery: Delivery, number: int, where: urls.HookURL) -> bytes:
     """The whole request: line, headers and body. `ValueError` for a value no header can carry."""
     headers = {
         "Host": where.host_header,
@@ -93,7 +74,8 @@ def request_bytes(hook: Hook, delivery: Delivery, number: int, where: _Route) ->
 
 
 class Sender:
-    """Makes delivery attempts on the event loop that calls it (the engine's); not thread-safe."""
+    """Makes delivery attempts on the event loop that calls it (the engine's): every method but `close`
+    runs on that loop's thread; `close` may be called from any thread (see there)."""
 
     def __init__(
         self,
@@ -112,12 +94,14 @@ class Sender:
         self._cap = max_response_bytes
         self._retry_after_max_s = retry_after_max_s
         self._pool = Pool(max_idle_per_key=max_idle_per_host)
-        self._dns = ThreadPoolExecutor(max_workers=_DNS_THREADS, thread_name_prefix="dns")
+        self._resolver = Resolver(address_check) if address_check is not None else None
         self._tls = ssl.create_default_context(cafile=ca_certs)  # the system store (SSL_CERT_FILE/DIR honoured)
         self._tls_unverified = ssl.create_default_context(cafile=ca_certs)
         self._tls_unverified.check_hostname = False
         self._tls_unverified.verify_mode = ssl.CERT_NONE
-        self._routes: dict[str, _Route] = {}
+        self._routes: dict[str, urls.HookURL] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop attempts run on (set by the first)
+        self._closed = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Sender:
@@ -136,18 +120,48 @@ class Sender:
     def pool(self) -> Pool:
         return self._pool
 
+    @property
+    def resolver(self) -> Resolver | None:
+        return self._resolver
+
     def sweep(self) -> None:
-        """Close keep-alive connections idle past their timeout (the engine calls it now and then)."""
+        """Close keep-alive connections idle past their limit (the engine calls it now and then)."""
         self._pool.sweep()
 
     def close(self) -> None:
+        """Close every pooled connection and stop the DNS threads. Idempotent; later attempts fail
+        (retryable) without connecting.
+
+        Safe from any thread: on the loop's own thread, or once that loop has stopped (the daemon's
+        stop path, after the engine's thread returned from `run_forever`), it closes at once, and a
+        stopped loop is run for one turn so the aborted transports release their sockets. From
+        another thread while the loop runs, the closing is handed to the loop and waited for (at most
+        `CLOSE_WAIT_S`). Call it before the loop is closed: a closed loop can no longer close its
+        transports (their sockets then wait for the garbage collector), and the DNS threads stop
+        touching the loop only once this returns.
+        """
+        self._closed = True
+        loop = self._loop
+        if loop is not None and loop.is_running() and not _on_loop(loop):
+            done = asyncio.run_coroutine_threadsafe(self._close_pool(), loop)
+            try:
+                done.result(CLOSE_WAIT_S)
+            except TimeoutError:
+                done.cancel()
+        else:
+            self._pool.close()
+            if loop is not None and not loop.is_running() and not loop.is_closed():
+                loop.run_until_complete(asyncio.sleep(0))  # the transports' connection_lost: sockets closed
+        if self._resolver is not None:
+            self._resolver.close()
+
+    async def _close_pool(self) -> None:
         self._pool.close()
-        self._dns.shutdown(wait=False, cancel_futures=True)
 
     async def attempt(self, hook: Hook, delivery: Delivery, number: int) -> Attempt:
         """Make attempt `number` of `delivery` to `hook` within the deadline; never raises for network or
         HTTP problems: every outcome is an `Attempt`."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         started = loop.time()
         conn: Connection | None = None
         try:
@@ -158,24 +172,28 @@ class Sender:
                 try:
                     response = await conn.exchange(request)
                 except (OSError, ProtocolError):
-                    if not reused or conn.partial.status is not None:
+                    if not reused or conn.received:
                         raise
-                    # A kept-alive connection the receiver closed while it sat idle: once more on a new one.
+                    # A kept-alive connection the receiver closed as we reused it: once more on a new one.
                     conn, key, _ = await self._connection(hook, where, fresh=True)
                     response = await conn.exchange(request)
                 self._pool.give(key, conn)
+        except urls.UrlError as exc:  # a stored URL the rules refuse: never connected to
+            return Attempt(number, Verdict.PERMANENT, loop.time() - started, error=str(exc))
         except BlockedDestination as exc:
             return Attempt(number, Verdict.BLOCKED, loop.time() - started, error=str(exc))
         except ssl.SSLError as exc:  # before ValueError: a certificate error is both, and is not final
             return Attempt(number, Verdict.RETRYABLE, loop.time() - started, error=_describe(exc))
-        except (ValueError, UnicodeError) as exc:  # a URL or header value no request can carry
+        except (ValueError, UnicodeError) as exc:  # a header value no request can carry
             return Attempt(number, Verdict.PERMANENT, loop.time() - started, error=_describe(exc))
         except TimeoutError:
             if conn is None or conn.partial.status is None:
                 error = f"timeout: deadline of {self._timeout_s:g} s exceeded"
                 return Attempt(number, Verdict.RETRYABLE, loop.time() - started, error=error)
             response = conn.partial  # the answer arrived; the deadline cut its body
-            response.cut = True
+            if not conn.complete and not response.capped:
+                deadline = f"timeout: deadline of {self._timeout_s:g} s exceeded while reading the response body"
+                response.cut = conn.body_progress(deadline)
             conn.close()
         except (OSError, ProtocolError) as exc:
             if conn is not None:
@@ -183,25 +201,27 @@ class Sender:
             return Attempt(number, Verdict.RETRYABLE, loop.time() - started, error=_describe(exc))
         return await self._judge(hook, number, response, loop.time() - started)
 
-    def _route(self, url: str) -> _Route:
+    def _route(self, url: str) -> urls.HookURL:
         found = self._routes.get(url)
         if found is None:
-            found = route(url)
+            found = urls.parse(url)
             if len(self._routes) >= 4096:  # hooks come and go: forget them all now and then
                 self._routes.clear()
             self._routes[url] = found
         return found
 
     async def _connection(
-        self, hook: Hook, where: _Route, *, fresh: bool = False
+        self, hook: Hook, where: urls.HookURL, *, fresh: bool = False
     ) -> tuple[Connection, tuple[object, ...], bool]:
         """A pooled connection opened under the same rules (True), or a new one to a checked address."""
+        if self._closed:
+            raise OSError("the sender is closed")
         https = where.scheme == "https"
         key = (where.scheme, where.host, where.port, hook.allow_private, https and hook.insecure_ssl)
         pooled = None if fresh else self._pool.take(key)
         if pooled is not None:
             return pooled, key, True
-        addresses = await self._addresses(where.host, where.port, hook.allow_private)
+        addresses = await self._addresses(where.host, where.port, hook.allow_private, literal=where.literal)
         tls = (self._tls_unverified if hook.insecure_ssl else self._tls) if https else None
         loop = asyncio.get_running_loop()
         failure: OSError | None = None
@@ -223,14 +243,13 @@ class Sender:
             return conn, key, False
         raise OSError(f"cannot connect to {where.host}:{where.port}: {failure}")
 
-    async def _addresses(self, host: str, port: int, allow_private: bool) -> list[str]:
+    async def _addresses(self, host: str, port: int, allow_private: bool, *, literal: bool) -> list[str]:
         """The addresses the policy allows for `host` (a literal is checked here, a name on a DNS thread)."""
         if self._check is None:
             return [host]
-        if literal_address(host) is not None:
+        if literal or self._resolver is None:
             return self._check(host, port, allow_private)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._dns, self._check, host, port, allow_private)
+        return await self._resolver.addresses(host, port, allow_private)
 
     async def _judge(self, hook: Hook, number: int, response: Response, elapsed: float) -> Attempt:
         status = response.status
@@ -246,8 +265,8 @@ class Sender:
         body = bytes(response.body)
         excerpt = body[: self._excerpt_bytes].decode("utf-8", "replace") if self._excerpt_bytes else None
         problems = [] if verdict is Verdict.DELIVERED else [f"HTTP {status}"]
-        if response.cut and len(body) <= self._cap:  # cut by the deadline, not by the byte cap
-            problems.append(f"timeout: deadline of {self._timeout_s:g} s exceeded while reading the response body")
+        if response.cut is not None:
+            problems.append(response.cut)
         return Attempt(
             number,
             verdict,
@@ -260,19 +279,39 @@ class Sender:
 
     async def _redirect_refusal(self, hook: Hook, status: int, location: str | None) -> str | None:
         """Redirects are never followed; but one to an address the policy refuses is an SSRF attempt,
-        reported as such (`ssrf_blocked`) rather than as a plain permanent failure."""
+        reported as such (`ssrf_blocked`) rather than as a plain permanent failure. The target is read
+        as a hook URL would be (IDNA 2008); one those rules refuse is judged by its IP literal, if any."""
         if not (300 <= status < 400 and location and self._check is not None):
             return None
+        target = urljoin(hook.url, location)
         try:
-            target = urlsplit(urljoin(hook.url, location))
-            port = target.port or default_port(target.scheme)
+            parsed = urls.parse(target)
+            host, port, literal = parsed.host, parsed.port, parsed.literal
+        except urls.UrlError:
+            try:
+                parts = urlsplit(target)
+                address = literal_address(parts.hostname or "")
+                port = parts.port or default_port(parts.scheme)
+            except ValueError:
+                return None
+            if address is None:
+                return None
+            host, literal = str(address), True
+        try:
             async with asyncio.timeout(self._timeout_s):
-                await self._addresses(target.hostname or "", port, hook.allow_private)
+                await self._addresses(host, port, hook.allow_private, literal=literal)
         except BlockedDestination as exc:
             return str(exc)
-        except (OSError, ValueError):
+        except OSError:
             return None
         return None
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 def _describe(exc: BaseException) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.scripted import Script, ScriptedReceiver
 
 from hookd import logs
 from hookd.subscriptions.model import Hook
@@ -51,3 +52,17 @@ def secrets_registry() -> Iterator[None]:
     logs.clear_secrets()
     yield
     logs.clear_secrets()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Script], ScriptedReceiver]]:
+    """Start raw-socket receivers that answer as scripted (tests/support/scripted.py); closed afterwards."""
+    started: list[ScriptedReceiver] = []
+
+    def start(script: Script) -> ScriptedReceiver:
+        started.append(ScriptedReceiver(script))
+        return started[-1]
+
+    yield start
+    for receiver in started:
+        receiver.close()

@@ -298,8 +298,7 @@ def test_creation_problem_refuses_internal_literals_at_creation(url: str) -> Non
     ["http://2130706433/", "http://0177.0.0.1/", "http://0x7f.1/", "http://LOCALHOST./", "http://[fe80::1%25eth0]/"],
 )
 def test_other_spellings_of_internal_hosts_are_refused_at_creation_by_the_url_rules(url: str) -> None:
-    """inet_aton's numeric spellings, a trailing dot and an IPv6 zone never reach the policy: the URL rules
-    (hookd.urls, every hook's url field) refuse them at creation."""
+    """inet_aton's numeric spellings, a trailing dot and an IPv6 zone are refused at creation by the URL rules."""
     assert hook_problems(Hook(id="1", account_id="a", url=url, events=("job",), secret="s"))[0].field == "url"
 
 

@@ -205,8 +205,7 @@ def test_problem_never_raises_and_agrees_with_parse(url: object) -> None:
     )
 )
 def test_the_host_connected_to_is_the_host_sent(host: str) -> None:
-    """Where the URL rules accept a host, the network policy reads the same address (or a name) from it,
-    so the address connected to and the Host header never disagree."""
+    """An accepted host is read the same way by the policy (address or name): connection and Host agree."""
     try:
         parsed = parse(f"http://{host}:8080/")
     except UrlError:

@@ -77,14 +77,7 @@ def dns_everywhere(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 INTERNAL_HOSTS = [
     "127.0.0.1",
     "127.0.0.2",
-    "127.1",
-    "2130706433",
-    "0x7f000001",
-    "0177.0.0.1",
-    "0x7f.1",
-    "127.0.0.1.",
     "0.0.0.0",
-    "0",
     "[::1]",
     "[::]",
     "[::ffff:127.0.0.1]",
@@ -115,6 +108,21 @@ def test_internal_address_is_blocked_without_any_connection(
     """Every non-public address, in any spelling, is refused before any connection is attempted."""
     result = _attempt(f"{scheme}://{host}:{tripwire.port}/in", NetworkPolicy())
     assert result.verdict is Verdict.BLOCKED, result
+    assert connect_guard.attempts == [] and tripwire.accepted == 0
+
+
+#: Spellings that `inet_aton` (and browsers) read as internal addresses but RFC 3986 does not: the URL
+#: rules refuse them (hookd.urls), so a stored one is a permanent failure, never a connection.
+OTHER_SPELLINGS = ["127.1", "2130706433", "0x7f000001", "0177.0.0.1", "0x7f.1", "127.0.0.1.", "0", "[::1%25lo]"]
+
+
+@pytest.mark.parametrize("host", OTHER_SPELLINGS)
+def test_other_spellings_of_internal_addresses_are_refused_without_any_connection(
+    host: str, connect_guard: ConnectGuard, tripwire: Tripwire
+) -> None:
+    """A stored URL whose host is another spelling of an address is refused by the URL rules: no connection."""
+    result = _attempt(f"http://{host}:{tripwire.port}/in", NetworkPolicy.build(allow_private_networks=True))
+    assert result.verdict is Verdict.PERMANENT and (result.error or "").startswith("url: "), result
     assert connect_guard.attempts == [] and tripwire.accepted == 0
 
 
