@@ -109,7 +109,8 @@ def test_a_full_prefetch_window_parks_the_work_waiting_on_a_silent_hook(
     declare_topology(
         hookd,
         hooks,
-        broker={"prefetch": 4},
+        # one partition: its consumer's window of 4 is the whole window (16 partitions would hold 64 events)
+        broker={"prefetch": 4, "partitions": 1},
         # a 30 s deadline: the hook is "stuck" only after 2 s without an answer; the window fills first
         delivery=delivery(timeout_s=30, per_hook_concurrency=1, per_hook_backlog=100, retry_delays_s=[60]),
     )
