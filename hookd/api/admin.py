@@ -22,7 +22,7 @@ from hookd.events import PING
 from hookd.messages import Delivery
 from hookd.netpolicy import NetworkPolicy
 from hookd.resource import hook_statuses
-from hookd.state import notices, queries
+from hookd.state import notices, ordered, queries
 from hookd.state.db import Database
 from hookd.subscriptions.model import Hook
 from hookd.subscriptions.rules import HookCheck, Problem, hook_problems, policy_check, text_problem
@@ -94,6 +94,11 @@ class Admin:
         """Per hook, its deliveries of the last 24 hours, hour by hour (for the console's picture)."""
         counts = queries.hourly_deliveries(self.state, [h.id for h in hooks], chart.window_start(now))
         return {hook_id: chart.hours(per_hour, now) for hook_id, per_hour in counts.items()}
+
+    def waiting(self, hook: Hook) -> ordered.Waiting | None:
+        """Ordered delivery: the hook's deliveries waiting behind an earlier one of their job or cluster
+        (those the workers keep in the state database: waits longer than a moment), if any."""
+        return ordered.waiting(self.state, [hook.id]).get(hook.id)
 
     def health(self, hooks: Collection[Hook]) -> dict[str, notices.NoticeState]:
         """The hooks' last operational notice (failing since, disabled because, recovered at), if any."""

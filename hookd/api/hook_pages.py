@@ -120,6 +120,7 @@ def _hook_page(hook: Hook, *, secret: bool = False) -> Response:
         deliveries=admin.deliveries(g.account, hook.id, DeliveryFilter(), limit=RECENT_DELIVERIES, offset=0),
         secret=hook.secret if secret else None,
         ordered=_ordered_default() if hook.ordered is None else hook.ordered,
+        waiting=admin.waiting(hook),
     )
 
 
