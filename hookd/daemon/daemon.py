@@ -127,6 +127,11 @@ class Daemon:
         self._conn: Connection | None = None
         self._ready = False
         self._lag_due = 0.0
+        # With metrics on: the queues whose depth `hookd_queue_messages` shows, every one declared on
+        # connect (a passive declare of a missing queue would close the channel).
+        waiting = [*map(self.topology.retry_queue, sorted(set(settings.delivery.retry_delays_s)))]
+        waiting += [self.topology.dead, self.topology.invalid]
+        self._waiting_queues = waiting if isinstance(self.metrics, Metrics) else []
         self._signals = 0
 
     def _build_consumer(self, sender: Transport, record: Recorder) -> Consumer:
@@ -338,6 +343,8 @@ class Daemon:
             self._lag_due = time.monotonic() + _LAG_EVERY_S
             for name in (self.topology.events, self.topology.deliveries):
                 self.metrics.consumer_lag(name, conn.message_count(name))
+            for name in self._waiting_queues:
+                self.metrics.queue_messages(name, conn.message_count(name))
             self.metrics.ordering(self._sequencer.waiting(), len(self._partitions.owned))
         self._apply_reload()
 
