@@ -44,6 +44,7 @@ from hookd.health import Health
 from hookd.metrics import Metrics, recorder_for
 from hookd.state.db import Database
 from hookd.state.history import HistoryWriter
+from hookd.state.workers import Heartbeat
 from hookd.subscriptions.hookset import HookSet
 from hookd.subscriptions.store import SubscriptionStore
 
@@ -68,6 +69,7 @@ class Daemon:
         notifier: Notifier | None = None,
         state: Database | None = None,
         connector: Connector | None = None,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self.settings = settings
         self.topology = topology_for(settings)
@@ -83,6 +85,7 @@ class Daemon:
         self._state = state
         self._history = history
         self._notifier = notifier
+        self._heartbeat = heartbeat  # `hookd_workers` row: what `hookd status` shows of this worker
         # One node order for the process's life: after losing its node it moves on to the next one.
         self._connect = connector or partial(
             connect, settings, name="hookd worker", nodes=NodeRing.for_settings(settings.broker)
@@ -238,6 +241,8 @@ class Daemon:
         if self._notifier is not None:
             self._notifier.start()
             self._notifier.reloaded(self._roster.hooks, self._roster.disabled)
+        if self._heartbeat is not None:
+            self._heartbeat.start(self.metrics.hooks_disabled)
         endpoint: Endpoint | None = None
         if self.settings.metrics.listen:
             render = self.metrics.render if isinstance(self.metrics, Metrics) else None
@@ -272,6 +277,8 @@ class Daemon:
             self._history.close()
         if self._notifier is not None:
             self._notifier.close()
+        if self._heartbeat is not None:
+            self._heartbeat.close()
         if endpoint is not None:
             endpoint.close()
 
@@ -289,6 +296,8 @@ class Daemon:
             self._waitroom.attach(conn.wake)
         self.health.broker_connected(True)
         self.metrics.broker_connected(True, node=conn.node)
+        if self._heartbeat is not None:
+            self._heartbeat.connected(conn.node, [self.topology.events, self.topology.deliveries])
         if not self._ready:
             self._ready = True
             sdnotify.ready(f"consuming from {self.topology.events}")
@@ -303,6 +312,8 @@ class Daemon:
         log.warning("broker.disconnected", error=str(exc), retry_in_s=round(delay, 2))
         self.health.broker_connected(False)
         self.metrics.broker_connected(False)
+        if self._heartbeat is not None:
+            self._heartbeat.disconnected()
         sdnotify.status(f"broker unreachable, reconnecting in {delay:.1f} s")
         self._abandon()
         deadline = time.monotonic() + delay
@@ -378,6 +389,8 @@ class Daemon:
         sdnotify.stopping(f"draining {running} deliveries")
         self.health.broker_connected(False)
         self.metrics.broker_connected(False)
+        if self._heartbeat is not None:
+            self._heartbeat.disconnected()
         conn.cancel()
         deadline = time.monotonic() + self.settings.delivery.drain_timeout_s
         while (self._engine.busy or conn.unconfirmed or self._store_busy()) and time.monotonic() < deadline:
