@@ -47,6 +47,7 @@ from hookd.state.history import HistoryWriter
 from hookd.state.workers import Heartbeat
 from hookd.subscriptions.hookset import HookSet
 from hookd.subscriptions.store import SubscriptionStore
+from hookd.tracing import tracer_for
 
 log = logs.get_logger("hookd.worker")
 _POLL_S = 0.25
@@ -118,7 +119,8 @@ class Daemon:
             "Log lines dropped because the log output was stalled (the event loop never waits on logging)",
             logs.dropped_lines,
         )
-        record = Recorder(history, self.metrics, notifier)
+        self._tracer = tracer_for(settings.tracing.otlp_endpoint, settings.tracing.service_name)
+        record = Recorder(history, self.metrics, notifier, self._tracer)
         self._waitroom = (
             WaitRoom(state, stop=self._stop, on_results=self._waitroom_results)
             if state is not None and self.topology.partitions
@@ -267,7 +269,8 @@ class Daemon:
 
     def _close(self, endpoint: Endpoint | None) -> None:
         """Stop and join every thread the daemon started, and close every pool: the engine (its loop,
-        keep-alive connections and resolver threads), the watcher, history, notices, the endpoint."""
+        keep-alive connections and resolver threads), the watcher, history, notices, the heartbeat, the
+        endpoint, the span exporter."""
         self._stop.set()
         self._engine.close()
         self._watcher.join()
@@ -281,6 +284,7 @@ class Daemon:
             self._heartbeat.close()
         if endpoint is not None:
             endpoint.close()
+        self._tracer.close()  # sends the spans still queued
 
     def _open(self) -> Connection:
         self._watchdog.tick()
