@@ -132,3 +132,24 @@ def test_the_callers_current_opentelemetry_span_is_the_publishers_context() -> N
         found = current_context()
         context = span.get_span_context()
     assert found == TraceContext(f"{context.trace_id:032x}", f"{context.span_id:016x}", int(context.trace_flags))
+
+
+def test_the_exporter_sends_sampled_spans_with_their_parent_and_flushes_on_close() -> None:
+    """A finished span reaches an OTLP/HTTP collector (on loopback) with its ids, kind and attributes;
+    an unsampled one does not; close() sends what was queued."""
+    from support.otlp import OtlpReceiver
+
+    collector = OtlpReceiver()
+    try:
+        tracer = tracer_for(collector.url, "unit")
+        parent = new_trace()
+        sampled, unsampled = parent.child(), TraceContext(new_trace().trace_id, new_trace().span_id, 0)
+        tracer.span("attempt", sampled, 1_000, 2_000, {"hookd.hook_id": "7"}, kind="client", error=True)
+        tracer.span("attempt", unsampled, 1_000, 2_000, {})
+        tracer.close()
+        (span,) = collector.spans
+    finally:
+        collector.close()
+    assert (span.trace_id, span.span_id, span.parent_id) == (parent.trace_id, sampled.span_id, parent.span_id)
+    assert span.attributes == {"hookd.hook_id": "7"} and span.service == "unit"
+    assert span.kind == 3 and span.status_code == 2  # SPAN_KIND_CLIENT, STATUS_CODE_ERROR
