@@ -26,7 +26,6 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from typing import Protocol
 
 from hookd import logs
@@ -244,7 +243,7 @@ class DeliveryEngine:
             nonlocal disable
             if hook.rate_limit is not None and self._pacer is not None:
                 await self._pacer.turn(hook.id, hook.rate_limit)  # not an attempt: no failure, no breaker
-            sent = replace(delivery, trace=(delivery.trace or new_trace()).child())  # its traceparent: this attempt
+            sent = delivery.traced((delivery.trace or new_trace()).child())  # its traceparent: this attempt
             result = await transport.attempt(hook, sent, number)
             self._record.attempt(sent, result)
             if result.verdict is not Verdict.BLOCKED:
