@@ -95,9 +95,9 @@ def test_a_renamed_label_breaks_the_check() -> None:
 
 
 def test_the_fixture_scrape_matches_what_hookd_exposes() -> None:
-    """Every fixture metric hookd/metrics.py defines is rendered by it, with the same labels: a rename
-    in the code fails here too, not only in the live test. (Names metrics.py does not define yet are
-    the ones other work adds; they leave this check as soon as the code defines them.)"""
+    """Every fixture metric hookd's code names is rendered, with the same labels: a rename in the code
+    fails here too, not only in the live test. (Names the code does not mention yet are the ones other
+    work adds; they join this check as soon as the code names them.)"""
     from hookd.metrics import Metrics
 
     m = Metrics()
@@ -112,8 +112,9 @@ def test_the_fixture_scrape_matches_what_hookd_exposes() -> None:
     m.queue_messages("hookd.retry.5s", 2)
     m.hooks_disabled(["1"])
     m.broker_connected(True, node="127.0.0.1:5672")
+    m.observe_counter("hookd_history_dropped_total", "as the daemon registers it", lambda: 0)
     rendered = dashboard.scrape_labels(m.render()[0].decode())
-    source = (ROOT / "hookd" / "metrics.py").read_text(encoding="utf-8")
+    source = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "hookd").rglob("*.py"))
     fixture = dashboard.scrape_labels(SCRAPE.read_text(encoding="utf-8"))
     for name, labels in fixture.items():
         family = name.removesuffix("_bucket").removesuffix("_count").removesuffix("_sum").removesuffix("_total")
