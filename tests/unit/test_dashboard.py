@@ -113,6 +113,7 @@ def test_the_fixture_scrape_matches_what_hookd_exposes() -> None:
     m.hooks_disabled(["1"])
     m.broker_connected(True, node="127.0.0.1:5672")
     m.observe_counter("hookd_history_dropped_total", "as the daemon registers it", lambda: 0)
+    m.ordering({"1": 0}, 4)
     rendered = dashboard.scrape_labels(m.render()[0].decode())
     source = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "hookd").rglob("*.py"))
     fixture = dashboard.scrape_labels(SCRAPE.read_text(encoding="utf-8"))
