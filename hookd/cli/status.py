@@ -53,7 +53,7 @@ class Queue:
     """One of hookd's queues as the broker sees it (None: the queue does not exist)."""
 
     name: str
-    role: str  # events, deliveries, retry, dead, invalid
+    role: str  # events, deliveries, retry, dead, invalid, partition, workers
     messages: int | None
     consumers: int | None
 
@@ -83,6 +83,8 @@ def problems(report: Report) -> list[str]:
     """Why hookd is degraded, one line each (empty: healthy). Pure: a function of the report."""
     found: list[str] = []
     for queue in report.queues:
+        if queue.role == "partition" and queue.messages and not queue.consumers:
+            found.append(f"no worker consumes {queue.name} ({queue.messages} event(s) waiting)")
         if queue.role not in ("events", "deliveries"):
             continue
         if queue.consumers is None:
@@ -168,6 +170,9 @@ def _read_broker(conn: BrokerConnection, settings: Settings, report: Report) -> 
     retries = sorted(configured | {topology.retry_queue(d) for d in DELAY_BUCKETS_S}, key=_delay_order)
     roles += [(name, "retry") for name in retries]
     roles += [(topology.dead, "dead"), (topology.invalid, "invalid")]
+    if topology.partitions:  # ordered delivery: events wait in their entity's partition
+        roles += [(name, "partition") for name in topology.partition_queues()]
+        roles.append((topology.workers, "workers"))
     for name, role in roles:
         state = conn.queue_state(name)
         if state is None and role == "retry" and name not in configured:
@@ -271,8 +276,8 @@ def render(report: Report, found: list[str]) -> str:
     ]
     lines.append(_indent(table(["queue", "consumers", "workers by broker node (heartbeats)"], rows)))
     lines += ["", "Queues"]
-    rows = [[q.name, "missing" if q.messages is None else q.messages] for q in report.queues]
-    lines.append(_indent(table(["queue", "messages"], rows)))
+    rows = [[q.name, "missing" if q.messages is None else q.messages, q.consumers] for q in report.queues]
+    lines.append(_indent(table(["queue", "messages", "consumers"], rows)))
     dead = sum(report.dead_last_hour.values())
     by_reason = ", ".join(f"{reason} {count}" for reason, count in report.dead_last_hour.items())
     lines += ["", f"Dead letters in the last hour: {dead}" + (f" ({by_reason})" if by_reason else "")]

@@ -45,10 +45,16 @@ def test_a_consumed_quiet_setup_has_no_problem() -> None:
 
 
 def test_each_kind_of_trouble_is_one_problem_line() -> None:
-    """A queue without consumers, a lost worker, a disconnected one, history drops, a hook, dead letters."""
+    """A queue without consumers (a partition only with events waiting), a lost worker, a disconnected
+    one, history drops, a hook, dead letters."""
     found = problems(
         report(
-            queues=[Queue("hookd.events", "events", 10, 0), Queue("hookd.deliveries", "deliveries", None, None)],
+            queues=[
+                Queue("hookd.events", "events", 10, 0),
+                Queue("hookd.deliveries", "deliveries", None, None),
+                Queue("hookd.partition.3", "partition", 5, 0),
+                Queue("hookd.partition.4", "partition", 0, 0),
+            ],
             workers=[
                 worker("w1", seen_s_ago=LOST_AFTER_S + 1),
                 worker("w2", node=None),
@@ -62,6 +68,7 @@ def test_each_kind_of_trouble_is_one_problem_line() -> None:
     assert found == [
         "no worker consumes hookd.events",
         "hookd.deliveries does not exist: no worker ever started on this prefix",
+        "no worker consumes hookd.partition.3 (5 event(s) waiting)",
         "worker w1 on host-a not seen since 2026-12-05T11:59:44Z (stopped without a clean stop)",
         "worker w2 on host-a is not connected to the broker",
         "worker w3 dropped 7 history record(s)",
