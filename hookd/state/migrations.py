@@ -224,8 +224,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                 claimed_until {ts} NULL)""",
         ),
     ),
-    # Version 6 is the admin API's step (another branch). `_migrate` applies any version a database
-    # lacks, not only those above its highest, so steps that land out of order still apply.
+    # Steps written on parallel branches land out of order (7 before 6 here): `_migrate` applies every
+    # version a database lacks, not only those above its highest.
     Migration(
         7,
         "worker heartbeats: who consumes what, from which broker node, since when",

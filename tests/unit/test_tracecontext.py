@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hookd.delivery.sender import request_bytes, route
+from hookd import urls
+from hookd.delivery.sender import request_bytes
 from hookd.errors import ConfigError
 from hookd.messages import Delivery, delivery_headers, parse_delivery
 from hookd.subscriptions.model import Hook
@@ -100,11 +101,11 @@ def test_each_attempt_request_carries_its_traceparent() -> None:
     ctx = new_trace().child()
     hook = Hook(id="7", account_id="acme", url="https://example.com/h", events=("job",), secret="s")
     delivery = Delivery("7", "job.failed", "evt-1", "acme", "d-1", b"{}", trace=ctx)
-    request = request_bytes(hook, delivery, 1, route(hook.url)).decode("latin-1")
+    request = request_bytes(hook, delivery, 1, urls.parse(hook.url)).decode("latin-1")
     assert f"\r\ntraceparent: {ctx.traceparent}\r\n" in request
     assert (
         "traceparent"
-        not in request_bytes(hook, Delivery("7", "job.failed", "e", "acme", "d"), 1, route(hook.url)).decode()
+        not in request_bytes(hook, Delivery("7", "job.failed", "e", "acme", "d"), 1, urls.parse(hook.url)).decode()
     )
 
 
