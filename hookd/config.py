@@ -123,6 +123,14 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TracingSettings:
+    """`tracing.*`: exporting spans over OTLP/HTTP (the `otel` extra); trace context flows regardless."""
+
+    otlp_endpoint: str = ""  # http(s)://collector:4318 (spans go to /v1/traces); empty: no export
+    service_name: str = "hookd"  # the spans' service.name
+
+
+@dataclass(frozen=True, slots=True)
 class ApiSettings:
     """`hookd serve`: the admin API and the Service Hooks console."""
 
@@ -159,6 +167,7 @@ class Settings:
     subscriptions: SubscriptionSettings = SubscriptionSettings()
     state: StateSettings = StateSettings()
     metrics: MetricsSettings = MetricsSettings()
+    tracing: TracingSettings = TracingSettings()
     delivery: DeliverySettings = DeliverySettings()
     logging: LoggingSettings = LoggingSettings()
     api: ApiSettings = ApiSettings()
@@ -181,6 +190,7 @@ _SECTIONS: dict[str, frozenset[str]] = {
     "logging": frozenset(LoggingSettings.__slots__),
     "state": frozenset(StateSettings.__slots__),
     "metrics": frozenset(MetricsSettings.__slots__),
+    "tracing": frozenset(TracingSettings.__slots__),
     "api": frozenset(ApiSettings.__slots__),
     "secrets": frozenset(SecretsSettings.__slots__),
 }
@@ -223,6 +233,7 @@ def parse_settings(doc: object, *, path: Path, environ: Mapping[str, str]) -> Se
         subscriptions=subscriptions,
         state=_state(section("state"), path, subscriptions, environ),
         metrics=MetricsSettings(listen=section("metrics").get("listen", "", check.listen)),
+        tracing=_tracing(section("tracing")),
         delivery=_delivery(section("delivery")),
         logging=_logging(section("logging")),
         api=_api(section("api")),
@@ -240,6 +251,13 @@ _RETIRED = {
     ("delivery", "workers"): "delivery.workers is no longer used: deliveries run on one event loop, as many at "
     "once as delivery.max_in_flight and delivery.per_hook_concurrency allow",
 }
+
+
+def _tracing(section: check.Section) -> TracingSettings:
+    return TracingSettings(
+        otlp_endpoint=section.get("otlp_endpoint", "", check.http_endpoint, echo=False),
+        service_name=section.get("service_name", "hookd", check.text()),
+    )
 
 
 def _notices(doc: Mapping[str, Any]) -> tuple[str, ...]:

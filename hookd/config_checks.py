@@ -154,6 +154,18 @@ def server_address(value: Any) -> str | None:
     return listen(value)
 
 
+def http_endpoint(value: Any) -> str | None:
+    """An http(s) URL with a host, or "" (off): `tracing.otlp_endpoint`."""
+    if value == "":
+        return None
+    if not isinstance(value, str):
+        return "must be an http:// or https:// URL (empty: off)"
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:4318 (empty: off)"
+    return None
+
+
 def listen(value: Any) -> str | None:
     if value == "":
         return None

@@ -7,8 +7,9 @@ registry would refuse the second set of names. `NoMetrics` has the same methods 
 so the daemon calls them unconditionally and `metrics.listen: ""` (the default) costs nothing.
 
 Label cardinality stays bounded: `event` and `outcome` come from fixed catalogues, `queue` from the
-topology, `reason` from the dead-letter reasons, and `hook_id` from the configured hooks only;
-`hooks_loaded()` drops the series of hooks that disappeared on a reload.
+topology, `reason` from the dead-letter reasons, and `hook_id` from the configured hooks only
+(`hookd_hook_disabled`: the hooks the state database holds disabled); `hooks_loaded()` drops the
+series of hooks that disappeared on a reload.
 
 Threads: the recording methods are called from the engine's event loop and the main thread
 (prometheus_client's metrics are thread-safe; `_PerHook`, the per-hook windows and series, takes its
@@ -60,6 +61,8 @@ class MetricsRecorder(Protocol):
     def in_flight(self, delta: int) -> None: ...
     def breaker(self, hook_id: str, state: Circuit) -> None: ...
     def consumer_lag(self, queue: str, messages: int) -> None: ...
+    def queue_messages(self, queue: str, messages: int) -> None: ...
+    def hooks_disabled(self, hook_ids: Iterable[str]) -> None: ...
     def broker_connected(self, up: bool, node: str | None = None) -> None: ...
     def hooks_loaded(self, hook_ids: Iterable[str]) -> None: ...
     def observe_counter(self, name: str, documentation: str, read: Callable[[], float]) -> None: ...
@@ -91,6 +94,12 @@ class NoMetrics:
         return None
 
     def consumer_lag(self, queue: str, messages: int) -> None:
+        return None
+
+    def queue_messages(self, queue: str, messages: int) -> None:
+        return None
+
+    def hooks_disabled(self, hook_ids: Iterable[str]) -> None:
         return None
 
     def broker_connected(self, up: bool, node: str | None = None) -> None:
@@ -156,6 +165,18 @@ class Metrics:
             ["queue"],
             registry=r,
         )
+        self._queue_messages = Gauge(
+            "hookd_queue_messages",
+            "Messages waiting in a queue hookd does not consume from: each retry delay, dead, invalid",
+            ["queue"],
+            registry=r,
+        )
+        self._disabled = Gauge(
+            "hookd_hook_disabled",
+            "1 for each hook hookd disabled (410, or failing too long), by the state database",
+            ["hook_id"],
+            registry=r,
+        )
         self._connected = Gauge("hookd_broker_connected", "1 while connected to the broker and consuming", registry=r)
         self._node = Gauge(
             "hookd_broker_node",
@@ -174,6 +195,8 @@ class Metrics:
         self._children: dict[tuple[object, ...], Any] = {}
         self._observed = _Observed()
         r.register(self._observed)
+        self._disabled_lock = threading.Lock()  # hooks_disabled: the heartbeat thread's, a scrape may read
+        self._disabled_hooks: set[str] = set()
 
     # -- recording -------------------------------------------------------------------------------
     def attempt(self, event: str, hook_id: str, outcome: str, duration_s: float) -> None:
@@ -212,6 +235,21 @@ class Metrics:
     def consumer_lag(self, queue: str, messages: int) -> None:
         """Messages ready (not yet delivered to any consumer) in `queue`, as last measured."""
         self._lag.labels(queue).set(messages)
+
+    def queue_messages(self, queue: str, messages: int) -> None:
+        """Messages in `queue` (a retry delay, `.dead`, `.invalid`), as last measured."""
+        self._queue_messages.labels(queue).set(messages)
+
+    def hooks_disabled(self, hook_ids: Iterable[str]) -> None:
+        """The hooks disabled now, as the state database says (every worker's disables): a series
+        of 1 for each, and none for the others (the heartbeat thread calls it every few seconds)."""
+        current = set(hook_ids)
+        with self._disabled_lock:
+            gone, self._disabled_hooks = self._disabled_hooks - current, current
+        for hook in current:
+            self._disabled.labels(hook).set(1)
+        for hook in gone:
+            _remove(self._disabled, hook)
 
     def broker_connected(self, up: bool, node: str | None = None) -> None:
         """The main thread connected (True, to `node`) or lost the connection (False)."""

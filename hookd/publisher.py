@@ -26,6 +26,8 @@ from hookd.events import PING, decode
 from hookd.messages import Delivery, delivery_headers, delivery_id
 from hookd.resource import hook_resource
 from hookd.subscriptions.model import Hook
+from hookd.tracecontext import TraceContext
+from hookd.tracing import current_context
 
 
 class EventPublisher:
@@ -40,6 +42,11 @@ class EventPublisher:
 
     With a `topology`, hookd's queues are declared too, so events wait for hookd even before it first
     starts; without one, publishing fails loudly when no queue is bound to the exchange.
+
+    Trace context: each event carries the W3C `traceparent` (and `tracestate`) of `trace`, else of the
+    caller's current OpenTelemetry span (when the application uses the OpenTelemetry API); hookd's
+    spans and every receiver's `traceparent` then share its trace id. Without either, hookd starts a
+    trace of its own for the event.
     """
 
     def __init__(
@@ -81,11 +88,15 @@ class EventPublisher:
         *,
         event_id: str | None = None,
         timestamp: datetime | None = None,
+        trace: TraceContext | None = None,
     ) -> str:
         """Validate against the event contract, publish, wait for the confirm; return the event id."""
         raw = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
         event_id = event_id or str(uuid.uuid4())
-        headers = {"account_id": account_id}
+        headers: dict[str, Any] = {"account_id": account_id}
+        context = trace or current_context()
+        if context is not None:
+            headers.update(context.headers())
         decode(event, raw, event_id, headers, max_bytes=self._max_bytes)  # refuse what hookd would park
         message = Outgoing(
             event, raw, headers, event_id, timestamp or datetime.now(UTC), exchange=self._topology.exchange
@@ -124,10 +135,11 @@ def publish_event(
     exchange: str = DEFAULT_EXCHANGE,
     event_id: str | None = None,
     topology: Topology | None = None,
+    trace: TraceContext | None = None,
 ) -> str:
     """One-shot publish of one lifecycle event; returns its event id."""
     with EventPublisher(url, exchange, topology=topology) as publisher:
-        return publisher.publish(event, account_id, body, event_id=event_id)
+        return publisher.publish(event, account_id, body, event_id=event_id, trace=trace)
 
 
 def ping_message(

@@ -366,6 +366,25 @@ class BrokerConnection:
         with _translated():
             return int(self._ch().queue_declare(queue, passive=True).method.message_count)
 
+    def queue_state(self, queue: str) -> tuple[int, int] | None:
+        """(messages ready, consumers) of `queue`, by a passive declare; None when it does not exist.
+
+        The broker answers a missing queue by closing the channel (404): a fresh one replaces it, so
+        a tool can go on asking about the next queue.
+        """
+        try:
+            ok = self._ch().queue_declare(queue, passive=True)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code != 404 or self._connection is None:
+                raise ConnectionLost(f"{type(exc).__name__}: {exc}") from exc
+            with _translated():
+                self._channel = self._connection.channel()
+                self._channel.confirm_delivery()
+            return None
+        except _CONNECTION_ERRORS as exc:
+            raise ConnectionLost(f"{type(exc).__name__}: {exc or repr(exc)}") from exc
+        return int(ok.method.message_count), int(ok.method.consumer_count)
+
     def declare_delay(self, delay_s: float) -> None:
         """Declare one more delay queue (Retry-After and parking waits beyond the schedule's)."""
         with _translated():

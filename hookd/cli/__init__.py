@@ -5,7 +5,8 @@ what only their actions need inside those actions (the daemon and its HTTP clien
 command loads only what it uses: `hookd dlq list` never imports the daemon.
 
 Exit codes (cli.args): 0 success, 1 runtime failure (database or broker unreachable), 2 a bad
-argument or configuration, in which case nothing was changed.
+argument or configuration, in which case nothing was changed. `hookd status` alone: 1 degraded,
+3 unreachable.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from hookd.cli import (
     receive,
     run,
     serve,
+    status,
 )
 from hookd.cli.args import EXIT_FAILURE, EXIT_USAGE
 from hookd.errors import ConfigError, EventError, HookdError, HookNotFound, UsageError
@@ -48,6 +50,7 @@ _EPILOG = """examples:
   hookd api-keys create --account acme --config config/hookd.yaml
   hookd serve --config config/hookd.yaml
   hookd secrets encrypt --config config/hookd.yaml
+  hookd status --config config/hookd.yaml
 """
 _COMMANDS = (
     run,
@@ -63,6 +66,7 @@ _COMMANDS = (
     serve,
     api_keys,
     encryption,
+    status,
 )
 
 

@@ -1,4 +1,8 @@
-"""`hookd publish`: publish one lifecycle event, as the scheduler does."""
+"""`hookd publish`: publish one lifecycle event, as the scheduler does.
+
+Trace context comes from the environment, the convention of tools that run commands inside a trace:
+`TRACEPARENT` (and `TRACESTATE`), W3C format; an invalid one is ignored (hookd starts a trace).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from hookd.config import AMQP_URL_ENV, DEFAULT_AMQP_URL, DEFAULT_EXCHANGE, amqp_
 from hookd.errors import UsageError
 from hookd.events import EVENTS
 from hookd.publisher import publish_event
+from hookd.tracecontext import TRACEPARENT, TRACESTATE, from_headers
 
 
 def register(sub: Subparsers) -> None:
@@ -40,8 +45,17 @@ def _publish(args: argparse.Namespace) -> int:
         urls, exchange, topology = settings.broker.urls, settings.broker.exchange, topology_for(settings)
     else:
         urls, exchange, topology = amqp_urls(os.environ.get(AMQP_URL_ENV) or DEFAULT_AMQP_URL), DEFAULT_EXCHANGE, None
+    trace = from_headers({TRACEPARENT: os.environ.get("TRACEPARENT"), TRACESTATE: os.environ.get("TRACESTATE")})
     event_id = publish_event(
-        args.event, args.account, body, url=list(urls), exchange=exchange, event_id=args.event_id, topology=topology
+        args.event,
+        args.account,
+        body,
+        url=list(urls),
+        exchange=exchange,
+        event_id=args.event_id,
+        topology=topology,
+        trace=trace,
     )
-    print(f"published {args.event} id={event_id} account={args.account}")
+    shown = f" trace={trace.trace_id}" if trace is not None else ""
+    print(f"published {args.event} id={event_id} account={args.account}{shown}")
     return EXIT_OK

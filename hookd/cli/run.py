@@ -13,6 +13,7 @@ from hookd.errors import StoreError
 from hookd.filesafety import permission_problems
 from hookd.state.db import Database
 from hookd.state.history import HistoryWriter
+from hookd.state.workers import Heartbeat
 from hookd.subscriptions.factory import open_store
 
 
@@ -43,7 +44,9 @@ def _run(args: argparse.Namespace) -> int:
         if db
         else None
     )
-    daemon = Daemon(settings, open_store(settings), history=history, notifier=notifier, state=db)
+    dropped = (lambda: history.dropped) if history is not None else (lambda: 0)
+    heartbeat = Heartbeat(db, dropped=dropped) if db else None
+    daemon = Daemon(settings, open_store(settings), history=history, notifier=notifier, state=db, heartbeat=heartbeat)
     daemon.install_signal_handlers()
     return daemon.run()
 

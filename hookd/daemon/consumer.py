@@ -19,8 +19,9 @@ full. Results come back from the delivery engine and are settled here.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hookd import dispatch, logs
 from hookd.broker import Connection, Incoming, Outgoing
@@ -39,6 +40,7 @@ from hookd.messages import EVENT_HEADER, ORDERING_ENTITY_HEADER, Delivery, parse
 from hookd.ordering import ChainKey, partition_of
 from hookd.outcomes import DeadLetter, Parked, Verdict
 from hookd.subscriptions.model import Hook
+from hookd.tracecontext import from_headers
 
 log = logs.get_logger("hookd.worker")
 _PRESSURE_WAIT_S = 0.25  # with the prefetch window full, a hook silent this long is holding it up
@@ -179,6 +181,7 @@ class Consumer:
             self._fan_out(conn, msg, event)
 
     def _fan_out(self, conn: Connection, msg: Incoming, event: Event) -> None:
+        started_ns = time.time_ns()
         account_hooks = self._roster.hooks.for_account(event.account_id)
         hooks = dispatch.recipients(account_hooks, event.name, self._roster.disabled, event.subject)
         log.debug(
@@ -187,10 +190,18 @@ class Consumer:
         if not hooks:
             conn.ack(msg.delivery_tag)
             return
+        trace = self._record.consumed(
+            from_headers(msg.headers),
+            queue=msg.queue,
+            event=event.name,
+            event_id=event.event_id,
+            hooks=len(hooks),
+            start_ns=started_ns,
+        )
         held = self._settler.hold(conn, msg, len(hooks))
         ordered = msg.queue in self._queues and event.entity is not None
         for hook in hooks:
-            task = Task(held, hook, Delivery.of(event, hook.id))
+            task = Task(held, hook, Delivery.of(event, hook.id, trace))
             if ordered and event.entity is not None and self._sequencer.ordered(hook):
                 self._arrive(task, ChainKey(hook.id, event.account_id, event.entity))
             else:
@@ -207,11 +218,21 @@ class Consumer:
         self._sequencer.arrive(task)
 
     def _on_targeted(self, conn: Connection, msg: Incoming, *, forwarded: bool = False) -> None:
+        started_ns = time.time_ns()
         try:
             delivery = parse_delivery(msg.headers, msg.message_id, msg.body)
         except EventError as exc:
             self._settler.park_invalid(conn, msg, exc)
             return
+        trace = self._record.consumed(
+            delivery.trace,
+            queue=msg.queue,
+            event=delivery.event,
+            event_id=delivery.event_id,
+            hooks=1,
+            start_ns=started_ns,
+        )
+        delivery = replace(delivery, trace=trace)
         entity = msg.headers.get(ORDERING_ENTITY_HEADER)
         ordered = isinstance(entity, str) and bool(entity) and self._topology.partitions > 0
         if ordered and not forwarded:

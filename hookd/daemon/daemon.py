@@ -44,8 +44,10 @@ from hookd.health import Health
 from hookd.metrics import Metrics, recorder_for
 from hookd.state.db import Database
 from hookd.state.history import HistoryWriter
+from hookd.state.workers import Heartbeat
 from hookd.subscriptions.hookset import HookSet
 from hookd.subscriptions.store import SubscriptionStore
+from hookd.tracing import tracer_for
 
 log = logs.get_logger("hookd.worker")
 _POLL_S = 0.25
@@ -68,6 +70,7 @@ class Daemon:
         notifier: Notifier | None = None,
         state: Database | None = None,
         connector: Connector | None = None,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self.settings = settings
         self.topology = topology_for(settings)
@@ -83,6 +86,7 @@ class Daemon:
         self._state = state
         self._history = history
         self._notifier = notifier
+        self._heartbeat = heartbeat  # `hookd_workers` row: what `hookd status` shows of this worker
         # One node order for the process's life: after losing its node it moves on to the next one.
         self._connect = connector or partial(
             connect, settings, name="hookd worker", nodes=NodeRing.for_settings(settings.broker)
@@ -115,7 +119,8 @@ class Daemon:
             "Log lines dropped because the log output was stalled (the event loop never waits on logging)",
             logs.dropped_lines,
         )
-        record = Recorder(history, self.metrics, notifier)
+        self._tracer = tracer_for(settings.tracing.otlp_endpoint, settings.tracing.service_name)
+        record = Recorder(history, self.metrics, notifier, self._tracer)
         self._waitroom = (
             WaitRoom(state, stop=self._stop, on_results=self._waitroom_results)
             if state is not None and self.topology.partitions
@@ -127,6 +132,11 @@ class Daemon:
         self._conn: Connection | None = None
         self._ready = False
         self._lag_due = 0.0
+        # With metrics on: the queues whose depth `hookd_queue_messages` shows, every one declared on
+        # connect (a passive declare of a missing queue would close the channel).
+        waiting = [*map(self.topology.retry_queue, sorted(set(settings.delivery.retry_delays_s)))]
+        waiting += [self.topology.dead, self.topology.invalid]
+        self._waiting_queues = waiting if isinstance(self.metrics, Metrics) else []
         self._signals = 0
 
     def _build_consumer(self, sender: Transport, record: Recorder) -> Consumer:
@@ -233,6 +243,8 @@ class Daemon:
         if self._notifier is not None:
             self._notifier.start()
             self._notifier.reloaded(self._roster.hooks, self._roster.disabled)
+        if self._heartbeat is not None:
+            self._heartbeat.start(self.metrics.hooks_disabled)
         endpoint: Endpoint | None = None
         if self.settings.metrics.listen:
             render = self.metrics.render if isinstance(self.metrics, Metrics) else None
@@ -257,7 +269,8 @@ class Daemon:
 
     def _close(self, endpoint: Endpoint | None) -> None:
         """Stop and join every thread the daemon started, and close every pool: the engine (its loop,
-        keep-alive connections and resolver threads), the watcher, history, notices, the endpoint."""
+        keep-alive connections and resolver threads), the watcher, history, notices, the heartbeat, the
+        endpoint, the span exporter."""
         self._stop.set()
         self._engine.close()
         self._watcher.join()
@@ -267,8 +280,11 @@ class Daemon:
             self._history.close()
         if self._notifier is not None:
             self._notifier.close()
+        if self._heartbeat is not None:
+            self._heartbeat.close()
         if endpoint is not None:
             endpoint.close()
+        self._tracer.close()  # sends the spans still queued
 
     def _open(self) -> Connection:
         self._watchdog.tick()
@@ -284,6 +300,8 @@ class Daemon:
             self._waitroom.attach(conn.wake)
         self.health.broker_connected(True)
         self.metrics.broker_connected(True, node=conn.node)
+        if self._heartbeat is not None:
+            self._heartbeat.connected(conn.node, [self.topology.events, self.topology.deliveries])
         if not self._ready:
             self._ready = True
             sdnotify.ready(f"consuming from {self.topology.events}")
@@ -298,6 +316,8 @@ class Daemon:
         log.warning("broker.disconnected", error=str(exc), retry_in_s=round(delay, 2))
         self.health.broker_connected(False)
         self.metrics.broker_connected(False)
+        if self._heartbeat is not None:
+            self._heartbeat.disconnected()
         sdnotify.status(f"broker unreachable, reconnecting in {delay:.1f} s")
         self._abandon()
         deadline = time.monotonic() + delay
@@ -338,6 +358,8 @@ class Daemon:
             self._lag_due = time.monotonic() + _LAG_EVERY_S
             for name in (self.topology.events, self.topology.deliveries):
                 self.metrics.consumer_lag(name, conn.message_count(name))
+            for name in self._waiting_queues:
+                self.metrics.queue_messages(name, conn.message_count(name))
             self.metrics.ordering(self._sequencer.waiting(), len(self._partitions.owned))
         self._apply_reload()
 
@@ -371,6 +393,8 @@ class Daemon:
         sdnotify.stopping(f"draining {running} deliveries")
         self.health.broker_connected(False)
         self.metrics.broker_connected(False)
+        if self._heartbeat is not None:
+            self._heartbeat.disconnected()
         conn.cancel()
         deadline = time.monotonic() + self.settings.delivery.drain_timeout_s
         while (self._engine.busy or conn.unconfirmed or self._store_busy()) and time.monotonic() < deadline:

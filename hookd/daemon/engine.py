@@ -40,6 +40,7 @@ from hookd.metrics import MetricsRecorder
 from hookd.outcomes import Verdict
 from hookd.retry import Attempt, run_inline
 from hookd.subscriptions.model import Hook
+from hookd.tracecontext import new_trace
 
 log = logs.get_logger("hookd.worker")
 _NAP_SLICE_S = 0.25  # how soon a backoff notices that the daemon is stopping
@@ -242,8 +243,9 @@ class DeliveryEngine:
             nonlocal disable
             if hook.rate_limit is not None and self._pacer is not None:
                 await self._pacer.turn(hook.id, hook.rate_limit)  # not an attempt: no failure, no breaker
-            result = await transport.attempt(hook, delivery, number)
-            self._record.attempt(delivery, result)
+            sent = delivery.traced((delivery.trace or new_trace()).child())  # its traceparent: this attempt
+            result = await transport.attempt(hook, sent, number)
+            self._record.attempt(sent, result)
             if result.verdict is not Verdict.BLOCKED:
                 change = self._breakers.record(hook.id, ok=result.verdict is not Verdict.RETRYABLE)
                 if change is not None:

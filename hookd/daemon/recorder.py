@@ -1,11 +1,13 @@
 """What a delivery attempt leaves behind besides its HTTP request: the canonical log line, the
-history record, the metrics and the notices' triggers. Kept apart from the engine and settlement so
-their control flow reads on its own. Called from the engine's event loop (attempts, breaker changes)
-and the main thread (settlements, disables); it holds no state of its own: history, metrics and
-notices are each safe from both threads."""
+history record, the metrics, the notices' triggers and the spans (exported when
+`tracing.otlp_endpoint` is set). Kept apart from the engine and settlement so their control flow
+reads on its own. Called from the engine's event loop (attempts, breaker changes) and the main thread
+(consumes, settlements, disables); it holds no state of its own: history, metrics, notices and the
+tracer are each safe from both threads."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 from hookd import logs
@@ -13,9 +15,11 @@ from hookd.daemon.breaker import Change
 from hookd.daemon.notices import Notifier
 from hookd.messages import Delivery
 from hookd.metrics import MetricsRecorder, NoMetrics
-from hookd.outcomes import Circuit, Verdict
+from hookd.outcomes import Circuit, DeliveryState, Verdict
 from hookd.retry import Attempt
 from hookd.state.history import AttemptRecord, HealthRecord, HistoryWriter, Settlement
+from hookd.tracecontext import TraceContext, new_trace
+from hookd.tracing import NoTracer, Tracer
 
 log = logs.get_logger("hookd.worker")
 
@@ -24,15 +28,36 @@ class Recorder:
     """Logs and records attempts, settlements and hook health; history is optional."""
 
     def __init__(
-        self, history: HistoryWriter | None, metrics: MetricsRecorder | None = None, notices: Notifier | None = None
+        self,
+        history: HistoryWriter | None,
+        metrics: MetricsRecorder | None = None,
+        notices: Notifier | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.history = history
         self.metrics = metrics or NoMetrics()
         self.notices = notices
+        self.tracer = tracer or NoTracer()
+        self._exporting = not isinstance(self.tracer, NoTracer)  # tracing off: no span is even built
+
+    def consumed(
+        self, parent: TraceContext | None, *, queue: str, event: str, event_id: str, hooks: int, start_ns: int
+    ) -> TraceContext:
+        """A message was consumed and fanned out to `hooks` deliveries: the consume span, a child of the
+        publisher's context (`parent`), or the root of a new trace when the message came without one."""
+        ctx = parent.child() if parent is not None else new_trace()
+        if self._exporting:
+            attributes: dict[str, str | int] = {"messaging.destination.name": queue, "hookd.event": event}
+            attributes.update({"hookd.event_id": event_id, "hookd.hooks": hooks})
+            self.tracer.span("consume", ctx, start_ns, time.time_ns(), attributes, kind="consumer")
+        return ctx
 
     def attempt(self, delivery: Delivery, result: Attempt) -> None:
-        """One canonical line per attempt (and its history row)."""
+        """One canonical line per attempt (and its history row, and its span: `delivery.trace` is the
+        attempt's own context, the one its request carried as `traceparent`)."""
         self.metrics.attempt(delivery.event, delivery.hook_id, result.verdict, result.duration_s)
+        if self._exporting and delivery.trace is not None:
+            self._attempt_span(delivery, delivery.trace, result)
         level = log.info if result.verdict is Verdict.DELIVERED else log.warning
         level(
             "delivery.attempt",
@@ -68,7 +93,32 @@ class Recorder:
                 )
             )
 
+    def _attempt_span(self, delivery: Delivery, ctx: TraceContext, result: Attempt) -> None:
+        end = time.time_ns()
+        attributes: dict[str, str | int] = {
+            "hookd.hook_id": delivery.hook_id,
+            "hookd.event": delivery.event,
+            "hookd.delivery_id": delivery.delivery_id,
+            "hookd.attempt": result.number,
+            "hookd.outcome": str(result.verdict),
+        }
+        if result.status is not None:
+            attributes["http.response.status_code"] = result.status
+        if result.error:
+            attributes["error.message"] = result.error[:500]
+        error = result.verdict is not Verdict.DELIVERED
+        self.tracer.span(
+            "attempt", ctx, end - int(result.duration_s * 1e9), end, attributes, kind="client", error=error
+        )
+
     def settlement(self, delivery: Delivery, state: str, attempts: int, status: int | None) -> None:
+        """The delivery left this worker: a durable retry (or a park) scheduled, or dead-lettered."""
+        if self._exporting and delivery.trace is not None and state != DeliveryState.DELIVERED:
+            name = "dead-lettered" if state == DeliveryState.FAILED else "retry scheduled"
+            now = time.time_ns()
+            attributes: dict[str, str | int] = {"hookd.hook_id": delivery.hook_id, "hookd.attempts": attempts}
+            attributes["hookd.event"] = delivery.event
+            self.tracer.span(name, delivery.trace.child(), now, now, attributes, error=state == DeliveryState.FAILED)
         if self.history is None:
             return
         self.history.record(

@@ -60,6 +60,7 @@ def request_bytes(hook: Hook, delivery: Delivery, number: int, where: urls.HookU
         "X-Hook-Attempt": str(number),
         # X-Hook-Signature (current secret) and the Standard Webhooks headers, timestamped per attempt
         **signature_headers(hook.signing_secrets(), delivery.delivery_id, delivery.body),
+        **(delivery.trace.headers() if delivery.trace is not None else {}),  # W3C traceparent: this attempt's span
         "Content-Length": str(len(delivery.body)),
     }
     if hook.basic_auth is not None:

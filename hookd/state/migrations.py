@@ -224,6 +224,28 @@ MIGRATIONS: tuple[Migration, ...] = (
                 claimed_until {ts} NULL)""",
         ),
     ),
+    # Steps written on parallel branches land out of order (7 before 6 here): `_migrate` applies every
+    # version a database lacks, not only those above its highest.
+    Migration(
+        7,
+        "worker heartbeats: who consumes what, from which broker node, since when",
+        common=(
+            # One row per `hookd run` process, written by its heartbeat thread every few seconds and
+            # read by `hookd status`. node and queues are NULL/empty while it is not connected;
+            # stopped_at is set by a clean stop, so a row that stops being seen without it is a worker
+            # that died. Rows not seen for a day are deleted by the live workers' heartbeats.
+            """CREATE TABLE hookd_workers (
+                worker_id TEXT PRIMARY KEY,
+                host TEXT NOT NULL,
+                pid INTEGER NOT NULL,
+                node TEXT NULL,
+                queues TEXT NOT NULL DEFAULT '',
+                started_at {ts} NOT NULL,
+                last_seen {ts} NOT NULL,
+                stopped_at {ts} NULL,
+                history_dropped BIGINT NOT NULL DEFAULT 0)""",
+        ),
+    ),
     Migration(
         6,
         "per-hook ordered delivery and rate limit",

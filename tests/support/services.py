@@ -1,5 +1,6 @@
 """The test session's RabbitMQ, PostgreSQL and Chromium: the configured ones when they answer, else
-private ones started for the run (`hookd.testing.services` does the work).
+private ones started for the run (`hookd.testing.services` does the work); and promtool (Debian's
+`prometheus` package, installed like the others) for the alert-rule tests.
 
 Lazy and shared: the first test that needs a service resolves it, later tests reuse the answer, so
 `make unit` starts nothing and one private node serves the whole session. The root conftest stops
@@ -20,6 +21,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import NoReturn, TypeVar
 from urllib.parse import urlsplit
 
@@ -31,6 +33,9 @@ T = TypeVar("T")
 
 CONFIGURED_AMQP_URL = os.environ.get("HOOKD_TEST_AMQP_URL") or "amqp://guest:guest@127.0.0.1:5672/%2F"
 CONFIGURED_POSTGRES_URL = os.environ.get("HOOKD_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/test"
+
+#: Where Debian's `prometheus` package puts promtool.
+PROMTOOL = Path("/usr/bin/promtool")
 
 _lock = threading.Lock()
 _resolved: dict[str, services.Service | services.Browser] = {}
@@ -90,6 +95,23 @@ def browser() -> services.Browser:
     found = _resolve("chromium", services.chromium)
     assert isinstance(found, services.Browser)
     return found
+
+
+def promtool() -> Path:
+    """Debian's promtool (package `prometheus`), installed first when missing and root; the run's
+    alert-rule tests need the real rule engine, not a reimplementation."""
+    with _lock:
+        if "promtool" in _refused:
+            unavailable(_refused["promtool"])
+    try:
+        services._ensure_packages(
+            lambda: os.access(PROMTOOL, os.X_OK), ["prometheus"], "promtool is needed to test the alert rules and"
+        )
+    except services.ServiceUnavailable as exc:
+        with _lock:
+            _refused["promtool"] = str(exc)
+        unavailable(str(exc))
+    return PROMTOOL
 
 
 def summary() -> list[str]:

@@ -144,6 +144,24 @@ def test_hooks_loaded_shows_new_hooks_closed_and_forgets_removed_ones(m: Metrics
     assert value(m, "hookd_hook_breaker_state", hook_id="2") is None
 
 
+def test_queue_messages_per_waiting_queue(m: Metrics) -> None:
+    """Each retry delay, dead and invalid queue gets its own depth series, the last measure winning."""
+    m.queue_messages("hookd.retry.5s", 3)
+    m.queue_messages("hookd.dead", 2)
+    m.queue_messages("hookd.retry.5s", 1)
+    assert value(m, "hookd_queue_messages", queue="hookd.retry.5s") == 1
+    assert value(m, "hookd_queue_messages", queue="hookd.dead") == 2
+
+
+def test_hooks_disabled_shows_exactly_the_hooks_the_database_holds_disabled(m: Metrics) -> None:
+    """A hook no longer disabled loses its series: alerts on it resolve instead of firing forever."""
+    m.hooks_disabled(["4", "5"])
+    assert value(m, "hookd_hook_disabled", hook_id="4") == 1
+    m.hooks_disabled(["5"])
+    assert value(m, "hookd_hook_disabled", hook_id="4") is None
+    assert value(m, "hookd_hook_disabled", hook_id="5") == 1
+
+
 def test_two_recorders_count_independently() -> None:
     """Each Metrics has its own registry: a second daemon in one process does not collide."""
     first, second = Metrics(), Metrics()
