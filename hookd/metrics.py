@@ -61,6 +61,7 @@ class MetricsRecorder(Protocol):
     def in_flight(self, delta: int) -> None: ...
     def breaker(self, hook_id: str, state: Circuit) -> None: ...
     def consumer_lag(self, queue: str, messages: int) -> None: ...
+    def partition_lag(self, messages: Mapping[str, int]) -> None: ...
     def queue_messages(self, queue: str, messages: int) -> None: ...
     def hooks_disabled(self, hook_ids: Iterable[str]) -> None: ...
     def broker_connected(self, up: bool, node: str | None = None) -> None: ...
@@ -94,6 +95,9 @@ class NoMetrics:
         return None
 
     def consumer_lag(self, queue: str, messages: int) -> None:
+        return None
+
+    def partition_lag(self, messages: Mapping[str, int]) -> None:
         return None
 
     def queue_messages(self, queue: str, messages: int) -> None:
@@ -185,6 +189,7 @@ class Metrics:
             registry=r,
         )
         self._nodes: set[str] = set()  # the main thread's (broker_connected)
+        self._lag_partitions: set[str] = set()  # the main thread's (partition_lag)
         self._hooks = Gauge("hookd_hooks", "Hooks currently configured", registry=r)
         self._partitions = Gauge(
             "hookd_partitions_active", "Ordering partitions this worker owns and consumes", registry=r
@@ -235,6 +240,15 @@ class Metrics:
     def consumer_lag(self, queue: str, messages: int) -> None:
         """Messages ready (not yet delivered to any consumer) in `queue`, as last measured."""
         self._lag.labels(queue).set(messages)
+
+    def partition_lag(self, messages: Mapping[str, int]) -> None:
+        """Ready messages in each ordering partition this worker owns now (its owner reports it, so a
+        partition shows once across the workers); a partition it gave up loses its series here."""
+        for queue in self._lag_partitions - messages.keys():
+            _remove(self._lag, queue)
+        for queue, count in messages.items():
+            self._lag.labels(queue).set(count)
+        self._lag_partitions = set(messages)
 
     def queue_messages(self, queue: str, messages: int) -> None:
         """Messages in `queue` (a retry delay, `.dead`, `.invalid`), as last measured."""

@@ -358,6 +358,9 @@ class Daemon:
             self._lag_due = time.monotonic() + _LAG_EVERY_S
             for name in (self.topology.events, self.topology.deliveries):
                 self.metrics.consumer_lag(name, conn.message_count(name))
+            if isinstance(self.metrics, Metrics):  # a passive declare per owned partition: only when shown
+                owned = [self.topology.partition(n) for n in self._partitions.owned]
+                self.metrics.partition_lag({name: conn.message_count(name) for name in owned})
             for name in self._waiting_queues:
                 self.metrics.queue_messages(name, conn.message_count(name))
             self.metrics.ordering(self._sequencer.waiting(), len(self._partitions.owned))

@@ -48,6 +48,7 @@ def test_the_rules_file_has_the_alerts_the_issue_lists() -> None:
         "HookdNoWorkerConsuming",
         "HookdBrokerDisconnected",
         "HookdEventsBacklogGrowing",
+        "HookdPartitionBacklogGrowing",
         "HookdRetryQueueGrowing",
         "HookdDeadLetters",
         "HookdCircuitOpen",

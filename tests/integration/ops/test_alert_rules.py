@@ -22,7 +22,7 @@ def test_promtool_check_rules_accepts_the_rules_file() -> None:
     """Every rule parses, and every alert's expression, labels and annotation templates are valid."""
     done = _promtool("check", "rules", "hookd-rules.yml")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 10 rules found" in done.stdout + done.stderr
+    assert "SUCCESS: 11 rules found" in done.stdout + done.stderr
 
 
 def test_promtool_test_rules_fires_and_stays_quiet_as_the_test_file_says() -> None:

@@ -304,3 +304,12 @@ def test_counts_kept_elsewhere_are_read_at_each_scrape(m: Metrics) -> None:
     assert value(m, "hookd_history_dropped_total") == 0
     dropped[0] = 7
     assert value(m, "hookd_history_dropped_total") == 7
+
+
+def test_partition_lag_shows_the_owned_partitions_only(m: Metrics) -> None:
+    """Each worker reports the partitions it owns; one it gave up loses its series."""
+    m.partition_lag({"hookd.partition.0": 5, "hookd.partition.3": 0})
+    assert value(m, "hookd_consumer_lag_messages", queue="hookd.partition.0") == 5
+    m.partition_lag({"hookd.partition.3": 7})
+    assert value(m, "hookd_consumer_lag_messages", queue="hookd.partition.0") is None
+    assert value(m, "hookd_consumer_lag_messages", queue="hookd.partition.3") == 7
