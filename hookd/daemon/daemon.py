@@ -87,6 +87,7 @@ class Daemon:
         self._history = history
         self._notifier = notifier
         self._heartbeat = heartbeat  # `hookd_workers` row: what `hookd status` shows of this worker
+        self._reported_partitions: list[int] = []
         # One node order for the process's life: after losing its node it moves on to the next one.
         self._connect = connector or partial(
             connect, settings, name="hookd worker", nodes=NodeRing.for_settings(settings.broker)
@@ -300,8 +301,7 @@ class Daemon:
             self._waitroom.attach(conn.wake)
         self.health.broker_connected(True)
         self.metrics.broker_connected(True, node=conn.node)
-        if self._heartbeat is not None:
-            self._heartbeat.connected(conn.node, [self.topology.events, self.topology.deliveries])
+        self._report_queues(conn)
         if not self._ready:
             self._ready = True
             sdnotify.ready(f"consuming from {self.topology.events}")
@@ -350,6 +350,8 @@ class Daemon:
         self._waitroom_results()
         self._sequencer.tick()
         self._partitions.tick()
+        if self._partitions.owned != self._reported_partitions:
+            self._report_queues(conn)
         self._consumer.park_stuck()
         if self._notifier is not None:
             self._notifier.publish_ready(conn)
@@ -365,6 +367,13 @@ class Daemon:
                 self.metrics.queue_messages(name, conn.message_count(name))
             self.metrics.ordering(self._sequencer.waiting(), len(self._partitions.owned))
         self._apply_reload()
+
+    def _report_queues(self, conn: Connection) -> None:
+        """What this worker consumes, for `hookd status`: the events, the deliveries, its partitions."""
+        owned = self._reported_partitions = self._partitions.owned
+        if self._heartbeat is not None:
+            partitions = [self.topology.partition(n) for n in sorted(owned)]
+            self._heartbeat.connected(conn.node, [self.topology.events, self.topology.deliveries, *partitions])
 
     def _store_busy(self) -> bool:
         return self._waitroom is not None and self._waitroom.pending > 0
