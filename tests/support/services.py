@@ -19,6 +19,7 @@ import contextlib
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -162,5 +163,20 @@ def postgres_schema(label: str) -> Iterator[str]:
     try:
         yield schema
     finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        _drop_schema(url, schema)
+
+
+def _drop_schema(url: str, schema: str, timeout_s: float = 30.0) -> None:
+    """Drop the schema, again if PostgreSQL chose the drop as a deadlock's victim: a hookd the test
+    stopped may still be finishing a transaction in it (its processes are reaped in the background)."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            return
+        except psycopg.errors.DeadlockDetected:
+            if time.monotonic() >= deadline:
+                raise
