@@ -38,6 +38,8 @@ from hookd.retry import DELAY_BUCKETS_S
 
 T = TypeVar("T")
 
+#: Ordered delivery's partitions in a test's hookd.yaml (see `config_document`).
+TEST_PARTITIONS = 4
 #: How long an absence is given to show itself (a stray delivery, a redelivery) before asserting it.
 SETTLE_S = 0.3
 
@@ -423,7 +425,7 @@ class Amqp:
     def has_queue_type(self, queue: str, queue_type: str) -> bool:
         """True when `queue` exists with `x-queue-type` `queue_type` (a redeclaration must be equivalent)."""
         prefix = queue.rsplit(".", 1)[0]
-        partitions = BrokerSettings().partitions  # hookd's default: the events queue's arguments depend on it
+        partitions = TEST_PARTITIONS  # what the test's config sets: the events queue's arguments depend on it
         arguments = Topology(exchange="", prefix=prefix, queue_type=queue_type, partitions=partitions).arguments(queue)
         try:
             self._ch().queue_declare(queue, durable=True, arguments=arguments)
@@ -439,8 +441,9 @@ class Amqp:
         queues = [names.events, names.deliveries, names.dead, names.invalid]
         # the retry schedule's delay queues, and those hookd declares on the fly (parking, Retry-After)
         queues += sorted({names.retry(d) for d in (*names.retry_delays_s, *DELAY_BUCKETS_S)})
-        # ordered delivery's partitions (hookd's default count; up to its maximum, for configs that set more)
-        queues += [f"{names.prefix}.partition.{n}" for n in range(256)] + [f"{names.prefix}.workers"]
+        # ordered delivery's partitions: as many as hookd's default (tests set fewer, or a few more)
+        queues += [f"{names.prefix}.partition.{n}" for n in range(BrokerSettings().partitions)]
+        queues += [f"{names.prefix}.workers"]
         for queue in queues:
             ch.queue_delete(queue)
         ch.exchange_delete(names.exchange)
@@ -532,6 +535,9 @@ def config_document(
                 "queue_type": "quorum",
                 "heartbeat_s": 10,
                 "reconnect_max_s": 1,
+                # four partitions, not the default sixteen: each is a quorum queue, and a broker running
+                # many tests at once (its file handles limited to ~900 here) holds every test's queues
+                "partitions": TEST_PARTITIONS,
             },
             broker,
         ),
