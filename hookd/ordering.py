@@ -135,6 +135,7 @@ class Chains(Generic[T]):
     def __init__(self, *, hold_max: int = HOLD_MAX) -> None:
         self._hold_max = hold_max
         self._chains: dict[ChainKey, _Chain[T]] = {}
+        self._holding: dict[ChainKey, _Chain[T]] = {}  # the chains holding something: `spill` looks at these only
         self._waiting: dict[str, int] = {}  # hook id -> deliveries waiting behind a head (held and stored)
 
     def __contains__(self, key: ChainKey) -> bool:
@@ -162,6 +163,7 @@ class Chains(Generic[T]):
             chain.stored.append(chain.place(delivery_id))
             return Step.STORE
         chain.held.append(_Held(chain.place(delivery_id), item, now))
+        self._holding[key] = chain
         return Step.HOLD
 
     def waiting_of(self, hook_id: str) -> int:
@@ -194,6 +196,8 @@ class Chains(Generic[T]):
             return Next(stored=following)
         if chain.held:
             held = chain.held.popleft()
+            if not chain.held:
+                self._holding.pop(key, None)
             chain.head = held.place
             self._count(key, -1)
             return Next(held=held.item)
@@ -216,7 +220,7 @@ class Chains(Generic[T]):
         if chain is None or chain.head is None or chain.head.delivery_id != delivery_id:
             return None, []
         chain.away = True
-        return chain.head, self._store_held(chain)
+        return chain.head, self._store_held(key, chain)
 
     def is_away(self, key: ChainKey, delivery_id: str) -> bool:
         """`delivery_id` is the chain's head and on the durable path."""
@@ -233,9 +237,9 @@ class Chains(Generic[T]):
         before `older_than`, so a long wait holds neither the prefetch window nor memory, and shows in
         the database. A chain's held ones are stored all at once: stored ones always come first."""
         spilled: list[tuple[ChainKey, Stored, T]] = []
-        for key, chain in self._chains.items():
-            if chain.held and (len(chain.held) > self._hold_max or chain.held[0].since < older_than):
-                spilled.extend((key, stored, item) for stored, item in self._store_held(chain))
+        for key, chain in list(self._holding.items()):
+            if len(chain.held) > self._hold_max or chain.held[0].since < older_than:
+                spilled.extend((key, stored, item) for stored, item in self._store_held(key, chain))
         return spilled
 
     def spill_keys(self, keys: list[ChainKey]) -> list[tuple[ChainKey, Stored, T]]:
@@ -244,10 +248,11 @@ class Chains(Generic[T]):
         for key in keys:
             chain = self._chains.get(key)
             if chain is not None:
-                spilled.extend((key, stored, item) for stored, item in self._store_held(chain))
+                spilled.extend((key, stored, item) for stored, item in self._store_held(key, chain))
         return spilled
 
-    def _store_held(self, chain: _Chain[T]) -> list[tuple[Stored, T]]:
+    def _store_held(self, key: ChainKey, chain: _Chain[T]) -> list[tuple[Stored, T]]:
+        self._holding.pop(key, None)
         stored: list[tuple[Stored, T]] = []
         while chain.held:
             held = chain.held.popleft()
@@ -276,7 +281,7 @@ class Chains(Generic[T]):
         answered): they go behind everything it has, which is stored first (returned with its places,
         for the caller to write and settle). Their deliveries come late: out of turn, not lost."""
         chain = self._chains[key]
-        spilled = self._store_held(chain)
+        spilled = self._store_held(key, chain)
         for seq, delivery_id, _away in rows:
             chain.last_seq = max(chain.last_seq, seq) + 1
             chain.stored.append(Stored(chain.last_seq, delivery_id))
@@ -289,6 +294,7 @@ class Chains(Generic[T]):
         held: list[T] = []
         for key in keys:
             chain = self._chains.pop(key, None)
+            self._holding.pop(key, None)
             if chain is not None:
                 held.extend(h.item for h in chain.held)
                 self._count(key, -(len(chain.held) + len(chain.stored)))
@@ -299,4 +305,4 @@ class Chains(Generic[T]):
         return dict(self._waiting)
 
     def held_count(self) -> int:
-        return sum(len(chain.held) for chain in self._chains.values())
+        return sum(len(chain.held) for chain in self._holding.values())

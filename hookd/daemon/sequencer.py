@@ -39,6 +39,8 @@ HOLD_S = 2.0
 #: A partition claimed while the state database does not answer is consumed after this long anyway:
 #: deliveries go on (its chains waiting in the database join when it answers again, out of turn).
 CLAIM_GRACE_S = 5.0
+#: How often `tick` looks for deliveries held too long (a turn of the main loop comes far more often).
+_TICK_S = 0.2
 
 #: Starts a task (the consumer's `_start`: dispatch rules, the hook's lane, the engine).
 Start = Callable[[Task], None]
@@ -70,6 +72,7 @@ class Sequencer:
         self._rows: set[str] = set()  # delivery ids with a row in the database (written or taken over)
         self._partitions: dict[ChainKey, int] = {}
         self._claims: dict[int, tuple[float, Callable[[], None]]] = {}  # partition -> (since, consume it)
+        self._next_tick = 0.0
 
     def __contains__(self, key: ChainKey) -> bool:
         """A chain for `key` exists here: a delivery arriving for it waits behind its head."""
@@ -124,6 +127,9 @@ class Sequencer:
         if self._room is None:
             return
         now = self._clock()
+        if now < self._next_tick:
+            return
+        self._next_tick = now + _TICK_S
         if not self._room.available:
             for index, (since, consume) in list(self._claims.items()):
                 if now - since >= CLAIM_GRACE_S:
