@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import email.utils
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import tenacity
 
@@ -39,9 +39,9 @@ DELAY_BUCKETS_S = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """The result of one HTTP attempt; `status` is None when no response arrived."""
+class Attempt(NamedTuple):
+    """The result of one HTTP attempt; `status` is None when no response arrived (a named tuple:
+    immutable, and built once per attempt at a fraction of a frozen dataclass's cost)."""
 
     number: int
     verdict: Verdict

@@ -21,7 +21,8 @@ from hookd.state.history import AttemptRecord, HealthRecord, HistoryWriter, Sett
 from hookd.tracecontext import TraceContext, new_trace
 from hookd.tracing import NoTracer, Tracer
 
-log = logs.get_logger("hookd.worker")
+_COMPONENT = "hookd.worker"
+log = logs.get_logger(_COMPONENT)
 
 
 class Recorder:
@@ -58,19 +59,22 @@ class Recorder:
         self.metrics.attempt(delivery.event, delivery.hook_id, result.verdict, result.duration_s)
         if self._exporting and delivery.trace is not None:
             self._attempt_span(delivery, delivery.trace, result)
-        level = log.info if result.verdict is Verdict.DELIVERED else log.warning
-        level(
+        logs.canonical(
+            _COMPONENT,
+            "info" if result.verdict is Verdict.DELIVERED else "warning",
             "delivery.attempt",
-            _event=delivery.event,
-            event_id=delivery.event_id,
-            account_id=delivery.account_id,
-            hook_id=delivery.hook_id,
-            delivery_id=delivery.delivery_id,
-            attempt=result.number,
-            status=result.status,
-            duration_ms=round(result.duration_s * 1000, 1),
-            outcome=result.verdict,
-            error=result.error,
+            {
+                "_event": delivery.event,
+                "event_id": delivery.event_id,
+                "account_id": delivery.account_id,
+                "hook_id": delivery.hook_id,
+                "delivery_id": delivery.delivery_id,
+                "attempt": result.number,
+                "status": result.status,
+                "duration_ms": round(result.duration_s * 1000, 1),
+                "outcome": result.verdict,
+                "error": result.error,
+            },
         )
         if self.notices is not None and result.verdict is Verdict.DELIVERED:
             self.notices.delivered(delivery.hook_id)

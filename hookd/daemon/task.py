@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from hookd.broker import Connection
 from hookd.daemon.lanes import Lanes
@@ -44,8 +45,7 @@ class Task:
     chain: ChainKey | None = None  # ordered: the chain it belongs to (hook, account, entity)
 
 
-@dataclass(frozen=True, slots=True)
-class Finished:
+class Finished(NamedTuple):
     """A task the engine is done with: its last attempt (None: never started, its connection was
     gone), and whether the hook failed without a break for `delivery.disable_after_s` meanwhile."""
 

@@ -50,12 +50,29 @@ CLOSE_WAIT_S = 5.0
 
 def request_bytes(hook: Hook, delivery: Delivery, number: int, where: urls.HookURL) -> bytes:
     """The whole request: line, headers and body. `ValueError` for a value no header can carry."""
+    return hook_head(hook, where) + attempt_head(hook, delivery, number) + delivery.body
+
+
+def hook_head(hook: Hook, where: urls.HookURL) -> bytes:
+    """The part of the request that is the same on every attempt to the hook: the request line and the
+    Host, Content-Type, User-Agent, X-Hook-ID and Authorization headers (the sender keeps it per hook:
+    measured, a third of the request's cost went into headers that never change)."""
     headers = {
         "Host": where.host_header,
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
-        "X-Hook-Event": delivery.event,
         "X-Hook-ID": hook.id,
+    }
+    if hook.basic_auth is not None:
+        pair = f"{hook.basic_auth.username}:{hook.basic_auth.password}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+    return _encode(f"POST {where.target} HTTP/1.1\r\n", headers)
+
+
+def attempt_head(hook: Hook, delivery: Delivery, number: int) -> bytes:
+    """The headers of this attempt (signed now, numbered, traced), and the blank line."""
+    headers = {
+        "X-Hook-Event": delivery.event,
         "X-Hook-Delivery": delivery.delivery_id,
         "X-Hook-Attempt": str(number),
         # X-Hook-Signature (current secret) and the Standard Webhooks headers, timestamped per attempt
@@ -63,15 +80,20 @@ def request_bytes(hook: Hook, delivery: Delivery, number: int, where: urls.HookU
         **(delivery.trace.headers() if delivery.trace is not None else {}),  # W3C traceparent: this attempt's span
         "Content-Length": str(len(delivery.body)),
     }
-    if hook.basic_auth is not None:
-        pair = f"{hook.basic_auth.username}:{hook.basic_auth.password}".encode()
-        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
-    lines = [f"POST {where.target} HTTP/1.1"]
-    for name, value in headers.items():
-        if any(c in value for c in "\r\n\x00"):
-            raise ValueError(f"header {name} would carry a line break")
-        lines.append(f"{name}: {value}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + delivery.body
+    return _encode("", headers) + b"\r\n"
+
+
+def _encode(first: str, headers: dict[str, str]) -> bytes:
+    """`first`, then one `Name: value` line per header, checked once for what would break a line."""
+    text = first + "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    lines = len(headers) + (1 if first else 0)  # every CR and LF is one of the line ends written here
+    if "\x00" in text or text.count("\n") != lines or text.count("\r") != lines:
+        bad = next(name for name, value in headers.items() if any(c in value for c in "\r\n\x00"))
+        raise ValueError(f"header {bad} would carry a line break")
+    return text.encode("latin-1")
+
+
+_MAX_HEADS = 10_000  # hooks whose fixed head a sender keeps (emptied past it: hooks come and go)
 
 
 class Sender:
@@ -101,6 +123,7 @@ class Sender:
         self._tls_unverified.check_hostname = False
         self._tls_unverified.verify_mode = ssl.CERT_NONE
         self._routes: dict[str, urls.HookURL] = {}
+        self._heads: dict[str, tuple[Hook, urls.HookURL, bytes]] = {}  # hook id -> (hook, where, its fixed head)
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop attempts run on (set by the first)
         self._closed = False
 
@@ -168,7 +191,7 @@ class Sender:
         try:
             async with asyncio.timeout(self._timeout_s):
                 where = self._route(hook.url)
-                request = request_bytes(hook, delivery, number, where)
+                request = self._head(hook, where) + attempt_head(hook, delivery, number) + delivery.body
                 conn, key, reused = await self._connection(hook, where)
                 try:
                     response = await conn.exchange(request)
@@ -201,6 +224,17 @@ class Sender:
                 conn.close()
             return Attempt(number, Verdict.RETRYABLE, loop.time() - started, error=_describe(exc))
         return await self._judge(hook, number, response, loop.time() - started)
+
+    def _head(self, hook: Hook, where: urls.HookURL) -> bytes:
+        """`hook_head`, kept per hook while it is the same hook object (a reload brings new ones)."""
+        cached = self._heads.get(hook.id)
+        if cached is not None and cached[0] is hook and cached[1] is where:
+            return cached[2]
+        head = hook_head(hook, where)
+        if len(self._heads) >= _MAX_HEADS:
+            self._heads.clear()
+        self._heads[hook.id] = (hook, where, head)
+        return head
 
     def _route(self, url: str) -> urls.HookURL:
         found = self._routes.get(url)

@@ -19,11 +19,18 @@ def log_calls() -> Iterator[tuple[str, str, set[str]]]:
     """(file, msg, fields) of every `log.<level>("area.name", field=...)` call in hookd/.
 
     `level(...)` covers the `level = log.info if ... else log.warning` idiom; `_event=` is logged
-    as `event` (logs.EventRenamer).
+    as `event` (logs.EventRenamer); `logs.canonical(component, level, "msg", {...})` (the attempt
+    line's direct path) is read from its message and its dict's keys.
     """
     for path in sorted((ROOT / "hookd").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not isinstance(node, ast.Call) or not node.args:
+                continue
+            if isinstance(node.func, ast.Attribute) and node.func.attr == "canonical" and len(node.args) == 4:
+                msg, given = node.args[2], node.args[3]
+                if isinstance(msg, ast.Constant) and isinstance(msg.value, str) and isinstance(given, ast.Dict):
+                    keys = {k.value for k in given.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+                    yield str(path.relative_to(ROOT)), msg.value, {"event" if k == "_event" else k for k in keys}
                 continue
             first, func = node.args[0], node.func
             if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):

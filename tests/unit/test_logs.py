@@ -219,3 +219,40 @@ def test_threaded_writer_never_holds_a_caller_back_when_its_stream_is_stuck() ->
     assert len(kept) + writer.dropped == 50
     [report] = [json.loads(line) for line in lines if "log.dropped" in line]
     assert report["msg"] == "log.dropped" and report["lines"] == writer.dropped
+
+
+def test_the_canonical_line_written_directly_is_the_line_structlog_writes() -> None:
+    """`canonical` with the daemon's JSON writer produces the same fields and values as the same call
+    through structlog (but the time), masks a registered secret in `error`, and honours the level."""
+    from hookd.logs import canonical, clear_secrets, flush, register_secrets
+
+    fields = {
+        "_event": "job.failed",
+        "event_id": "evt-1",
+        "account_id": "acme",
+        "hook_id": "7",
+        "delivery_id": "d-1",
+        "attempt": 2,
+        "status": 503,
+        "duration_ms": 4.5,
+        "outcome": "retryable",
+        "error": "HTTP 503 (token s3cr3t-value-xyz)",
+    }
+    register_secrets(["s3cr3t-value-xyz"])
+    try:
+        lines = []
+        for threaded in (False, True):
+            stream = io.StringIO()
+            configure(fmt="json", level="warning", stream=stream, threaded=threaded)
+            canonical("hookd.worker", "warning", "delivery.attempt", dict(fields))
+            canonical("hookd.worker", "info", "delivery.attempt", dict(fields))  # below the level: nothing
+            flush()
+            [line] = _lines(stream)
+            assert line.pop("ts").endswith("Z")
+            lines.append(line)
+    finally:
+        clear_secrets()
+        structlog.reset_defaults()
+    assert lines[0] == lines[1]
+    assert lines[1]["event"] == "job.failed" and lines[1]["msg"] == "delivery.attempt"
+    assert lines[1]["error"] == "HTTP 503 (token ***)"
