@@ -8,6 +8,7 @@ delivery from the moment an event fans out to a hook until it is settled.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from hookd.outcomes import Invalid
 from hookd.tracecontext import TraceContext, from_headers
 
 _DELIVERY_NAMESPACE = uuid.UUID("5b0c1d2e-8f43-4c57-9a31-6d1e2f3a4b5c")
+_NAMESPACE_BYTES = _DELIVERY_NAMESPACE.bytes
 #: On a partition message, the event name (its routing key is the partition's queue).
 EVENT_HEADER = "event"
 #: On a partition message and on an ordered delivery's retry or park: the entity it is about, so the
@@ -28,8 +30,16 @@ ORDERING_ENTITY_HEADER = "ordering_entity"
 
 
 def delivery_id(event_id: str, hook_id: str) -> str:
-    """Stable per (event, hook): a redelivered or retried event keeps its id so receivers can dedupe."""
-    return str(uuid.uuid5(_DELIVERY_NAMESPACE, f"{event_id}\x00{hook_id}"))
+    """Stable per (event, hook): a redelivered or retried event keeps its id so receivers can dedupe.
+
+    The UUID version 5 of "event id NUL hook id" in hookd's namespace, computed as RFC 4122 says
+    without building UUID objects (`str(uuid.uuid5(...))` gives the same text, three times slower:
+    measured 3.9 against 1.2 us, once per delivery on the main thread)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"{event_id}\x00{hook_id}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True, slots=True)

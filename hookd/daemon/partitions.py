@@ -29,7 +29,8 @@ from hookd import logs
 from hookd.broker import Connection, Incoming, Topology
 
 log = logs.get_logger("hookd.worker")
-_BALANCE_S = 1.0  # how often the share is checked
+_BALANCE_S = 1.0  # how often the share is checked while it is not met
+_STEADY_S = 2.0  # and once it is (a passive declare on the main thread each time: 10 % of it at 1 s)
 _SWEEP_PAUSE_S = 5.0  # after a sweep that found every lock taken: wait before trying again
 _PROBE_S = 5.0  # how often a worker at its share looks for a partition nobody consumes
 
@@ -103,6 +104,8 @@ class Partitions:
         self._next_balance = now + _BALANCE_S
         self.workers = max(conn.consumer_count(self._topology.workers), 1)
         share = math.ceil(self._topology.partitions / self.workers)
+        if len(self._owned) == share and not self._releasing:
+            self._next_balance = now + _STEADY_S
         if len(self._owned) > share:
             for index in self._owned[share:]:
                 self._release(index)

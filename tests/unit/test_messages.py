@@ -220,3 +220,13 @@ def test_dead_letter_time_defaults_to_now_utc() -> None:
     stamp = datetime.fromisoformat(headers["dead_lettered_at"])
     assert stamp.utcoffset() is not None
     assert before <= stamp <= datetime.now(UTC)
+
+
+@given(
+    st.text(alphabet=st.characters(blacklist_categories=["Cs"])),
+    st.text(alphabet=st.characters(blacklist_categories=["Cs"])),
+)
+def test_a_delivery_id_is_the_uuid5_of_event_and_hook(event_id: str, hook_id: str) -> None:
+    """The delivery id is exactly `uuid.uuid5(namespace, "event NUL hook")`: stable across versions."""
+    namespace = uuid.UUID("5b0c1d2e-8f43-4c57-9a31-6d1e2f3a4b5c")
+    assert delivery_id(event_id, hook_id) == str(uuid.uuid5(namespace, f"{event_id}\x00{hook_id}"))
