@@ -10,8 +10,7 @@ from collections.abc import Callable
 
 from support.factory import HookdFactory
 from support.helpers import Amqp, HookdProcess, hook_entry, wait_until
-
-from .conftest import LIFECYCLE, OrderReceiver
+from support.order_receiver import LIFECYCLE, OrderReceiver
 
 ReceiverFactory = Callable[..., OrderReceiver]
 
