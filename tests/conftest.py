@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from support import services
 
-from hookd.testing.services import Browser
+from support.bootstrap.services import Browser
 
 
 @pytest.fixture(scope="session")

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 from support import services
+from support.bootstrap.devbroker import PrivateBroker
+from support.bootstrap.services import ensure_rabbitmq_installed
 from support.factory import HookdFactory, Reaper, unique_prefix
 from support.helpers import Amqp, Names, Receiver
-
-from hookd.testing.devbroker import PrivateBroker
-from hookd.testing.services import ensure_rabbitmq_installed
 
 
 @pytest.fixture

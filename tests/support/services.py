@@ -1,5 +1,5 @@
 """The test session's RabbitMQ, PostgreSQL and Chromium: the configured ones when they answer, else
-private ones started for the run (`hookd.testing.services` does the work); and promtool (Debian's
+private ones started for the run (`support.bootstrap.services` does the work); and promtool (Debian's
 `prometheus` package, installed like the others) for the alert-rule tests.
 
 Lazy and shared: the first test that needs a service resolves it, later tests reuse the answer, so
@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from hookd.testing import services
+from .bootstrap import services
 
 T = TypeVar("T")
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from support.bootstrap import services
+from support.bootstrap.cluster import RabbitCluster
 from support.services import need
-
-from hookd.testing import services
-from hookd.testing.cluster import RabbitCluster
 
 
 @pytest.fixture(scope="module")

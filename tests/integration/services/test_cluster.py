@@ -8,8 +8,7 @@ from collections.abc import Iterator
 
 import pika
 import pytest
-
-from hookd.testing.cluster import RabbitCluster
+from support.bootstrap.cluster import RabbitCluster
 
 pytestmark = pytest.mark.cluster
 

@@ -42,13 +42,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
-from hookd.errors import HookdError
-from hookd.testing.devbroker import HOST, DevBrokerError, PrivateBroker
+from . import BootstrapError
+from .devbroker import HOST, DevBrokerError, PrivateBroker
 
 _COOKIE_FILE = ".erlang.cookie"
 
 
-class ClusterError(HookdError):
+class ClusterError(BootstrapError):
     """The private cluster could not be built, or a node did not come back into it in time."""
 
 
