@@ -9,6 +9,7 @@ absence.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -34,7 +35,6 @@ import yaml
 
 from hookd.broker import Topology
 from hookd.config import BrokerSettings
-from hookd.retry import DELAY_BUCKETS_S
 
 T = TypeVar("T")
 
@@ -278,7 +278,7 @@ class Got:
 
 @dataclass
 class Names:
-    """The queue and exchange names of one test's hookd topology (per the contract).
+    """One test's hookd topology: its queue prefix and exchange, named by `hookd.broker.Topology`.
 
     `retry_delays_s` collects every delay a config of the test used, so teardown deletes its queues;
     `before_delete` holds what must finish first (daemons of the test exiting).
@@ -290,24 +290,28 @@ class Names:
     before_delete: list[Callable[[], None]] = field(default_factory=list)
 
     @property
+    def topology(self) -> Topology:
+        """hookd's own naming of these queues (the one source: tests never spell a queue name)."""
+        return Topology(exchange=self.exchange, prefix=self.prefix, retry_delays_s=tuple(sorted(self.retry_delays_s)))
+
+    @property
     def events(self) -> str:
-        return f"{self.prefix}.events"
+        return self.topology.events
 
     @property
     def deliveries(self) -> str:
-        return f"{self.prefix}.deliveries"
+        return self.topology.deliveries
 
     @property
     def dead(self) -> str:
-        return f"{self.prefix}.dead"
+        return self.topology.dead
 
     @property
     def invalid(self) -> str:
-        return f"{self.prefix}.invalid"
+        return self.topology.invalid
 
     def retry(self, delay_s: float) -> str:
-        millis = round(delay_s * 1000)
-        return f"{self.prefix}.retry.{millis // 1000}s" if millis % 1000 == 0 else f"{self.prefix}.retry.{millis}ms"
+        return self.topology.retry_queue(delay_s)
 
 
 class Amqp:
@@ -438,13 +442,10 @@ class Amqp:
     def delete(self, names: Names) -> None:
         """Delete a test's queues and its exchange (idempotent)."""
         ch = self._ch()
-        queues = [names.events, names.deliveries, names.dead, names.invalid]
-        # the retry schedule's delay queues, and those hookd declares on the fly (parking, Retry-After)
-        queues += sorted({names.retry(d) for d in (*names.retry_delays_s, *DELAY_BUCKETS_S)})
-        # ordered delivery's partitions: as many as hookd's default (tests set fewer, or a few more)
-        queues += [f"{names.prefix}.partition.{n}" for n in range(BrokerSettings().partitions)]
-        queues += [f"{names.prefix}.workers"]
-        for queue in queues:
+        # the fixed queues, the retry schedule's delay queues, those hookd declares on the fly (parking,
+        # Retry-After) and ordered delivery's partitions, as many as hookd's default (tests set fewer, or
+        # a few more): Topology's list
+        for queue in dataclasses.replace(names.topology, partitions=BrokerSettings().partitions).queues():
             ch.queue_delete(queue)
         ch.exchange_delete(names.exchange)
 
