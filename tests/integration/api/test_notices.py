@@ -54,14 +54,16 @@ def _wait_notices(stack: Stack, path: str, count: int, timeout_s: float = 30.0) 
 
 
 def _fail_until_open(stack: Stack, account: str, path: str, events: int = 3 * WORKERS) -> None:
-    """Publish job events until the hook's receiver saw enough failures for a circuit to open."""
+    """Publish job events until the hook's receiver saw that many more failures (enough for a circuit to open)."""
     stack.wait_loaded()
+    already = len(stack.receiver.requests(path))
     for n in range(events):
         stack.publish("job.failed", account, {"id": n, "status": "failed"})
-    stack.wait_requests(path, events, timeout_s=30)
+    stack.wait_requests(path, already + events, timeout_s=30)
 
 
 def test_a_failing_hook_is_announced_once_signed_then_its_recovery(stack: Stack) -> None:
+    """An open circuit is announced once (hook.failing, signed, to the hook subscribers), then its recovery."""
     account = unique("notify")
     key = stack.key(account)
     failing_path, monitor_path = f"/{account}/failing", f"/{account}/monitor"
@@ -111,6 +113,7 @@ def test_a_failing_hook_is_announced_once_signed_then_its_recovery(stack: Stack)
 
 
 def test_a_410_disables_the_hook_and_enabling_it_again_recovers_it(stack: Stack) -> None:
+    """A 410 is announced as hook.disabled; the admin enabling the hook again is announced as hook.recovered."""
     account = unique("gone")
     key = stack.key(account)
     gone_path, monitor_path = f"/{account}/gone", f"/{account}/monitor"
@@ -146,6 +149,7 @@ def test_a_410_disables_the_hook_and_enabling_it_again_recovers_it(stack: Stack)
 
 
 def test_a_restart_of_every_worker_does_not_repeat_a_notification(stack: Stack) -> None:
+    """After every worker restarts, the hook failing on each of them again is still one hook.failing."""
     account = unique("restart")
     key = stack.key(account)
     failing_path, monitor_path = f"/{account}/failing", f"/{account}/monitor"
