@@ -84,11 +84,18 @@ def free_port() -> int:
 # -- the recording HTTP receiver ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class Reply:
-    """One programmed answer: a status, an optional delay before answering, extra headers."""
+    """One programmed answer: a status, an optional delay before answering, extra headers; with
+    `hold`, the answer waits until the test sets that event (at most `HOLD_MAX_S`), so a test can keep
+    a delivery in flight exactly as long as it needs, whatever the machine's speed."""
 
     status: int = 200
     delay_s: float = 0.0
     headers: Mapping[str, str] = field(default_factory=dict)
+    hold: threading.Event | None = None
+
+
+#: The longest a held answer waits for its test (a test that forgets to release it fails, not hangs).
+HOLD_MAX_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -151,6 +158,9 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.delay_s and self.server.receiver.closing.wait(reply.delay_s):
             self.close_connection = True
             return
+        if reply.hold is not None and not self._released(reply.hold):
+            self.close_connection = True
+            return
         payload = b'{"ok":true}'
         self.send_response(reply.status)
         for name, value in reply.headers.items():
@@ -159,6 +169,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+    def _released(self, hold: threading.Event) -> bool:
+        """Wait for the test to release a held answer: False when the receiver closes first or after
+        `HOLD_MAX_S` (then the connection is dropped unanswered)."""
+        deadline = time.monotonic() + HOLD_MAX_S
+        while not hold.wait(0.05):
+            if self.server.receiver.closing.is_set() or time.monotonic() >= deadline:
+                return False
+        return True
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib signature)
         return None

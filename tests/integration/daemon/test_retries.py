@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 from datetime import datetime
 
 import pytest
@@ -72,7 +73,7 @@ def test_retryable_statuses_are_retried(hookd: HookdFactory, receiver: Receiver,
 
 def test_timeout_is_retried(hookd: HookdFactory, receiver: Receiver, amqp: Amqp, prefix: Names) -> None:
     """An attempt that times out is retried, with the same delivery id and the next attempt number."""
-    receiver.program("/slow", Reply(200, delay_s=3.0))
+    receiver.program("/slow", Reply(200, hold=threading.Event()))  # never answered: only the deadline ends it
     daemon = hookd.start([hook_entry("slow", receiver.url("/slow"))], delivery={"timeout_s": 1.0})
 
     amqp.publish_event(prefix, "job.started")
