@@ -8,8 +8,8 @@ deliveries are identified by their `X-Hook-Delivery` id (one per event and hook)
 is every expected id received, "nothing twice" is none received twice, and a duplicate after a
 failover must carry the same id (it can be nothing else: the id is derived from event and hook).
 
-The tests run in order and each leaves the cluster whole again (a stopped node is started before
-the test ends), so the module builds one cluster.
+Each test leaves the cluster whole again (a stopped node is started before the test ends); the
+cluster is the run's (tests/integration/conftest.py), shared with every other cluster suite.
 """
 
 from __future__ import annotations
@@ -216,12 +216,6 @@ def _only_known(received: Counter[str], event_ids: Sequence[str]) -> None:
     assert set(received) <= expected, f"unexpected delivery ids: {sorted(set(received) - expected)[:5]}"
 
 
-def _make_whole(cluster: RabbitCluster) -> None:
-    for index, node in enumerate(cluster.nodes):
-        if not node.running:
-            cluster.start_node(index)
-
-
 def test_three_workers_each_on_its_own_node_share_the_work_nothing_lost_nothing_twice(setup: Setup) -> None:
     """Three workers, one per node, each deliver some of 600 events x 3 hooks: every delivery once."""
     workers = [setup.start_worker(node) for node in range(3)]
@@ -249,7 +243,7 @@ def test_the_node_a_worker_uses_stops_mid_stream_and_nothing_is_lost(setup: Setu
         setup.cluster.stop_node(0)
         received = setup.wait_all(event_ids, timeout_s=180)
     finally:
-        _make_whole(setup.cluster)
+        setup.cluster.make_whole()
     _only_known(received, event_ids)
     nodes = setup.connected_nodes(worker)
     assert len(nodes) >= 2 and nodes[-1] != nodes[0], f"the worker did not move to another node: {nodes}"
@@ -286,7 +280,7 @@ def test_a_publisher_fails_over_and_a_confirmed_event_is_never_lost(setup: Setup
         published.confirmed.append(_hookd_publish(setup, first_node=its_node))
         received = setup.wait_all(published.confirmed, timeout_s=120)
     finally:
-        _make_whole(setup.cluster)
+        setup.cluster.make_whole()
     assert failed_over_to != node_of(setup.cluster.urls[its_node])
     _only_known(received, published.attempted())
 
@@ -335,7 +329,7 @@ def test_a_rolling_restart_of_every_node_loses_nothing(setup: Setup) -> None:
     finally:
         stop.set()
         publishing.join(60)
-        _make_whole(setup.cluster)
+        setup.cluster.make_whole()
     assert len(published.confirmed) > 100
     received = setup.wait_all(published.confirmed, timeout_s=180)
     _only_known(received, published.attempted())

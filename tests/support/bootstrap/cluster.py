@@ -136,6 +136,12 @@ class RabbitCluster:
             node.start(timeout_s)
         self.wait_running(self.names_running(), node, _left(deadline))
 
+    def make_whole(self, timeout_s: float = 90.0) -> None:
+        """Start every node that is not running (a test stopped or killed it), one at a time."""
+        for index, node in enumerate(self.nodes):
+            if not node.running:
+                self.start_node(index, timeout_s)
+
     def rolling_restart(self, timeout_s: float = 300.0) -> None:
         """Restart every node gracefully, one at a time, each back in the cluster before the next stops.
 
