@@ -59,6 +59,11 @@ CHROMIUM_ARGS: tuple[str, ...] = (
     "--disable-sync",
 )
 
+#: How long a configured service may take to answer before a private one is started instead. A
+#: refused connection (nothing listens) is told at once; a listener this slow is a busy machine's
+#: broker (seen: over 3 s at a load of 13 on 2 cores), and a private node would only add to the load.
+PROBE_TIMEOUT_S = 10.0
+
 #: How long one apt-get step may take (chromium alone is about 100 MB to fetch and unpack).
 APT_TIMEOUT_S = 900.0
 _POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
@@ -111,7 +116,7 @@ def rabbitmq_url(configured: str) -> Service:
     host = parts.hostname or "localhost"
     port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
     where = f"{host}:{port}"
-    if devbroker.speaks_amqp(host, port, timeout=3.0):
+    if devbroker.speaks_amqp(host, port, timeout=PROBE_TIMEOUT_S):
         _say(f"RabbitMQ at {where} answers; using it")
         return Service("RabbitMQ", configured)
     _ensure_packages(devbroker.installed, ["rabbitmq-server"], f"RabbitMQ at {where} does not answer and")
@@ -140,7 +145,7 @@ def ensure_rabbitmq_installed() -> None:
 def postgres_url(configured: str) -> Service:
     """The configured database if a real connection succeeds, else a private server's `test` database."""
     where = _postgres_where(configured)
-    problem = postgres_problem(configured)
+    problem = postgres_problem(configured, timeout_s=round(PROBE_TIMEOUT_S))
     if problem is None:
         _say(f"PostgreSQL at {where} answers; using it")
         return Service("PostgreSQL", configured)
