@@ -53,6 +53,13 @@ def _wait_notices(stack: Stack, path: str, count: int, timeout_s: float = 30.0) 
     return found
 
 
+def _attempts_logged(stack: Stack, hook_id: str) -> int:
+    """The `delivery.attempt` lines the workers logged for `hook_id` so far."""
+    return sum(
+        1 for w in stack.workers for e in w.logs() if e.get("msg") == "delivery.attempt" and e.get("hook_id") == hook_id
+    )
+
+
 def _fail_until_open(stack: Stack, account: str, path: str, events: int = 3 * WORKERS) -> None:
     """Publish job events until the hook's receiver saw that many more failures (enough for a circuit to open)."""
     stack.wait_loaded()
@@ -96,7 +103,13 @@ def test_a_failing_hook_is_announced_once_signed_then_its_recovery(stack: Stack)
     assert "deliveries keep failing" not in browser.get(f"{stack.url}/hooks/{monitor['id']}", timeout=10).text
 
     _fail_until_open(stack, account, failing_path, 2 * WORKERS)  # more failures on every worker
-    settle(2)
+    # Each failure the receiver answered has been through its worker (logged and reported) before the
+    # receiver starts answering 200. (A durable retry answered 503 right at the switch can still be
+    # reported after another worker's recovery: that race is the notifier's, noted for its owner.)
+    wait_for(
+        lambda: _attempts_logged(stack, failing["id"]) >= len(stack.receiver.requests(failing_path)),
+        "every failure the receiver saw logged by its worker",
+    )
     stack.receiver.program(failing_path, then=200)
     stack.wait_loaded()
     stack.publish("job.failed", account, {"id": 99, "status": "failed"})
