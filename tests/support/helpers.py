@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import math
 import os
 import signal
 import socket
@@ -21,7 +22,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -576,6 +577,22 @@ def config_document(
         ),
         "logging": _merge({"format": "json", "level": "info"}, logging),
     }
+
+
+def partitions_spread(logs: Sequence[Sequence[Mapping[str, Any]]], partitions: int) -> bool:
+    """Every worker (given by its JSON log lines) owns its share of the ordering partitions, ceil(P / N),
+    and has finished handing over the rest. The first worker to start claims every partition, and
+    moving them to the others takes a few seconds: a test about how workers share the work waits for
+    this before publishing, or the first worker gets it all, as fast or slow as the machine is."""
+    share = math.ceil(partitions / len(logs))
+    for lines in logs:
+        moves = [e for e in lines if str(e.get("msg", "")).startswith("partition.")]
+        owned = [e["owned"] for e in moves if "owned" in e]
+        releasing = sum(1 for e in moves if e.get("msg") == "partition.releasing")
+        released = sum(1 for e in moves if e.get("msg") == "partition.released")
+        if not owned or owned[-1] != share or releasing != released:
+            return False
+    return True
 
 
 class HookdProcess:

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 from support.bootstrap.cluster import RabbitCluster
-from support.helpers import Receiver, hookd_command, subprocess_env, wait_until
+from support.helpers import Receiver, hookd_command, partitions_spread, subprocess_env, wait_until
 
 from hookd.broker import node_of, topology_for
 from hookd.config import load_settings
@@ -39,6 +39,8 @@ from hookd.publisher import EventPublisher
 pytestmark = pytest.mark.cluster
 
 ACCOUNT = "acme"
+#: Ordered delivery's partitions (quorum queues on every node): two per worker when three share them.
+PARTITIONS = 6
 HOOKS = ("1", "2", "3")
 
 
@@ -78,6 +80,7 @@ class Setup:
                 "reconnect_max_s": 1,
                 "connect_timeout_s": 3,
                 "heartbeat_s": 5,
+                "partitions": PARTITIONS,
             },
             "subscriptions": {"source": "yaml", "path": str(self.hooks_path)},
             "delivery": {"allow_private_networks": True, "retry_delays_s": [1], "timeout_s": 5, "drain_timeout_s": 5},
@@ -219,7 +222,14 @@ def _only_known(received: Counter[str], event_ids: Sequence[str]) -> None:
 def test_three_workers_each_on_its_own_node_share_the_work_nothing_lost_nothing_twice(setup: Setup) -> None:
     """Three workers, one per node, each deliver some of 600 events x 3 hooks: every delivery once."""
     workers = [setup.start_worker(node) for node in range(3)]
-    with setup.publisher() as publisher:  # the broker hands the messages round robin to the consumers
+    # ordered delivery spreads events by entity over partitions, each owned by one worker: publish once
+    # each worker owns its two, or the first to start takes them all, however fast the others come up
+    wait_until(
+        lambda: partitions_spread([setup.log_entries(w) for w in workers], PARTITIONS),
+        timeout_s=90,
+        what="the partitions spread over the three workers",
+    )
+    with setup.publisher() as publisher:
         event_ids = _publish(publisher, 600)
     assert [setup.connected_nodes(w)[0] for w in workers] == [node_of(u) for u in setup.cluster.urls]
     received = setup.wait_all(event_ids)

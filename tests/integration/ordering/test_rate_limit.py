@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-
 from support.factory import HookdFactory
-from support.helpers import Amqp, HookdProcess, Receiver, hook_entry, wait_until
+from support.helpers import Amqp, Receiver, hook_entry, partitions_spread, wait_until
 
 PARTITIONS = 6
-
-
-def _spread(workers: Sequence[HookdProcess]) -> bool:
-    """Every worker owns its share of the partitions and has finished handing over the rest."""
-    share = math.ceil(PARTITIONS / len(workers))
-    for worker in workers:
-        moves = [e for e in worker.logs() if str(e.get("msg", "")).startswith("partition.")]
-        owned = [e["owned"] for e in moves if "owned" in e]
-        releasing = sum(1 for e in moves if e.get("msg") == "partition.releasing")
-        released = sum(1 for e in moves if e.get("msg") == "partition.released")
-        if not owned or owned[-1] != share or releasing != released:
-            return False
-    return True
 
 
 def test_a_rate_limited_hook_gets_at_most_its_rate_from_three_workers(
@@ -39,7 +23,11 @@ def test_a_rate_limited_hook_gets_at_most_its_rate_from_three_workers(
     # The first worker starts alone and claims every partition; the others' shares move to them over
     # a few seconds. Publishing before that would put all 60 jobs behind one worker's prefetch window,
     # where hook 1's paced shares hold the messages and hook 2's deliveries wait behind them.
-    wait_until(lambda: _spread(workers), timeout_s=60, what="the partitions spread over the three workers")
+    wait_until(
+        lambda: partitions_spread([w.logs() for w in workers], PARTITIONS),
+        timeout_s=60,
+        what="the partitions spread over the workers",
+    )
     for job in range(60):
         amqp.publish_event(hookd.names, "job.completed", {"id": job})
     free = receiver.wait_for(60, "/free", timeout_s=60)
