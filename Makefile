@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# pytest-xdist workers for the tests that may run side by side (2 cores: 2; see `test`)
+TEST_WORKERS ?= 2
 
 .PHONY: install lint format test unit integration interop fuzz demo bench bench-history clean verify-units
 
@@ -26,18 +28,30 @@ format: $(STAMP)
 	$(BIN)/ruff format hookd tests scripts bench
 	$(BIN)/ruff check --fix hookd tests scripts bench
 
-# The whole suite: lint, unit tests, then the integration suites against real RabbitMQ, PostgreSQL
-# and Chromium: the configured ones when they answer (HOOKD_TEST_AMQP_URL, HOOKD_TEST_POSTGRES_URL;
-# default the machine's own), else private ones the run starts and stops (tests/support/services.py).
+# The whole suite: lint, then every test against real RabbitMQ, PostgreSQL and Chromium: the
+# configured ones when they answer (HOOKD_TEST_AMQP_URL, HOOKD_TEST_POSTGRES_URL; default the
+# machine's own), else private ones the run starts and stops (tests/support/services.py).
+# Two phases: first every test that may share the machine, on TEST_WORKERS pytest-xdist workers (the
+# tests isolate themselves: own queues, schemas, ports, folders; the workers share one private
+# server of each kind), a module at a time per worker (`--dist loadscope`: a module's fixtures, such
+# as the API suites' serve+run stacks, are built once, not once per worker); then the tests marked
+# `alone` (every `cluster` test is one) by themselves.
+# Both phases run even when the first fails; the target fails if either did.
 test: lint verify-units
-	$(BIN)/python -m pytest tests
+	@status=0; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope -m "not alone" tests || status=$$?; \
+	$(BIN)/python -m pytest -p no:xdist -m alone tests || status=$$?; \
+	exit $$status
 
 # No network, no services: values, in-memory fakes, files in a temporary folder.
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope tests/unit
 
 integration: $(STAMP)
-	$(BIN)/python -m pytest tests/integration
+	@status=0; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope -m "not alone" tests/integration || status=$$?; \
+	$(BIN)/python -m pytest -p no:xdist -m alone tests/integration || status=$$?; \
+	exit $$status
 
 # hookd against real servers (nginx plain and TLS, Node, uvicorn, hypercorn, gunicorn, waitress) and
 # hostile raw-socket receivers; part of `make test`.

@@ -20,8 +20,7 @@
     ├── StoreError             a database could not be read or written
     │   └── HookNotFound       no hook has this id (also a KeyError)
     ├── MetricsServerError     the metrics endpoint could not listen
-    ├── ApiServerError         `hookd serve` could not listen
-    └── (hookd.testing's own: DevBrokerError, ClusterError, PrivatePostgresError, ServiceUnavailable)
+    └── ApiServerError         `hookd serve` could not listen
 
 Library exceptions (pika, httptools, ssl and socket errors, yaml, sqlite3, psycopg, cryptography)
 are translated at the adapter boundary so the rest of the code reasons about hookd's own types only.

@@ -13,7 +13,7 @@ Exit status 0 only if all six were verified and hookd stopped cleanly on SIGTERM
 what is missing, shows the end of hookd's log, and keeps the work directory for a look.
 
 Which broker, in this order:
-    HOOKD_DEMO_PRIVATE_BROKER=1   always start a private RabbitMQ node (hookd.testing.devbroker) on a free
+    HOOKD_DEMO_PRIVATE_BROKER=1   always start a private RabbitMQ node (tests/support/bootstrap) on a free
                                   port, ignoring HOOKD_AMQP_URL and 5672: tests that path
     HOOKD_AMQP_URL=amqp://...     that broker
     127.0.0.1:5672                if it answers AMQP
@@ -46,17 +46,22 @@ from types import FrameType
 from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
+ROOT = Path(__file__).resolve().parent.parent
+# The private node comes from the test tree's bootstrap (tests/support/bootstrap), which the hookd
+# wheel does not ship: the demo runs from a checkout, where the tests are, and one implementation of
+# a private node (its isolated environment, its process-group reaping) is enough to keep right.
+sys.path.insert(0, str(ROOT / "tests"))
+
 try:
     import yaml
+    from support.bootstrap import devbroker
 
     from hookd.broker import BrokerConnection, NodeRing, topology_for
     from hookd.config import AMQP_URL_ENV, DEFAULT_AMQP_URL, load_settings, redact_url
     from hookd.errors import HookdError
-    from hookd.testing import devbroker
 except ImportError as exc:  # run with a Python that does not have hookd installed
     sys.exit(f"demo: {exc}; run it with `make demo` (it uses the project's .venv)")
 
-ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = ROOT / "config" / "demo"
 SAMPLES = ROOT / "config" / "samples"
 PRIVATE_ENV = "HOOKD_DEMO_PRIVATE_BROKER"

@@ -1,12 +1,9 @@
-"""Test and development helpers shipped with hookd, so that users' tests and ours share them.
+"""Test helpers shipped with hookd, for users' tests as well as ours.
 
-- `devbroker`: a private, throw-away RabbitMQ node (`PrivateBroker`);
-- `cluster`: a private RabbitMQ cluster of such nodes (`RabbitCluster`);
-- `postgres`: a private, throw-away PostgreSQL cluster (`PrivatePostgres`);
-- `services`: the bootstrap a test session runs first: use the configured RabbitMQ and PostgreSQL
-  when they answer, else start private ones (installing missing Debian packages when root).
-- `stub_broker`: an in-memory broker, to build the daemon in-process without RabbitMQ.
+- `stub_broker`: an in-memory broker (`StubBroker`), to build the daemon in-process without RabbitMQ
+  (dramatiq ships its `brokers/stub.py` beside its real broker for the same reason).
 
-Nothing here is imported by the daemon itself; these modules start processes and are meant for test
-and development machines only.
+Only what a user's tests need ships here. What installs packages or starts servers (private
+RabbitMQ nodes and clusters, a private PostgreSQL, the test session's bootstrap) stays in the test
+tree, `tests/support/bootstrap/`: no production install should carry it.
 """

@@ -6,7 +6,8 @@ events queue, durable queues, delay queues whose messages expire (queue TTL or p
 expiration) into the queue they dead-letter to, per-consumer prefetch windows, acks, messages left
 unacked going back to their queue when their connection closes (redelivered), publisher confirms
 (pipelined confirms arrive on the next `poll`), mandatory publishing (an unroutable message is
-refused), the quorum queues' delivery limit, single active consumers (only the first consumer
+refused), the delivery limit on the queues `Topology.arguments` gives one (quorum queues only: a
+classic queue redelivers for ever), single active consumers (only the first consumer
 registered on such a queue receives), messages given back (nacked, or left unacked by a closed
 connection) served first in the order given back, and exclusive queues as locks (`try_lock`: one
 connection at a time, released with it). `StubConnection` implements `hookd.broker.Connection`.
@@ -99,17 +100,18 @@ class StubBroker:
     def declare(self, topology: Topology) -> None:
         with self._lock:
             self._bindings.setdefault(topology.exchange, [])
-            partitions = topology.partition_queues()
-            fixed = [topology.events, topology.deliveries, topology.dead, topology.invalid, *partitions]
+            fixed = [topology.events, topology.deliveries, topology.dead, topology.invalid]
+            fixed += topology.partition_queues()
             if topology.partitions:
                 fixed.append(topology.workers)
             for name in fixed:
-                consumed = name in (topology.events, topology.deliveries, *partitions)
-                limit = topology.delivery_limit if consumed else None
-                single = bool(topology.partitions) and (name == topology.events or name in partitions)
-                self._queue(
-                    name, delivery_limit=limit, limit_target=topology.dead if limit else None, single_active=single
-                )
+                # The declare arguments RabbitMQ would get: the delivery limit and its dead-lettering are
+                # a quorum queue's (`Topology.arguments` leaves them out for classic queues).
+                arguments = topology.arguments(name)
+                limit = arguments.get("x-delivery-limit")
+                target = arguments.get("x-dead-letter-routing-key") if limit else None
+                single = bool(arguments.get("x-single-active-consumer"))
+                self._queue(name, delivery_limit=limit, limit_target=target, single_active=single)
             self.bind(topology.exchange, topology.events, "#")
             for delay in topology.retry_delays_s:
                 self.declare_delay(topology, delay)

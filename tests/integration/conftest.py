@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 from support import services
+from support.bootstrap.cluster import RabbitCluster
+from support.bootstrap.devbroker import PrivateBroker
+from support.bootstrap.services import ensure_rabbitmq_installed
 from support.factory import HookdFactory, Reaper, unique_prefix
 from support.helpers import Amqp, Names, Receiver
-
-from hookd.testing.devbroker import PrivateBroker
-from hookd.testing.services import ensure_rabbitmq_installed
 
 
 @pytest.fixture
@@ -58,6 +58,15 @@ def hookd(broker_url: str, prefix: Names, tmp_path: Path) -> Iterator[HookdFacto
     for process in factory.processes:
         process.terminate()
     prefix.before_delete.append(factory.stop_all)  # waits for the drain (kills after 5 s), then queues go
+
+
+@pytest.fixture(scope="session")
+def rabbit_cluster() -> Iterator[RabbitCluster]:
+    """A private three-node RabbitMQ cluster, built once per run for every `cluster` suite (about half a
+    minute); each suite's module fixture makes it whole again. Killed and deleted at the end."""
+    services.need(ensure_rabbitmq_installed)
+    with RabbitCluster(size=3) as built:
+        yield built
 
 
 @pytest.fixture

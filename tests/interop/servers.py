@@ -15,7 +15,7 @@ the hostile raw-socket server of test_hostile.py makes every shape these cannot.
 
 Every server runs a receiver of `interop/apps` (the same answers per path, `apps/spec.py`) and
 records what it received into a file of its own. nginx is installed with apt-get when missing and we
-are root (through hookd.testing.services' installer, until that moves into the test tree), else the
+are root (through the test tree's installer, support.bootstrap.services), else the
 module fails (CI=true) or skips with one line naming the package; the same for node and the PyPI
 servers (`make install` brings them: setup.cfg's dev extras). nginx-tls presents a certificate for
 `localhost` signed by a CA this module makes with openssl; hookd trusts it through SSL_CERT_FILE.
@@ -39,9 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from support import services as session_services
+from support.bootstrap import services as bootstrap
 from support.helpers import free_port
-
-from hookd.testing import services as bootstrap
 
 TESTS = Path(__file__).resolve().parents[1]
 APPS = Path(__file__).resolve().parent / "apps"

@@ -9,9 +9,11 @@ absence.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
+import math
 import os
 import signal
 import socket
@@ -20,7 +22,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,7 +36,6 @@ import yaml
 
 from hookd.broker import Topology
 from hookd.config import BrokerSettings
-from hookd.retry import DELAY_BUCKETS_S
 
 T = TypeVar("T")
 
@@ -84,11 +85,18 @@ def free_port() -> int:
 # -- the recording HTTP receiver ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class Reply:
-    """One programmed answer: a status, an optional delay before answering, extra headers."""
+    """One programmed answer: a status, an optional delay before answering, extra headers; with
+    `hold`, the answer waits until the test sets that event (at most `HOLD_MAX_S`), so a test can keep
+    a delivery in flight exactly as long as it needs, whatever the machine's speed."""
 
     status: int = 200
     delay_s: float = 0.0
     headers: Mapping[str, str] = field(default_factory=dict)
+    hold: threading.Event | None = None
+
+
+#: The longest a held answer waits for its test (a test that forgets to release it fails, not hangs).
+HOLD_MAX_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -151,6 +159,9 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.delay_s and self.server.receiver.closing.wait(reply.delay_s):
             self.close_connection = True
             return
+        if reply.hold is not None and not self._released(reply.hold):
+            self.close_connection = True
+            return
         payload = b'{"ok":true}'
         self.send_response(reply.status)
         for name, value in reply.headers.items():
@@ -159,6 +170,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+    def _released(self, hold: threading.Event) -> bool:
+        """Wait for the test to release a held answer: False when the receiver closes first or after
+        `HOLD_MAX_S` (then the connection is dropped unanswered)."""
+        deadline = time.monotonic() + HOLD_MAX_S
+        while not hold.wait(0.05):
+            if self.server.receiver.closing.is_set() or time.monotonic() >= deadline:
+                return False
+        return True
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib signature)
         return None
@@ -278,7 +298,7 @@ class Got:
 
 @dataclass
 class Names:
-    """The queue and exchange names of one test's hookd topology (per the contract).
+    """One test's hookd topology: its queue prefix and exchange, named by `hookd.broker.Topology`.
 
     `retry_delays_s` collects every delay a config of the test used, so teardown deletes its queues;
     `before_delete` holds what must finish first (daemons of the test exiting).
@@ -290,24 +310,28 @@ class Names:
     before_delete: list[Callable[[], None]] = field(default_factory=list)
 
     @property
+    def topology(self) -> Topology:
+        """hookd's own naming of these queues (the one source: tests never spell a queue name)."""
+        return Topology(exchange=self.exchange, prefix=self.prefix, retry_delays_s=tuple(sorted(self.retry_delays_s)))
+
+    @property
     def events(self) -> str:
-        return f"{self.prefix}.events"
+        return self.topology.events
 
     @property
     def deliveries(self) -> str:
-        return f"{self.prefix}.deliveries"
+        return self.topology.deliveries
 
     @property
     def dead(self) -> str:
-        return f"{self.prefix}.dead"
+        return self.topology.dead
 
     @property
     def invalid(self) -> str:
-        return f"{self.prefix}.invalid"
+        return self.topology.invalid
 
     def retry(self, delay_s: float) -> str:
-        millis = round(delay_s * 1000)
-        return f"{self.prefix}.retry.{millis // 1000}s" if millis % 1000 == 0 else f"{self.prefix}.retry.{millis}ms"
+        return self.topology.retry_queue(delay_s)
 
 
 class Amqp:
@@ -438,13 +462,10 @@ class Amqp:
     def delete(self, names: Names) -> None:
         """Delete a test's queues and its exchange (idempotent)."""
         ch = self._ch()
-        queues = [names.events, names.deliveries, names.dead, names.invalid]
-        # the retry schedule's delay queues, and those hookd declares on the fly (parking, Retry-After)
-        queues += sorted({names.retry(d) for d in (*names.retry_delays_s, *DELAY_BUCKETS_S)})
-        # ordered delivery's partitions: as many as hookd's default (tests set fewer, or a few more)
-        queues += [f"{names.prefix}.partition.{n}" for n in range(BrokerSettings().partitions)]
-        queues += [f"{names.prefix}.workers"]
-        for queue in queues:
+        # the fixed queues, the retry schedule's delay queues, those hookd declares on the fly (parking,
+        # Retry-After) and ordered delivery's partitions, as many as hookd's default (tests set fewer, or
+        # a few more): Topology's list
+        for queue in dataclasses.replace(names.topology, partitions=BrokerSettings().partitions).queues():
             ch.queue_delete(queue)
         ch.exchange_delete(names.exchange)
 
@@ -556,6 +577,22 @@ def config_document(
         ),
         "logging": _merge({"format": "json", "level": "info"}, logging),
     }
+
+
+def partitions_spread(logs: Sequence[Sequence[Mapping[str, Any]]], partitions: int) -> bool:
+    """Every worker (given by its JSON log lines) owns its share of the ordering partitions, ceil(P / N),
+    and has finished handing over the rest. The first worker to start claims every partition, and
+    moving them to the others takes a few seconds: a test about how workers share the work waits for
+    this before publishing, or the first worker gets it all, as fast or slow as the machine is."""
+    share = math.ceil(partitions / len(logs))
+    for lines in logs:
+        moves = [e for e in lines if str(e.get("msg", "")).startswith("partition.")]
+        owned = [e["owned"] for e in moves if "owned" in e]
+        releasing = sum(1 for e in moves if e.get("msg") == "partition.releasing")
+        released = sum(1 for e in moves if e.get("msg") == "partition.released")
+        if not owned or owned[-1] != share or releasing != released:
+            return False
+    return True
 
 
 class HookdProcess:

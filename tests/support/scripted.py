@@ -22,6 +22,8 @@ class ScriptedReceiver:
     def __init__(self, script: Script, *, timeout_s: float = 5.0) -> None:
         self.script = script
         self.accepted = 0
+        self.closed = 0  # connections whose script ended, closed on the receiver's side
+        self._closing = threading.Condition()
         self.requests: list[bytes] = []
         self._timeout_s = timeout_s
         self._sock = socket.create_server(("127.0.0.1", 0))
@@ -54,7 +56,16 @@ class ScriptedReceiver:
                     self.requests.append(request)
                     self.script(conn, request)
             except OSError:
-                return
+                pass
+        with self._closing:
+            self.closed += 1
+            self._closing.notify_all()
+
+    def wait_closed(self, count: int, timeout_s: float = 5.0) -> bool:
+        """Wait until `count` connections have been closed on the receiver's side (a test that needs
+        the client to see a close waits for it, instead of sleeping)."""
+        with self._closing:
+            return self._closing.wait_for(lambda: self.closed >= count, timeout_s)
 
     def url(self, path: str = "/in", host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}{path}"

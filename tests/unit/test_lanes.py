@@ -19,6 +19,7 @@ class Clock:
 
 
 def test_a_hook_runs_up_to_its_cap_then_queues_past_the_limit_until_decided() -> None:
+    """A hook runs up to its cap at once; what comes after queues, past the backlog limit too, until decided."""
     lanes: Lanes[str] = Lanes(cap=2, backlog=1)
     assert [lanes.admit("h", f"j{i}") for i in range(4)] == [
         Admission.RUN,
@@ -30,6 +31,7 @@ def test_a_hook_runs_up_to_its_cap_then_queues_past_the_limit_until_decided() ->
 
 
 def test_hooks_have_separate_lanes() -> None:
+    """A full lane of one hook does not hold another hook's work."""
     lanes: Lanes[str] = Lanes(cap=1, backlog=0)
     assert lanes.admit("slow", "a") is Admission.RUN
     assert lanes.admit("slow", "b") is Admission.QUEUE
@@ -88,6 +90,7 @@ def test_a_slow_hook_gives_up_its_newest_overflow_with_the_time_the_rest_needs()
 
 
 def test_a_hook_with_no_answer_yet_keeps_its_overflow_until_it_is_quiet() -> None:
+    """With no answer yet, the overflow is kept until the hook has been quiet for `quiet_after_s`, then taken."""
     clock = Clock()
     lanes = _busy(cap=2, backlog=3, queued=10, answer_s=None, clock=clock)
     assert lanes.take_overflow(quiet_after_s=1.0, drain_budget_s=2.0, pressed=True).quiet == []
@@ -98,6 +101,7 @@ def test_a_hook_with_no_answer_yet_keeps_its_overflow_until_it_is_quiet() -> Non
 
 
 def test_release_hands_over_the_next_queued_item_in_order() -> None:
+    """A finished delivery hands its slot to the oldest queued item of the same hook."""
     lanes: Lanes[str] = Lanes(cap=1, backlog=5)
     lanes.admit("h", "first")
     lanes.admit("h", "second")
@@ -109,6 +113,7 @@ def test_release_hands_over_the_next_queued_item_in_order() -> None:
 
 
 def test_a_full_lane_without_an_answer_for_the_stuck_time_is_stuck() -> None:
+    """A full lane with no answer for the stuck time refuses more work (STUCK) instead of queuing it."""
     lanes: Lanes[str] = Lanes(cap=1, backlog=5)
     assert lanes.admit("h", "a", stuck_after_s=0.0) is Admission.RUN
     assert lanes.admit("h", "b", stuck_after_s=0.0) is Admission.STUCK
@@ -116,6 +121,7 @@ def test_a_full_lane_without_an_answer_for_the_stuck_time_is_stuck() -> None:
 
 
 def test_a_busy_lane_that_answers_is_not_stuck() -> None:
+    """A full lane that has answered within the stuck time queues new work."""
     lanes: Lanes[str] = Lanes(cap=1, backlog=5)
     lanes.admit("h", "a")
     assert lanes.admit("h", "b", stuck_after_s=60.0) is Admission.QUEUE
@@ -124,6 +130,7 @@ def test_a_busy_lane_that_answers_is_not_stuck() -> None:
 
 @pytest.mark.parametrize(("answered", "stale"), [(False, ["q"]), (True, [])])
 def test_take_stale_returns_the_backlog_of_hooks_with_no_recent_answer(answered: bool, stale: list[str]) -> None:
+    """take_stale hands back the backlog of a hook with no answer for the stuck time, and only that."""
     clock = Clock()
     lanes: Lanes[str] = Lanes(cap=1, backlog=5, clock=clock)
     lanes.admit("h", "a")

@@ -82,7 +82,7 @@ def test_a_connection_the_receiver_closed_while_idle_is_replaced_without_a_faile
     """A pooled connection closed by the receiver is retried once on a new one, inside the same attempt."""
     receiver = serve(_answer(OK))  # answers one request per connection, then closes it
     assert sender.attempt(_hook(receiver.url()), _delivery(), 1).verdict is Verdict.DELIVERED
-    time.sleep(0.05)  # the receiver's close reaches us
+    assert receiver.wait_closed(1)  # the connection in the pool is closed on the other end now
     assert sender.attempt(_hook(receiver.url()), _delivery(), 2).verdict is Verdict.DELIVERED
     assert receiver.accepted == 2
 

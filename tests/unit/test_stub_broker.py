@@ -105,6 +105,22 @@ def test_a_message_redelivered_past_the_delivery_limit_is_dead_lettered() -> Non
     assert broker.ready(TOPOLOGY.dead) == 1
 
 
+def test_a_classic_queue_has_no_delivery_limit() -> None:
+    """As `Topology` declares them, classic queues get no delivery limit: the message keeps coming back."""
+    classic = Topology(exchange="ex", prefix="classic", queue_type="classic", delivery_limit=2)
+    broker = StubBroker()
+    broker.declare(classic)
+    broker.publish(Outgoing("job.failed", b"{}", {"account_id": "acme"}, "evt-1", exchange=classic.exchange))
+    got: list[Incoming] = []
+    for _ in range(classic.delivery_limit + 2):
+        conn = broker.connect(classic)
+        conn.consume([classic.events], 10, got.append)
+        conn.poll(0)
+        conn.close()
+    assert len(got) == classic.delivery_limit + 2
+    assert broker.ready(classic.dead) == 0
+
+
 def test_a_dropped_connection_raises_connection_lost() -> None:
     """After `drop()` (a broker restart) the connection's next operation raises ConnectionLost."""
     broker = StubBroker()

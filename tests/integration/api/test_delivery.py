@@ -23,14 +23,10 @@ def test_a_hook_created_through_the_api_receives_an_event_signed_with_its_salt(s
     account = unique("deliver")
     key = stack.key(account)
     hook = create(stack, key, account, f"/{account}", ["job"])
+    stack.wait_loaded()  # the daemon reloads within poll_interval_s
+    stack.publish("job.failed", account, {"id": 42, "status": "failed"})
 
-    def delivered() -> list[Any]:
-        # the daemon reloads within poll_interval_s: publish until the event reaches the new hook
-        if not stack.receiver.requests(f"/{account}"):
-            stack.publish("job.failed", account, {"id": 42, "status": "failed"})
-        return stack.receiver.requests(f"/{account}")
-
-    got = wait_for(lambda: delivered() if settle(0.3) is None else None, "the event at the new hook")[0]
+    got = stack.wait_requests(f"/{account}")[0]
     assert got.event == "job.failed" and got.hook_id == hook["id"]
     assert got.header("X-Hook-Signature") == signature(hook["salt"], got.body)
     assert json.loads(got.body) == {"id": 42, "status": "failed"}
@@ -48,12 +44,14 @@ def test_reset_salt_changes_the_signing_key_of_the_next_delivery(stack: Stack) -
     assert list(answer.json()) == ["salt"] and salt != hook["salt"]
     assert client.get(stack.api(account, f"/hooks/{hook['id']}"), timeout=10).json()["salt"] == salt
 
-    def delivered() -> list[Any]:
-        if not stack.receiver.requests(f"/{account}"):
-            stack.publish("cluster.error", account)
-        return stack.receiver.requests(f"/{account}")
+    # the new salt is a change like any other: wait until the daemon loaded it (the hook count does
+    # not tell: wait for a hook created after the reset, a witness)
+    witness_account = unique("witness")
+    create(stack, stack.key(witness_account), witness_account, f"/{witness_account}", ["job"])
+    stack.wait_loaded()
+    stack.publish("cluster.error", account)
 
-    got = wait_for(lambda: delivered() if settle(0.3) is None else None, "the event after reset_salt")[0]
+    got = stack.wait_requests(f"/{account}")[0]
     assert got.header("X-Hook-Signature") == signature(salt, got.body)
     assert got.header("X-Hook-Signature") != signature(hook["salt"], got.body)
 
@@ -99,10 +97,13 @@ def test_deliveries_list_their_attempts_and_redeliver_keeps_the_delivery_id(stac
     url = stack.api(account, f"/hooks/{hook['id']}/deliveries")
 
     def recorded() -> list[dict[str, Any]]:
+        # Settled, not just attempted: a ping to a hook the worker has not loaded yet is parked first
+        # (state "retrying"), and a listing read while the delivered attempt is being written can show
+        # the attempt beside the parked state (seen once on a busy machine).
         rows: list[dict[str, Any]] = client.get(url, timeout=10).json()
-        return rows if rows and rows[0]["attempt_log"] else []
+        return rows if rows and rows[0]["attempt_log"] and rows[0]["state"] != "retrying" else []
 
-    rows = wait_for(recorded, "the ping in the delivery history")
+    rows = wait_for(recorded, "the ping settled in the delivery history")
     delivery = rows[0]
     assert delivery["delivery_id"] == first.delivery and delivery["event"] == "ping"
     assert delivery["state"] == "delivered" and delivery["hook_id"] == hook["id"]
@@ -125,18 +126,19 @@ def test_deliveries_list_their_attempts_and_redeliver_keeps_the_delivery_id(stac
 
 
 def test_changes_reach_the_running_daemon(stack: Stack) -> None:
-    """A hook disabled through the API gets nothing more; deleted, its events go nowhere."""
+    """A hook disabled through the API gets nothing more once the daemon has the change."""
     account = unique("live")
     key = stack.key(account)
     client = stack.client(key)
     hook = create(stack, key, account, f"/{account}", ["job"])
     assert client.put(stack.api(account, f"/hooks/{hook['id']}"), json={"active": False}, timeout=10).status_code == 200
-    settle(1.0)  # several poll intervals: the daemon has the change
-    stack.publish("job.failed", account)
+    # A hook created after the change (a witness, in another account) is loaded with it or later:
+    # once the daemon counts it, it has the disable too.
     other = unique("witness")
-    witness = create(stack, stack.key(other), other, f"/{other}", ["job"])
-    wait_for(
-        lambda: stack.receiver.requests(f"/{other}") or (stack.publish("job.failed", other) and None),
-        "the witness hook's event",
-    )
-    assert witness["id"] and stack.receiver.requests(f"/{account}") == []
+    create(stack, stack.key(other), other, f"/{other}", ["job"])
+    stack.wait_loaded()
+    stack.publish("job.failed", account)
+    stack.publish("job.failed", other, {"id": 8, "status": "failed"})  # after the disabled hook's event
+    stack.wait_requests(f"/{other}")
+    settle()  # the disabled hook's event was consumed first: a delivery to it would show by now
+    assert stack.receiver.requests(f"/{account}") == []

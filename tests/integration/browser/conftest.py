@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from support.bootstrap import services
 from support.stack import Stack, need_broker
-
-from hookd.testing import services
 
 from .pages import Console
 

@@ -1,23 +1,19 @@
-"""The cluster suite: a private three-node RabbitMQ cluster per test module (about half a minute to build).
+"""The cluster suite: the run's private three-node RabbitMQ cluster (tests/integration/conftest.py).
 
-Each module gets its own cluster, so a test that stops or kills nodes cannot leave a later module a
-cluster in an unknown state. The nodes are killed and their data deleted when the module ends.
+Building one takes half a minute or more, so the run builds one and every cluster module shares it.
+A test may stop or kill nodes; each module starts whatever is down before its first test, so no
+module inherits a cluster in an unknown state. The nodes are killed and their data
+deleted when the run ends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from support.services import need
-
-from hookd.testing import services
-from hookd.testing.cluster import RabbitCluster
+from support.bootstrap.cluster import RabbitCluster
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[RabbitCluster]:
-    """A 3-node cluster for the module (tests that stop a node start it again before they end)."""
-    need(services.ensure_rabbitmq_installed)
-    with RabbitCluster(size=3) as built:
-        yield built
+def cluster(rabbit_cluster: RabbitCluster) -> RabbitCluster:
+    """The run's 3-node cluster, whole when the module starts (a module may leave a node down)."""
+    rabbit_cluster.make_whole()
+    return rabbit_cluster

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -215,8 +214,15 @@ def test_receive_prints_verified_line(hookd: HookdFactory, amqp: Amqp, prefix: N
         assert line.group(1) == attempt["delivery_id"]
         assert attempt["status"] == 200
     finally:
-        receive.send_signal(signal.SIGINT)
-        receive.wait(timeout=10)
+        # SIGTERM, not SIGINT: a shell without job control starts background jobs with SIGINT ignored,
+        # children inherit that, and Python then installs no KeyboardInterrupt (the run hung here).
+        receive.terminate()
+        try:
+            receive.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            receive.kill()
+            receive.wait(timeout=10)
+            raise
 
 
 def test_run_refuses_invalid_config(hookd: HookdFactory) -> None:

@@ -84,10 +84,10 @@ def test_running_daemon_follows_create_update_disable_delete(
     def change(*args: str) -> None:
         before = reloads(daemon)
         hooks_cli(hookd, *args)
-        daemon.wait_log("subscriptions.reloaded", count=before + 1, timeout_s=5)
+        daemon.wait_log("subscriptions.reloaded", count=before + 1, timeout_s=15)
 
     hook = create_hook(hookd, receiver.url("/a"), events="job.failed")
-    daemon.wait_log("subscriptions.reloaded", timeout_s=5)
+    daemon.wait_log("subscriptions.reloaded", timeout_s=15)
     publish_and_settle(1)
     assert len(receiver.wait_for(1, "/a")) == 1
 
@@ -116,8 +116,8 @@ def test_two_daemons_sharing_postgresql_both_see_changes(
     write_db_config(hookd, _pg_url(pg_schema))
     first, second = hookd.start(), hookd.start()
     create_hook(hookd, receiver.url("/shared"))
-    first.wait_log("subscriptions.reloaded", timeout_s=5)
-    second.wait_log("subscriptions.reloaded", timeout_s=5)
+    first.wait_log("subscriptions.reloaded", timeout_s=15)
+    second.wait_log("subscriptions.reloaded", timeout_s=15)
     for _ in range(20):
         amqp.publish_event(hookd.names, "job.completed")
     assert len(receiver.wait_for(20, "/shared")) >= 20
@@ -136,7 +136,7 @@ def test_reset_secret_changes_the_signing_key_of_the_next_delivery(
 
     before = reloads(daemon)
     rotated = hooks_cli(hookd, "reset-secret", hook["id"])
-    daemon.wait_log("subscriptions.reloaded", count=before + 1, timeout_s=5)
+    daemon.wait_log("subscriptions.reloaded", count=before + 1, timeout_s=15)
     amqp.publish_event(hookd.names, "job.started")
     second = receiver.wait_for(2, "/rot")[1]
     assert rotated["secret"] != hook["secret"]

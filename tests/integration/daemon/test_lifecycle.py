@@ -51,12 +51,15 @@ def test_sighup_broken_file_keeps_last_hooks(
 
 def test_sigterm_drains_in_flight_delivery(hookd: HookdFactory, receiver: Receiver, amqp: Amqp, prefix: Names) -> None:
     """SIGTERM during a slow delivery lets it finish, acks the event, and exits 0; nothing is redelivered."""
-    receiver.program("/slow", Reply(200, delay_s=1.0))
-    daemon = hookd.start([hook_entry("slow", receiver.url("/slow"))], delivery={"drain_timeout_s": 10})
+    release = threading.Event()
+    receiver.program("/slow", Reply(200, hold=release))
+    daemon = hookd.start([hook_entry("slow", receiver.url("/slow"))], delivery={"drain_timeout_s": 30})
     event_id = amqp.publish_event(prefix, "job.completed")
     receiver.wait_for(1, "/slow")  # the delivery is in flight: the receiver is holding its answer
 
     daemon.send(signal.SIGTERM)
+    daemon.wait_log("daemon.draining")
+    release.set()  # the answer comes while hookd drains, however long the signal took to land
 
     assert daemon.wait_exit() == 0
     messages = [entry["msg"] for entry in daemon.logs()]

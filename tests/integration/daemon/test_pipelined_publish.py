@@ -24,6 +24,7 @@ def _open(broker_url: str, prefix: Names) -> BrokerConnection:
 
 
 def test_every_continuation_runs_once_its_message_is_confirmed(broker_url: str, amqp: Amqp, prefix: Names) -> None:
+    """Each pipelined publish's continuation runs once, in publish order, on a poll after its confirm."""
     conn = _open(broker_url, prefix)
     try:
         confirmed: list[int] = []
@@ -46,6 +47,7 @@ def test_every_continuation_runs_once_its_message_is_confirmed(broker_url: str, 
 def test_an_unroutable_publish_fails_the_connection_and_runs_no_continuation(
     broker_url: str, amqp: Amqp, prefix: Names
 ) -> None:
+    """An unroutable pipelined publish fails the connection (PublishFailed), and its continuation never runs."""
     conn = _open(broker_url, prefix)
     try:
         ran: list[str] = []

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.bootstrap.devbroker import PrivateBroker
 from support.factory import HookdFactory
 from support.helpers import Amqp, Names, Receiver, hook_entry, wait_until
 
 from hookd.messages import delivery_id
-from hookd.testing.devbroker import PrivateBroker
 
 pytestmark = pytest.mark.integration
 

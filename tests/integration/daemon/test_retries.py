@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 from datetime import datetime
 
 import pytest
@@ -30,6 +31,8 @@ def test_retry_then_success_only_to_failing_hook(
     event_id = amqp.publish_event(prefix, "job.failed", b'{"id": 9, "state": "failed"}')
 
     receiver.wait_for(4, "/flaky")
+    # the receiver records a request before it answers: the daemon logs the attempt after the answer
+    daemon.wait_log("delivery.attempt", count=4, event_id=event_id, hook_id="flaky")
     settle()
     attempts = receiver.requests("/flaky")
     assert [r.attempt for r in attempts] == [1, 2, 3, 4]
@@ -70,7 +73,7 @@ def test_retryable_statuses_are_retried(hookd: HookdFactory, receiver: Receiver,
 
 def test_timeout_is_retried(hookd: HookdFactory, receiver: Receiver, amqp: Amqp, prefix: Names) -> None:
     """An attempt that times out is retried, with the same delivery id and the next attempt number."""
-    receiver.program("/slow", Reply(200, delay_s=3.0))
+    receiver.program("/slow", Reply(200, hold=threading.Event()))  # never answered: only the deadline ends it
     daemon = hookd.start([hook_entry("slow", receiver.url("/slow"))], delivery={"timeout_s": 1.0})
 
     amqp.publish_event(prefix, "job.started")
@@ -98,7 +101,8 @@ def test_connection_refused_is_retried_until_exhausted(hookd: HookdFactory, amqp
     assert letter.headers["event_id"] == event_id
     assert "last_status" not in letter.headers
     assert letter.headers.get("error")
-    assert {line["outcome"] for line in daemon.find("delivery.attempt", hook_id="refused")} == {"retryable"}
+    lines = daemon.wait_log("delivery.attempt", count=4, hook_id="refused")  # written off the delivery path
+    assert {line["outcome"] for line in lines} == {"retryable"}
 
 
 def test_permanent_failure_dead_letter(hookd: HookdFactory, receiver: Receiver, amqp: Amqp, prefix: Names) -> None:
@@ -198,8 +202,8 @@ def test_retries_exhausted(hookd: HookdFactory, receiver: Receiver, amqp: Amqp, 
     assert letter.headers["last_status"] == 500
     assert letter.headers["event_id"] == event_id
     assert letter.headers["delivery_id"] == requests[0].delivery
-    assert len(daemon.find("delivery.retry_scheduled", hook_id="down")) == 2
     daemon.wait_log("delivery.dead_lettered", hook_id="down", reason="retries_exhausted")
+    assert len(daemon.find("delivery.retry_scheduled", hook_id="down")) == 2  # logged before the dead letter
 
 
 @pytest.mark.parametrize(

@@ -6,12 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
+from support.bootstrap.devbroker import PrivateBroker
 from support.factory import HookdFactory
 from support.helpers import Amqp, Names, hook_entry, settle, wait_until
 
-from hookd.testing.devbroker import PrivateBroker
-
-from .harness import dead_letters, delivery, pairs, publish_events, wait_accepted
+from .harness import dead_letters, declare_topology, delivery, pairs, publish_events, wait_accepted
 from .ledger import classify
 from .receiver import FaultReceiver, Reply, Script
 
@@ -30,16 +29,20 @@ def test_broker_restart_mid_stream_loses_nothing(
     """Events published before a broker restart (some still queued, some in flight) and after it all arrive."""
     names = Names(prefix="hookd-fault-restart", exchange="hookd-fault-restart.events")
     factory = HookdFactory(private_broker.url, names, tmp_path)
-    receiver.on("/slow", Script(then=Reply(200, delay_s=0.02)))  # ~100/s with 2 in flight: still busy at restart
+    # At most 2 in flight, each answered after 30 ms: at most ~66 deliveries/s however fast the
+    # machine, so the 400 take 6 s at least, and the restart (at 100) finds most of them queued.
+    receiver.on("/slow", Script(then=Reply(200, delay_s=0.03)))
     try:
-        daemon = factory.start(
+        declare_topology(
+            factory,
             [hook_entry("1", receiver.url("/slow"))],
             broker={"heartbeat_s": 5, "reconnect_max_s": 1},
             delivery=delivery(max_in_flight=2),
         )
         declared = time.monotonic()
         with Amqp(private_broker.url) as amqp:
-            before = publish_events(amqp, names, BEFORE)
+            before = publish_events(amqp, names, BEFORE)  # all queued before hookd consumes
+        daemon = factory.start()
         wait_until(
             lambda: (
                 len(receiver.accepted_deliveries()) >= BEFORE // 4 and time.monotonic() - declared > QUORUM_SETTLE_S

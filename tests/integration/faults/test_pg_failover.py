@@ -20,19 +20,20 @@ from typing import Any
 
 import psycopg
 import pytest
+from support.bootstrap import services
+from support.bootstrap.devbroker import HOST
+from support.bootstrap.postgres import DATABASE, PrivatePostgres
 from support.factory import HookdFactory
 from support.helpers import Amqp, Receiver, signature, wait_until
 from support.services import need, unavailable
 
 from hookd.state.db import CONNECT_TIMEOUT_S, TCP_USER_TIMEOUT_MS
-from hookd.testing import services
-from hookd.testing.devbroker import HOST
-from hookd.testing.postgres import DATABASE, PrivatePostgres
 from integration.daemon.test_db_source import create_hook, reloads, write_db_config
 
 pytestmark = pytest.mark.integration
 
 VANISH = Path(__file__).with_name("vanish.py")
+TESTS = Path(__file__).resolve().parents[2]
 
 
 def need_postgres_server() -> None:
@@ -150,12 +151,13 @@ def test_failover_reaches_a_running_daemon_and_the_cli_without_a_config_change(
 def test_a_vanished_primary_costs_a_pooled_connection_seconds_not_minutes() -> None:
     """With the primary's address gone (a dead machine: nothing resets or refuses) and the standby
     promoted, a transaction on a pooled connection to the old primary gives up within the TCP user
-    timeout and runs on the new primary; the transactions after it take no time."""
+    timeout and runs on the new primary; none after it waits on another dead pooled connection."""
     if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("ip") is None:
         unavailable("a network namespace of its own needs root, unshare and ip (iproute2)")
     need_postgres_server()
     command = ["unshare", "--net", "--", sys.executable, str(VANISH)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}  # vanish.py imports the test tree's `support`
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         out, err = process.communicate(timeout=90)  # vanish.py gives up by itself well before
     except subprocess.TimeoutExpired:
@@ -164,7 +166,13 @@ def test_a_vanished_primary_costs_a_pooled_connection_seconds_not_minutes() -> N
     assert process.returncode == 0, err[-3000:]
     calls = json.loads(out.splitlines()[-1])["calls"]
     first, rest = calls[0], calls[1:]
-    bound_s = TCP_USER_TIMEOUT_MS / 1000 + CONNECT_TIMEOUT_S + 3
+    # Seconds, not minutes: the dead connection is given up after the TCP user timeout, then one
+    # connect attempt per host (the vanished one costs its connect timeout); the rest is slack for a
+    # busy machine. Without the user timeout, TCP would retransmit for some fifteen minutes.
+    bound_s = TCP_USER_TIMEOUT_MS / 1000 + CONNECT_TIMEOUT_S + 15
     assert first["outcome"] == "ok" and first["took_s"] < bound_s, calls
-    assert [c["outcome"] for c in rest] == ["ok"] * len(rest) and all(c["took_s"] < 1 for c in rest), calls
-    print(f"vanished primary: the first transaction took {first['took_s']:.1f} s, the next {len(rest)} under 1 s")
+    # The pool kept no other connection to the vanished primary: one would cost a whole user timeout.
+    reused_dead = TCP_USER_TIMEOUT_MS / 1000
+    assert [c["outcome"] for c in rest] == ["ok"] * len(rest) and all(c["took_s"] < reused_dead for c in rest), calls
+    slowest = max((c["took_s"] for c in rest), default=0.0)
+    print(f"vanished primary: the first transaction took {first['took_s']:.1f} s, the next {slowest:.2f} s at most")

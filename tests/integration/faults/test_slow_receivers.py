@@ -17,9 +17,14 @@ pytestmark = pytest.mark.integration
 
 MB = 1_000_000
 TIMEOUT_S = 1.0
-#: An attempt "ends at the deadline" when it lasts between these multiples of delivery.timeout_s.
-DEADLINE_BAND = (0.9, 1.5)
+#: An attempt "ends at the deadline" when it lasts at least nine tenths of delivery.timeout_s (it was
+#: not cut early) and is over long before the receiver would answer (it was cut, not waited out: the
+#: receivers here answer after 30 s, or never). How much longer than the deadline it took is the
+#: machine's business (a busy event loop notices late), not a behaviour: 10 x is far from both.
+DEADLINE_BAND = (0.9, 10.0)
 HEALTHY = [f"h{n}" for n in range(1, 10)]
+#: The hanging hook's deadline beside the nine: longer than the nine need, however slow the machine.
+HANG_DEADLINE_S = 20.0
 EVENTS_PER_PHASE = 150
 
 
@@ -50,52 +55,56 @@ def test_hanging_receiver_is_cut_at_the_deadline(
 def test_hanging_hook_leaves_the_others_their_throughput(
     hookd: HookdFactory, receiver: FaultReceiver, amqp: Amqp, prefix: Names
 ) -> None:
-    """With a tenth hook hanging past the deadline, the other nine never wait for it: all delivered, and
-    no gap between two of their deliveries as long as a deadline (what waiting behind a hanging attempt
-    would cost; parking the hang's backlog once it is quiet costs at most `quiet_after_s`, half of it).
+    """With a tenth hook hanging, the other nine never wait for it: every one of their deliveries is
+    made while the hanging hook's attempts are still hanging (before its deadline, 20 s, ends any),
+    which waiting behind a hanging attempt could not do. Parking the hang's backlog once it is quiet
+    costs them at most `quiet_after_s` (2 s here), once.
 
-    Their rates alone and beside the hang are printed, not asserted: a rate is the bench's to measure
-    (`hang-10pct`), and on a run this short it mostly measures the machine."""
-    receiver.on("/hang", Script(then=Reply(200, delay_s=30)))
+    Their rates alone and beside the hang, and their longest gap, are printed, not asserted: a rate is
+    the bench's to measure (`hang-10pct`), and on a run this short it mostly measures the machine."""
+    receiver.on("/hang", Script(then=Reply(200, delay_s=60)))
     hooks = [hook_entry(h, receiver.url(f"/ok/{h}"), events=["job", "cluster"]) for h in HEALTHY]
     hooks.append(hook_entry("hang", receiver.url("/hang"), events=["cluster"]))  # job events: the nine alone
     declare_topology(
         hookd,
         hooks,
         broker={"prefetch": 32},
-        # the hanging hook may hold 2 of 16 in flight; what waits behind it a whole deadline is parked
+        # the hanging hook may hold 2 of 16 in flight; what waits behind it is parked once it is quiet
         delivery=delivery(
-            timeout_s=TIMEOUT_S,
+            timeout_s=HANG_DEADLINE_S,
             max_in_flight=16,
             per_hook_concurrency=2,
             inline_attempts=1,
             retry_delays_s=[5],
+            drain_timeout_s=1,  # SIGTERM abandons the hanging attempts (they come back to the queue)
         ),
     )
 
-    def phase(event: str) -> tuple[list[str], float, float]:
-        """Publish a backlog, start hookd on it; the events, the nine's deliveries per second and the
-        longest gap between two of their deliveries."""
+    def phase(event: str) -> tuple[list[str], float, float, list[dict[str, object]]]:
+        """Publish a backlog, start hookd on it; the events, the nine's deliveries per second, the
+        longest gap between two of their deliveries, and the hang's attempts that had ended by then."""
         events = publish_events(amqp, prefix, EVENTS_PER_PHASE, event=event)
         daemon = hookd.start()
-        wait_accepted(receiver, pairs(events, HEALTHY), timeout_s=30)
+        wait_accepted(receiver, pairs(events, HEALTHY), timeout_s=HANG_DEADLINE_S * 3)
+        ended = daemon.find("delivery.attempt", hook_id="hang")
         daemon.send(signal.SIGTERM)
         published = set(events)
         nine = [r for r in receiver.requests() if r.accepted and r.event_id in published and r.hook_id in HEALTHY]
         times = sorted(r.at for r in nine)
-        return events, rate(nine), max(later - earlier for earlier, later in itertools.pairwise(times))
+        return events, rate(nine), max(later - earlier for earlier, later in itertools.pairwise(times)), ended
 
-    alone, rate_alone, _ = phase("job.completed")
+    alone, rate_alone, _, _ = phase("job.completed")
     hookd.processes[-1].wait_exit(timeout_s=15)
-    beside, rate_beside, longest_gap_s = phase("cluster.available")
+    beside, rate_beside, longest_gap_s, ended = phase("cluster.available")
     print(
         f"nine healthy hooks: {rate_alone:.0f}/s alone, {rate_beside:.0f}/s beside a hanging hook "
         f"(longest gap {longest_gap_s:.3f} s)"
     )
+    assert receiver.requests("/hang"), "the hanging hook got nothing: the test proves nothing"
+    assert not ended, f"a hanging attempt ended before the nine were done: they waited for it ({ended[0]})"
 
     tally = classify(pairs(alone + beside, HEALTHY), receiver.receipts(), dead_letters(amqp, prefix), label="nine")
     assert (tally.lost, tally.dead_lettered) == (0, 0)
-    assert longest_gap_s < TIMEOUT_S, f"the nine waited {longest_gap_s:.2f} s, a deadline is {TIMEOUT_S} s"
 
 
 def test_a_full_prefetch_window_parks_the_work_waiting_on_a_silent_hook(
@@ -117,7 +126,7 @@ def test_a_full_prefetch_window_parks_the_work_waiting_on_a_silent_hook(
     events = publish_events(amqp, prefix, 40)
     daemon = hookd.start()
     wait_accepted(receiver, pairs(events, ["ok"]), timeout_s=25)
-    assert daemon.find("delivery.parked", hook_id="hang", reason="backlog"), "nothing was parked for the full window"
+    daemon.wait_log("delivery.parked", hook_id="hang", reason="backlog")  # the full window was parked
     assert not daemon.find("delivery.attempt", hook_id="hang"), "the hanging attempt ended: the test proves nothing"
     assert not dead_letters(amqp, prefix)
 
@@ -135,7 +144,7 @@ def test_trickling_receiver_is_cut_at_the_deadline(
     publish_events(amqp, prefix, 1)
 
     line = daemon.wait_log("delivery.attempt", hook_id="slow", timeout_s=4 * TIMEOUT_S + 6)[0]
-    wait_until(lambda: trickle.streams and trickle.streams[0].done.is_set(), timeout_s=5, what="the trickle to end")
+    wait_until(lambda: trickle.streams and trickle.streams[0].done.is_set(), timeout_s=15, what="the trickle to end")
     stream = trickle.streams[0]
     print(f"trickle: {stream.sent} byte(s) in {stream.ended - stream.started:.1f} s, ended by {stream.reason}")
     assert_cut_at_deadline(line)

@@ -24,9 +24,10 @@ import threading
 import time
 from types import FrameType
 
+from support.bootstrap.postgres import DATABASE, PrivatePostgres
+
 from hookd.errors import StoreError
 from hookd.state.db import MAX_IDLE_CONNECTIONS, Database
-from hookd.testing.postgres import DATABASE, PrivatePostgres
 
 PRIMARY_ADDRESS, STANDBY_ADDRESS = "10.99.0.1", "10.99.0.2"
 DEADLINE_S = 60.0  # after the promotion: stop looping, report what happened (a hang shows as one)

@@ -19,11 +19,10 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from support.bootstrap.devbroker import PrivateBroker, installed
 from support.factory import HookdFactory
 from support.helpers import Amqp, Names, Receiver, hook_entry, wait_until
 from support.services import unavailable
-
-from hookd.testing.devbroker import PrivateBroker, installed
 
 from .conftest import OpsConfig, free_port
 

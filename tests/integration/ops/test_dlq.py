@@ -66,14 +66,14 @@ def queued(amqp: Amqp, queue: str, count: int) -> list[dict[str, Any]]:
     A command's connection returns its unacked messages as it closes, which the broker applies a
     few milliseconds later: wait for them rather than read too early.
     """
-    got = [g.headers for g in amqp.wait_messages(queue, count, timeout_s=5)]
+    got = [g.headers for g in amqp.wait_messages(queue, count, timeout_s=15)]
     settle()
     return got + [g.headers for g in amqp.drain(queue)]
 
 
 def ready(amqp: Amqp, queue: str, count: int) -> None:
     """Wait until `queue` holds `count` ready messages, then check it stays so (nothing more arrives)."""
-    wait_until(lambda: amqp.message_count(queue) == count, timeout_s=5, what=f"{count} message(s) in {queue}")
+    wait_until(lambda: amqp.message_count(queue) == count, timeout_s=15, what=f"{count} message(s) in {queue}")
     settle()
     assert amqp.message_count(queue) == count
 

@@ -147,7 +147,7 @@ def test_a_dead_letter_id_is_found_in_the_queue_and_left_there(config: OpsConfig
         assert result.code == 0, result.err
         assert result.out.splitlines() == ["3  would not receive: not subscribed to job.failed"]
         # explain's connection returns the message as it closes; the broker applies that just after.
-        wait_until(lambda: conn.get(conn.topology.dead), timeout_s=5, what="the dead letter back in its queue")
+        wait_until(lambda: conn.get(conn.topology.dead), timeout_s=15, what="the dead letter back in its queue")
     finally:
         conn.close()
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from support.factory import HookdFactory
-from support.helpers import Amqp, Receiver, hook_entry, wait_until
+from support.helpers import Amqp, Receiver, hook_entry, partitions_spread, wait_until
+
+PARTITIONS = 6
 
 
 def test_a_rate_limited_hook_gets_at_most_its_rate_from_three_workers(
@@ -16,9 +18,16 @@ def test_a_rate_limited_hook_gets_at_most_its_rate_from_three_workers(
         hook_entry("1", receiver.url("/limited"), events=["job"], rate_limit=2),
         hook_entry("2", receiver.url("/free"), events=["job"]),
     ]
-    hookd.write_config(hooks, broker={"partitions": 6})
-    for _ in range(3):
-        hookd.start()
+    hookd.write_config(hooks, broker={"partitions": PARTITIONS})
+    workers = [hookd.start() for _ in range(3)]
+    # The first worker starts alone and claims every partition; the others' shares move to them over
+    # a few seconds. Publishing before that would put all 60 jobs behind one worker's prefetch window,
+    # where hook 1's paced shares hold the messages and hook 2's deliveries wait behind them.
+    wait_until(
+        lambda: partitions_spread([w.logs() for w in workers], PARTITIONS),
+        timeout_s=60,
+        what="the partitions spread over the workers",
+    )
     for job in range(60):
         amqp.publish_event(hookd.names, "job.completed", {"id": job})
     free = receiver.wait_for(60, "/free", timeout_s=60)

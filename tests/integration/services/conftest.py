@@ -1,4 +1,4 @@
-"""Fixtures of the service bootstrap suite: the helpers of `hookd.testing` tried for real.
+"""Fixtures of the service bootstrap suite: the bootstrap of `support.bootstrap` tried for real.
 
 These tests start private servers whatever the machine runs, so they pass the same on a developer's
 machine and in a network namespace with only loopback (`scripts/netns-run.sh`). A helper that cannot
@@ -12,10 +12,9 @@ import os
 from urllib.parse import urlsplit
 
 import pytest
+from support.bootstrap import services
+from support.bootstrap.devbroker import free_port, speaks_amqp
 from support.services import CONFIGURED_AMQP_URL, CONFIGURED_POSTGRES_URL, need
-
-from hookd.testing import services
-from hookd.testing.devbroker import free_port, speaks_amqp
 
 
 def gone(pid: int) -> bool:

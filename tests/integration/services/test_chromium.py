@@ -9,9 +9,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from support.bootstrap import services
 from support.services import need
-
-from hookd.testing import services
 
 PAGE = """<!doctype html>
 <html><head><title>hookd browser check</title></head>

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import pika
 import pytest
-
-from hookd.testing.cluster import RabbitCluster
+from support.bootstrap.cluster import RabbitCluster
 
 pytestmark = pytest.mark.cluster
 
@@ -17,10 +15,11 @@ QUEUE = "hookd-cluster-check"
 
 
 @pytest.fixture(scope="module")
-def cluster(rabbitmq_installed: None) -> Iterator[RabbitCluster]:
-    """A 3-node cluster for this module; the quorum test stops node 1, so it runs last."""
-    with RabbitCluster(size=3) as built:
-        yield built
+def cluster(rabbit_cluster: RabbitCluster) -> RabbitCluster:
+    """The run's 3-node cluster (built by `RabbitCluster`, the bootstrap under test), whole for this
+    module; the quorum test stops node 1 and leaves it down (the next module starts it again)."""
+    rabbit_cluster.make_whole()
+    return rabbit_cluster
 
 
 def channel_on(url: str) -> tuple[pika.BlockingConnection, pika.adapters.blocking_connection.BlockingChannel]:

@@ -6,8 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from hookd.testing import devbroker, services
+from support.bootstrap import devbroker, services
 
 
 def test_without_root_a_missing_server_fails_with_one_line_naming_the_package(monkeypatch: pytest.MonkeyPatch) -> None:

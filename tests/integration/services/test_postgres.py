@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-
-from hookd.testing import services
-from hookd.testing.devbroker import reachable
-from hookd.testing.postgres import PrivatePostgres
+from support.bootstrap import services
+from support.bootstrap.devbroker import reachable
+from support.bootstrap.postgres import PrivatePostgres
 
 from .conftest import dead_postgres_url, gone
 

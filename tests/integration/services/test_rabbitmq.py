@@ -9,9 +9,8 @@ from collections.abc import Iterator
 
 import pika
 import pytest
-
-from hookd.testing import services
-from hookd.testing.devbroker import PrivateBroker, reachable, speaks_amqp
+from support.bootstrap import services
+from support.bootstrap.devbroker import PrivateBroker, reachable, speaks_amqp
 
 from .conftest import dead_amqp_url, gone
 

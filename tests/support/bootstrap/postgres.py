@@ -53,8 +53,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from hookd.errors import HookdError
-from hookd.testing.devbroker import HOST, free_port, reachable
+from . import BootstrapError
+from .devbroker import HOST, free_port, reachable
 
 #: The system user Debian's `postgresql` package creates; the server runs as it when we are root.
 SYSTEM_USER = "postgres"
@@ -64,7 +64,7 @@ _READY = "ready"  # postmaster.pid's status line once the server accepts connect
 _STATUS_LINE = 7  # 0-based: pid, data dir, start time, port, socket dir, listen address, shmem key, status
 
 
-class PrivatePostgresError(HookdError):
+class PrivatePostgresError(BootstrapError):
     """The private PostgreSQL could not be set up or started (the message carries the log's tail)."""
 
 
@@ -77,9 +77,7 @@ def find_bindir() -> Path | None:
     candidates: list[Path] = []
     if pg_config := shutil.which("pg_config"):
         with contextlib.suppress(OSError, subprocess.SubprocessError):
-            done = subprocess.run(  # noqa: S603 (the pg_config found on PATH, no shell)
-                [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True
-            )
+            done = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True)
             candidates.append(Path(done.stdout.strip()))
     versions = glob.glob("/usr/lib/postgresql/*/bin")
     candidates += sorted((Path(p) for p in versions), key=lambda p: _version_key(p.parent.name), reverse=True)
@@ -184,7 +182,7 @@ class PrivatePostgres:
             "-c", "synchronous_commit=off",
             "-c", "full_page_writes=off",
         ]  # fmt: skip
-        self._proc = subprocess.Popen(  # noqa: S603 (a fixed binary, no shell, no outside input)
+        self._proc = subprocess.Popen(
             command,
             cwd=self.base_dir,
             env=_clean_environment(),
@@ -333,7 +331,7 @@ class PrivatePostgres:
         """Run one of the cluster's tools to completion, its output appended to the log."""
         extra = _run_as_server_user() if as_server_user else {}
         try:
-            done = subprocess.run(  # noqa: S603 (fixed binaries, no shell, no outside input)
+            done = subprocess.run(
                 command,
                 cwd=self.base_dir,
                 env=_clean_environment(),

@@ -42,13 +42,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
-from hookd.errors import HookdError
-from hookd.testing.devbroker import HOST, DevBrokerError, PrivateBroker
+from . import BootstrapError
+from .devbroker import HOST, DevBrokerError, PrivateBroker
 
 _COOKIE_FILE = ".erlang.cookie"
 
 
-class ClusterError(HookdError):
+class ClusterError(BootstrapError):
     """The private cluster could not be built, or a node did not come back into it in time."""
 
 
@@ -135,6 +135,12 @@ class RabbitCluster:
         with _as_cluster_error():
             node.start(timeout_s)
         self.wait_running(self.names_running(), node, _left(deadline))
+
+    def make_whole(self, timeout_s: float = 90.0) -> None:
+        """Start every node that is not running (a test stopped or killed it), one at a time."""
+        for index, node in enumerate(self.nodes):
+            if not node.running:
+                self.start_node(index, timeout_s)
 
     def rolling_restart(self, timeout_s: float = 300.0) -> None:
         """Restart every node gracefully, one at a time, each back in the cluster before the next stops.

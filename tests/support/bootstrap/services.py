@@ -18,12 +18,12 @@ no display, no network but loopback). selenium is a dev dependency, imported onl
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,10 +34,9 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from hookd.errors import ConfigError, HookdError
-from hookd.testing import devbroker, postgres
-from hookd.testing.devbroker import PrivateBroker
-from hookd.testing.postgres import PrivatePostgres
+from . import BootstrapError, devbroker, postgres
+from .devbroker import PrivateBroker
+from .postgres import PrivatePostgres
 
 if TYPE_CHECKING:
     from selenium.webdriver.chrome.options import Options as ChromeOptions
@@ -60,13 +59,21 @@ CHROMIUM_ARGS: tuple[str, ...] = (
     "--disable-sync",
 )
 
+#: How long a configured service may take to answer before a private one is started instead. A
+#: refused connection (nothing listens) is told at once; a listener this slow is a busy machine's
+#: broker (seen: over 3 s at a load of 13 on 2 cores), and a private node would only add to the load.
+PROBE_TIMEOUT_S = 10.0
+
 #: How long one apt-get step may take (chromium alone is about 100 MB to fetch and unpack).
 APT_TIMEOUT_S = 900.0
 _POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
-_apt_lock = threading.Lock()
+#: One install at a time on the machine, across processes (xdist workers, other people's runs): two
+#: installs side by side would each save and restore policy-rc.d, and the later could put back the
+#: earlier's temporary "exit 101" for good. apt's own lock does not cover our policy file.
+_APT_LOCK = Path(tempfile.gettempdir()) / "hookd-tests-apt.lock"
 
 
-class ServiceUnavailable(HookdError):
+class ServiceUnavailable(BootstrapError):
     """A service the tests need cannot be had; the message says, in one line, what to install or start."""
 
 
@@ -105,11 +112,11 @@ def rabbitmq_url(configured: str) -> Service:
     """The configured broker if it answers AMQP, else a private node started for the session."""
     parts = urlsplit(configured)
     if parts.scheme not in ("amqp", "amqps"):
-        raise ConfigError([f"RabbitMQ URL must be amqp:// or amqps://, not {parts.scheme or 'schemeless'}"])
+        raise ServiceUnavailable(f"the RabbitMQ URL must be amqp:// or amqps://, not {parts.scheme or 'schemeless'}")
     host = parts.hostname or "localhost"
     port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
     where = f"{host}:{port}"
-    if devbroker.speaks_amqp(host, port, timeout=3.0):
+    if devbroker.speaks_amqp(host, port, timeout=PROBE_TIMEOUT_S):
         _say(f"RabbitMQ at {where} answers; using it")
         return Service("RabbitMQ", configured)
     _ensure_packages(devbroker.installed, ["rabbitmq-server"], f"RabbitMQ at {where} does not answer and")
@@ -138,7 +145,7 @@ def ensure_rabbitmq_installed() -> None:
 def postgres_url(configured: str) -> Service:
     """The configured database if a real connection succeeds, else a private server's `test` database."""
     where = _postgres_where(configured)
-    problem = postgres_problem(configured)
+    problem = postgres_problem(configured, timeout_s=round(PROBE_TIMEOUT_S))
     if problem is None:
         _say(f"PostgreSQL at {where} answers; using it")
         return Service("PostgreSQL", configured)
@@ -204,7 +211,7 @@ def chromium_options(browser: Browser, user_data_dir: Path) -> ChromeOptions:
 
     An empty `--user-data-dir` per browser keeps runs from sharing a profile (and its lock file).
     """
-    from selenium.webdriver.chrome.options import Options  # noqa: PLC0415 (a dev dependency only)
+    from selenium.webdriver.chrome.options import Options
 
     options = Options()
     options.binary_location = str(browser.chromium)
@@ -218,8 +225,8 @@ def chromium_webdriver(browser: Browser, user_data_dir: Path) -> ChromeDriver:
 
     Naming the driver's path keeps Selenium Manager from looking for one on the network.
     """
-    from selenium.webdriver.chrome.service import Service as DriverService  # noqa: PLC0415
-    from selenium.webdriver.chrome.webdriver import WebDriver  # noqa: PLC0415
+    from selenium.webdriver.chrome.service import Service as DriverService
+    from selenium.webdriver.chrome.webdriver import WebDriver
 
     service = DriverService(executable_path=str(browser.chromedriver))
     return WebDriver(options=chromium_options(browser, user_data_dir), service=service)
@@ -250,7 +257,7 @@ def _ensure_packages(present: Callable[[], bool], packages: Sequence[str], situa
 def _apt_install(packages: Sequence[str]) -> str | None:
     """Install packages without starting their services; on failure refresh the lists and try again.
 
-    Returns None on success, else the last line apt-get printed. One install at a time per process.
+    Returns None on success, else the last line apt-get printed. One install at a time per machine.
     """
     install = [
         "apt-get", "install", "-y", "--no-install-recommends",
@@ -258,7 +265,7 @@ def _apt_install(packages: Sequence[str]) -> str | None:
         "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
         *packages,
     ]  # fmt: skip
-    with _apt_lock, _services_kept_down():
+    with _machine_lock(_APT_LOCK), _services_kept_down():
         problem = _apt(install)
         if problem is None:
             return None
@@ -269,7 +276,7 @@ def _apt_install(packages: Sequence[str]) -> str | None:
 def _apt(command: list[str]) -> str | None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "NEEDRESTART_MODE": "l"}
     try:
-        done = subprocess.run(  # noqa: S603 (apt-get with package names from this module)
+        done = subprocess.run(
             command,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -289,6 +296,17 @@ def _apt(command: list[str]) -> str | None:
 
 
 @contextlib.contextmanager
+def _machine_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (any process on the machine taking the same one waits)."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
 def _services_kept_down() -> Iterator[None]:
     """Keep packages from starting their services while installed: policy-rc.d exiting 101 says "no".
 
@@ -300,8 +318,8 @@ def _services_kept_down() -> Iterator[None]:
         saved = (_POLICY_RC_D.read_bytes(), _POLICY_RC_D.stat().st_mode & 0o7777)
     fd, temporary = tempfile.mkstemp(dir=_POLICY_RC_D.parent, prefix=".policy-rc.d.")
     with os.fdopen(fd, "w") as handle:
-        handle.write("#!/bin/sh\n# written by hookd.testing.services during apt-get install\nexit 101\n")
-    os.chmod(temporary, 0o755)  # noqa: S103 (invoke-rc.d must be able to run it)
+        handle.write("#!/bin/sh\n# written by hookd's test bootstrap during apt-get install\nexit 101\n")
+    os.chmod(temporary, 0o755)
     os.replace(temporary, _POLICY_RC_D)
     try:
         yield

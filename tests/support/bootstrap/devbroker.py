@@ -1,4 +1,4 @@
-"""A private, throw-away RabbitMQ node for development, the demo and fault-injection tests.
+"""A private, throw-away RabbitMQ node for the tests, the demo and fault-injection tests.
 
 Why a private node: the system broker is shared (other sessions, the test suite), cannot be
 stopped or killed by a test without hurting everyone else, and may not exist at all on a fresh
@@ -11,7 +11,7 @@ directory so that nothing from `/etc/rabbitmq` or `/var/lib/rabbitmq` is used: n
 (which pins the listener to 5672), no plugins (the management plugin would clash with the
 system node's port), our own Erlang cookie in our own HOME.
 
-This module deliberately does not import pika (only `hookd.broker` does): readiness is checked
+This module deliberately does not import pika (hookd keeps it in `hookd.broker`): readiness is checked
 with a raw AMQP protocol-header handshake, which is all we need to know the listener is up.
 """
 
@@ -30,7 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from hookd.errors import HookdError
+from . import BootstrapError
 
 #: The real server script from Debian's `rabbitmq-server` package (runs as the calling user).
 SERVER_SCRIPT = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
@@ -43,7 +43,7 @@ _NODENAME_FILE = "nodename"
 _counter = itertools.count(1)
 
 
-class DevBrokerError(HookdError):
+class DevBrokerError(BootstrapError):
     """The private node could not be started (the message carries the tail of its output)."""
 
 
@@ -170,7 +170,7 @@ class PrivateBroker:
         if reachable(HOST, self.port, timeout=0.5):
             raise DevBrokerError(f"port {self.port} is already in use by another program")
         self._output = self.output_file.open("ab")
-        self._proc = subprocess.Popen(  # noqa: S603 (a fixed path, no shell, no outside input)
+        self._proc = subprocess.Popen(
             [str(SERVER_SCRIPT)],
             env=self.environment(),
             cwd=self.data_dir,
@@ -264,7 +264,7 @@ class PrivateBroker:
         """
         command = [str(CLI_DIR / tool), "-n", self.node, *args]
         try:
-            done = subprocess.run(  # noqa: S603 (a fixed path, no shell; args come from our callers)
+            done = subprocess.run(
                 command,
                 env=self.environment(),
                 cwd=self.data_dir,
