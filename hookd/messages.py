@@ -35,7 +35,8 @@ def delivery_id(event_id: str, hook_id: str) -> str:
     The UUID version 5 of "event id NUL hook id" in hookd's namespace, computed as RFC 4122 says
     without building UUID objects (`str(uuid.uuid5(...))` gives the same text, three times slower:
     measured 3.9 against 1.2 us, once per delivery on the main thread)."""
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"{event_id}\x00{hook_id}".encode()).digest()[:16])
+    name = _NAMESPACE_BYTES + f"{event_id}\x00{hook_id}".encode()
+    digest = bytearray(hashlib.sha1(name, usedforsecurity=False).digest()[:16])  # RFC 4122: version 5 is SHA-1
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
     h = digest.hex()
