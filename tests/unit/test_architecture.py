@@ -4,6 +4,7 @@ nothing else, and its thread table names every thread hookd starts and nothing e
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,7 +124,10 @@ def table_threads() -> set[str]:
     text = MAP.read_text(encoding="utf-8")
     section = text[text.index("\n## The thread model") :]
     section = section[: section.index("\n## ", 1)]
-    rows = [line for line in section.splitlines() if line.startswith("|")][2:]  # less header and rule
+    lines = section.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    table = itertools.takewhile(lambda line: line.startswith("|"), lines[start:])
+    rows = list(table)[2:]  # the section's first table, less header and rule
     return {found["name"] for row in rows if (found := _THREAD.match(row))}
 
 
