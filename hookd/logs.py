@@ -22,7 +22,6 @@ import contextlib
 import functools
 import json
 import logging
-import queue
 import re
 import sys
 import threading
@@ -33,6 +32,8 @@ from typing import Any, TextIO
 
 import orjson
 import structlog
+
+from hookd.handoff import Handoff
 
 MASK = "***"
 #: Registered values shorter than this are ignored: masking "ab" everywhere would wreck the logs.
@@ -245,35 +246,31 @@ class LineWriter:
     """A structlog logger that hands rendered lines to one writer thread (`hookd run` only).
 
     With one line per delivery attempt, writing in the caller meant a lock and a write(2) plus flush
-    per line: at 1,300 attempts/s that was a sixth of the process's CPU. Here a caller only queues the
-    line; the writer thread writes whatever has gathered in one call and flushes. Lines keep their
-    order. `close()` (at exit, and before a forced exit) writes what is still queued; a SIGKILL loses
-    at most the last few milliseconds of lines.
+    per line: at 1,300 attempts/s that was a sixth of the process's CPU. Here a caller only hands the
+    line over (`hookd.handoff`: an append, no wake-up while the writer is busy); the writer thread
+    writes whatever gathered (within `_LINGER_S`) in one call and flushes. Lines keep their order.
+    `close()` (at exit, and before a forced exit) writes what is still queued; a SIGKILL loses at
+    most the last few tens of milliseconds of lines.
 
     A caller never waits: the event loop logs every attempt, and a stalled output (journald stuck)
-    must not freeze every delivery in flight. Past `_MAX_QUEUED` waiting lines, lines are dropped and
+    must not freeze every delivery in flight. Past `max_queued` waiting lines, lines are dropped and
     counted (`dropped`, exposed as `hookd_log_lines_dropped_total`); once the output moves again the
     writer says how many it lost (`log.dropped`).
     """
 
     _MAX_BATCH = 1000
     _MAX_QUEUED = 50_000
+    _LINGER_S = 0.02
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, *, max_queued: int = _MAX_QUEUED) -> None:
         self._stream = stream
-        self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()  # guards the two counts below (callers on any thread, the writer)
-        self._dropped = 0
-        self._reported = 0
+        self._lines: Handoff[str] = Handoff(limit=max_queued, batch=self._MAX_BATCH, linger_s=self._LINGER_S)
+        self._reported = 0  # the writer thread's: drops already reported
         self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
         self._thread.start()
         atexit.register(self.close)
 
     def msg(self, message: str) -> None:
-        if self._lines.qsize() >= self._MAX_QUEUED:
-            with self._lock:
-                self._dropped += 1
-            return
         self._lines.put(message)
 
     log = debug = info = warn = warning = error = err = critical = fatal = exception = failure = msg
@@ -286,38 +283,26 @@ class LineWriter:
     @property
     def dropped(self) -> int:
         """Lines dropped so far because the output could not keep up."""
-        with self._lock:
-            return self._dropped
+        return self._lines.dropped
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Write everything queued so far, then stop (idempotent)."""
         if self._thread.is_alive():
-            self._lines.put(None)
+            self._lines.close()
             self._thread.join(timeout_s)
 
     def _run(self) -> None:
         while True:
-            first = self._lines.get()
-            batch = [] if first is None else [first]
-            stop = first is None
-            while not stop and len(batch) < self._MAX_BATCH:
-                try:
-                    line = self._lines.get_nowait()
-                except queue.Empty:
-                    break
-                if line is None:
-                    stop = True
-                else:
-                    batch.append(line)
-            with self._lock:
-                lost, self._reported = self._dropped - self._reported, self._dropped
-            if lost:
-                batch.append(_dropped_line(lost, self._reported))
+            batch = self._lines.take()
+            dropped = self._lines.dropped
+            if dropped != self._reported:
+                batch.append(_dropped_line(dropped - self._reported, dropped))
+                self._reported = dropped
             if batch:
                 with contextlib.suppress(OSError, ValueError):  # a closed stdout must not kill the writer
                     self._stream.write("\n".join(batch) + "\n")
                     self._stream.flush()
-            if stop:
+            elif self._lines.closed:
                 return
 
 

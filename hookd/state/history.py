@@ -1,8 +1,8 @@
 """Delivery status and history, written off the hot path.
 
 Records are named tuples, immutable and a sixth of a frozen dataclass's cost to build (one per
-attempt, measured). The engine's event loop and the main thread only `record()` (a non-blocking put on a bounded queue);
-one writer thread turns what accumulated into one transaction per batch: the attempt log, the
+attempt, measured). The engine's event loop and the main thread only `record()` (a non-blocking hand-over,
+`hookd.handoff`); one writer thread turns what accumulated into one transaction per batch: the attempt log, the
 per-delivery row (state, attempts, body for redelivery) and the per hook and event status the
 platform's hook resource shows. If the database is down or the queue is full, records are dropped,
 never blocking or failing a delivery: history is an observation of the delivery path, not part of it.
@@ -12,7 +12,6 @@ logs `history.dropped` (at most every `_DROP_REPORT_S`) with how many were lost.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -20,11 +19,13 @@ from typing import Any, NamedTuple
 
 from hookd import logs
 from hookd.errors import StoreError
+from hookd.handoff import Handoff
 from hookd.outcomes import DeliveryState, Trigger, Verdict
 from hookd.state.db import Database, Transaction
 
 log = logs.get_logger("hookd.history")
 _DROP_REPORT_S = 10.0
+_IDLE_S = 1.0  # an idle writer still looks at its purge and drop report this often
 
 
 class AttemptRecord(NamedTuple):
@@ -119,12 +120,10 @@ class HistoryWriter:
     ) -> None:
         self._db = db
         self._retention = timedelta(days=retention_days)
-        self._batch_size = batch_size
-        self._flush_interval_s = flush_interval_s
-        self._queue: queue.Queue[_Record | None] = queue.Queue(maxsize=max_pending)
+        self._pending: Handoff[_Record] = Handoff(limit=max_pending, batch=batch_size, linger_s=flush_interval_s)
         self._thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
         self._next_purge = 0.0
-        self._lock = threading.Lock()  # guards `_dropped`: counted by the callers' threads and the writer
+        self._lock = threading.Lock()  # guards `_dropped`: batches the database refused (the writer's count)
         self._dropped = 0
         self._reported = 0  # the writer's: dropped records already logged
         self._next_report = 0.0
@@ -135,16 +134,13 @@ class HistoryWriter:
 
     def record(self, item: _Record) -> None:
         """Never blocks: when the writer cannot keep up, the record is dropped and counted."""
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            self._drop(1)
+        self._pending.put(item)
 
     @property
     def dropped(self) -> int:
         """Records dropped so far (queue full, or a batch the database refused)."""
         with self._lock:
-            return self._dropped
+            return self._dropped + self._pending.dropped
 
     def _drop(self, count: int) -> None:
         with self._lock:
@@ -152,29 +148,18 @@ class HistoryWriter:
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Flush what is pending (within `timeout_s`) and stop the writer thread."""
+        self._pending.close()
         if self._thread.is_alive():
-            try:
-                self._queue.put(None, timeout=timeout_s)
-            except queue.Full:
-                return
             self._thread.join(timeout_s)
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            batch: list[_Record] = []
-            deadline = time.monotonic() + self._flush_interval_s
-            while len(batch) < self._batch_size:
-                try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if item is None:
-                    stopping = True
-                    break
-                batch.append(item)
+        while True:
+            batch = self._pending.take(idle_s=_IDLE_S)
             if batch:
                 self._write(batch)
+            elif self._pending.closed:
+                self._report_drops()
+                return
             self._report_drops()
             self._maybe_purge()
 

@@ -199,8 +199,7 @@ def test_threaded_writer_never_holds_a_caller_back_when_its_stream_is_stuck() ->
             return super().write(text)
 
     stream = Stuck()
-    writer = LineWriter(stream)
-    writer._MAX_QUEUED = 5  # type: ignore[misc]
+    writer = LineWriter(stream, max_queued=5)
     done = threading.Event()
 
     def emit() -> None:
