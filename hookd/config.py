@@ -181,6 +181,14 @@ class Settings:
         event going to one hook each still fills `max_in_flight` (more hooks per event fill it sooner)."""
         return self.broker.prefetch or max(self.delivery.max_in_flight, 32)
 
+    @property
+    def partition_prefetch(self) -> int:
+        """The window of each partition's consumer: `prefetch` shared by the partitions, so that a worker
+        owning every partition holds about `prefetch` of their messages, as one queue's consumer would,
+        not `partitions` times as many (16,000 messages and 170 MB for a 50,000-event backlog)."""
+        partitions = self.broker.partitions
+        return -(-self.prefetch // partitions) if partitions else self.prefetch
+
 
 #: The config file's sections and the keys each one takes (the fields of its settings class).
 _SECTIONS: dict[str, frozenset[str]] = {

@@ -310,7 +310,7 @@ class Consumer:
                 return
             if not state.releasing:
                 state.tag = conn.consume_queue(
-                    self._topology.partition(index), self._settings.prefetch, self.on_message
+                    self._topology.partition(index), self._settings.partition_prefetch, self.on_message
                 )
 
         self._sequencer.claim(index, consume)

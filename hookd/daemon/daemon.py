@@ -161,6 +161,7 @@ class Daemon:
             delivery,
             self.topology,
             self.settings.prefetch,
+            partition_prefetch=self.settings.partition_prefetch,
             metrics=self.metrics,
             record=record,
             breakers=breakers,

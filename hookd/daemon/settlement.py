@@ -40,6 +40,7 @@ class Settler:
         topology: Topology,
         prefetch: int,
         *,
+        partition_prefetch: int | None = None,
         metrics: MetricsRecorder,
         record: Recorder,
         breakers: Breakers,
@@ -50,6 +51,8 @@ class Settler:
         self.sequencer = sequencer  # ordered deliveries: told when a head ends or goes away
         self.topology = topology
         self._prefetch = prefetch
+        self._partition_prefetch = prefetch if partition_prefetch is None else partition_prefetch
+        self._partitions = frozenset(topology.partition_queues())
         self._metrics = metrics
         self._record = record
         self._breakers = breakers
@@ -73,7 +76,10 @@ class Settler:
 
     def window_full(self) -> bool:
         """A consumer's prefetch window is all held by unsettled messages: the broker sends no more."""
-        return any(count >= self._prefetch for count in self._held.values())
+        return any(count >= self._window(queue) for queue, count in self._held.items())
+
+    def _window(self, queue: str) -> int:
+        return self._partition_prefetch if queue in self._partitions else self._prefetch
 
     def settle(self, task: Task, last: Attempt, *, disable: bool = False) -> None:
         """Act on the last attempt's verdict: ack, retry queue, disable (`disable`: the hook failed

@@ -107,6 +107,15 @@ def test_prefetch_defaults_to_max_in_flight() -> None:
     assert _parse({"subscriptions": {"path": "h.yaml"}}).prefetch == 1000
 
 
+def test_the_partitions_share_the_prefetch_window() -> None:
+    """Each partition's consumer gets prefetch / partitions (rounded up): a worker owning them all holds
+    about `prefetch` messages, not `partitions` times as many."""
+    assert _parse(_with("delivery", max_in_flight=1000)).partition_prefetch == 63
+    assert _parse(_with("broker", prefetch=7, partitions=4)).partition_prefetch == 2
+    assert _parse(_with("broker", prefetch=7, partitions=0)).partition_prefetch == 7
+    assert _parse(_with("broker", prefetch=3, partitions=16)).partition_prefetch == 1
+
+
 def test_the_retired_workers_key_is_accepted_with_a_notice() -> None:
     """delivery.workers, which older configs hold, still loads, with a notice saying it no longer does anything."""
     settings = _parse(_with("delivery", workers=64))

@@ -63,12 +63,12 @@ def _settler(prefetch: int = 10, roster: Roster | None = None) -> Settler:
     return settler
 
 
-def _message(tag: int) -> Incoming:
-    return Incoming("t.events", "task.failed", b"{}", "evt-1", {}, None, tag, False)
+def _message(tag: int, queue: str = "t.events") -> Incoming:
+    return Incoming(queue, "task.failed", b"{}", "evt-1", {}, None, tag, False)
 
 
-def _tasks(settler: Settler, conn: FakeConnection, tag: int, hooks: int) -> list[Task]:
-    held = settler.hold(cast(Connection, conn), _message(tag), hooks)
+def _tasks(settler: Settler, conn: FakeConnection, tag: int, hooks: int, queue: str = "t.events") -> list[Task]:
+    held = settler.hold(cast(Connection, conn), _message(tag, queue), hooks)
     tasks = []
     for n in range(hooks):
         hook = Hook(id=f"h{n}", account_id="acme", url="https://example.com/", events=("task",), secret="s" * 32)
@@ -140,6 +140,33 @@ def test_the_window_is_full_when_every_prefetched_message_is_held() -> None:
     first = _tasks(settler, conn, tag=1, hooks=1)
     assert not settler.window_full()
     _tasks(settler, conn, tag=2, hooks=1)
+    assert settler.window_full()
+    settler.settle(first[0], _attempt(Verdict.DELIVERED, 200))
+    assert not settler.window_full()
+
+
+def test_a_partitions_window_is_its_share_of_the_prefetch() -> None:
+    """A partition's consumer has a window of its own size (its share of the prefetch): it is full at
+    that many held messages, while the events queue's window is the whole prefetch."""
+    topology = Topology(exchange="x", prefix="t", retry_delays_s=(5.0, 60.0), partitions=4)
+    settler = Settler(
+        DeliverySettings(retry_delays_s=(5.0, 60.0)),
+        topology,
+        8,
+        partition_prefetch=2,
+        metrics=NoMetrics(),
+        record=Recorder(None),
+        breakers=Breakers(threshold=5, cooldown_s=30, disable_after_s=0),
+        roster=Roster(HookSet(), persisted=False),
+    )
+    settler.reset()
+    conn = FakeConnection()
+    for tag in range(1, 3):
+        _tasks(settler, conn, tag=tag, hooks=1)
+    assert not settler.window_full()
+    first = _tasks(settler, conn, tag=3, hooks=1, queue=topology.partition(1))
+    assert not settler.window_full()
+    _tasks(settler, conn, tag=4, hooks=1, queue=topology.partition(1))
     assert settler.window_full()
     settler.settle(first[0], _attempt(Verdict.DELIVERED, 200))
     assert not settler.window_full()
