@@ -20,9 +20,41 @@ Its errors are not hookd's (they never reach a daemon) and have a root of their 
     ├── PrivatePostgresError  (postgres) the private PostgreSQL could not be set up or started
     └── ServiceUnavailable    (services) a service cannot be had: one line saying what to install
 
+Each server is a `Started`: `start()` and `close()`, and a context manager that closes what a
+failed start left behind.
+
 Nothing here imports pika (the probes speak the AMQP header by hand) or pytest.
 """
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
 
 
 class BootstrapError(Exception):
     """Root of the errors of the service bootstrap (test and development machines only)."""
+
+
+class Started:
+    """A server this process starts and stops: `with X(...) as x:` starts it, and closes it on the way
+    out, or at once when the start failed half way (a node up, its cluster not formed)."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -40,9 +40,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import TracebackType
 
-from . import BootstrapError
+from . import BootstrapError, Started
 from .devbroker import HOST, DevBrokerError, PrivateBroker
 
 _COOKIE_FILE = ".erlang.cookie"
@@ -63,7 +62,7 @@ def _distinct_free_ports(count: int) -> list[int]:
         return ports
 
 
-class RabbitCluster:
+class RabbitCluster(Started):
     """`size` private RabbitMQ nodes on 127.0.0.1 joined into one cluster; node indexes start at 0.
 
     `start()` builds it (boot, join, check that every node runs); `stop_node(i)`, `kill_node(i)`
@@ -190,20 +189,6 @@ class RabbitCluster:
             if time.monotonic() >= deadline:
                 raise ClusterError(f"cluster incomplete after {timeout_s:g} s: {problem}")
             time.sleep(0.5)
-
-    # -- context manager -------------------------------------------------------------------------
-    def __enter__(self) -> RabbitCluster:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 def _write_cookie(home: Path, cookie: str) -> None:

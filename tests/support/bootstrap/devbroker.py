@@ -27,10 +27,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import IO
 
-from . import BootstrapError
+from . import BootstrapError, Started
 
 #: The real server script from Debian's `rabbitmq-server` package (runs as the calling user).
 SERVER_SCRIPT = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
@@ -95,7 +94,7 @@ def free_port(host: str = HOST) -> int:
         return port
 
 
-class PrivateBroker:
+class PrivateBroker(Started):
     """One RabbitMQ node of our own on 127.0.0.1, with guest/guest and the default vhost.
 
     `start()` boots it and waits until AMQP answers; `stop()` shuts it down gracefully and keeps its
@@ -320,17 +319,3 @@ class PrivateBroker:
             }
         )
         return env
-
-    # -- context manager -------------------------------------------------------------------------
-    def __enter__(self) -> PrivateBroker:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

@@ -50,10 +50,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any
 
-from . import BootstrapError
+from . import BootstrapError, Started
 from .devbroker import HOST, free_port, reachable
 
 #: The system user Debian's `postgresql` package creates; the server runs as it when we are root.
@@ -96,7 +95,7 @@ def installed() -> bool:
     return find_bindir() is not None
 
 
-class PrivatePostgres:
+class PrivatePostgres(Started):
     """A PostgreSQL cluster of our own in a temporary directory, with database `test` and trust auth.
 
     `start()` initialises it on first use, runs the server and waits until it accepts connections;
@@ -346,20 +345,6 @@ class PrivatePostgres:
             raise PrivatePostgresError(f"{Path(command[0]).name} did not finish in time\n{self.tail()}") from None
         if done.returncode != 0:
             raise PrivatePostgresError(f"{Path(command[0]).name} exited with {done.returncode}\n{self.tail()}")
-
-    # -- context manager -------------------------------------------------------------------------
-    def __enter__(self) -> PrivatePostgres:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 def _server_user() -> pwd.struct_passwd:
