@@ -14,24 +14,20 @@ cluster is the run's (tests/integration/conftest.py), shared with every other cl
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import json
 import subprocess
 import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 from support.bootstrap.cluster import RabbitCluster
+from support.cluster_workers import ClusterWorkers
 from support.helpers import Receiver, hookd_command, partitions_spread, subprocess_env, wait_until
 
-from hookd.broker import node_of, topology_for
-from hookd.config import load_settings
+from hookd.broker import node_of
 from hookd.errors import BrokerError
 from hookd.messages import delivery_id
 from hookd.publisher import EventPublisher
@@ -44,17 +40,11 @@ PARTITIONS = 6
 HOOKS = ("1", "2", "3")
 
 
-class Setup:
+class Setup(ClusterWorkers):
     """One test's topology (unique prefix and exchange), hooks file, receiver and workers."""
 
     def __init__(self, cluster: RabbitCluster, folder: Path) -> None:
-        self.cluster = cluster
-        self.folder = folder
-        token = uuid.uuid4().hex[:8]
-        self.prefix, self.exchange = f"hookd-cl-{token}", f"hookd-cl-{token}.events"
         self.receiver = Receiver()
-        self.workers: list[subprocess.Popen[bytes]] = []
-        self.logs: list[Path] = []
         hooks = [
             {
                 "id": h,
@@ -65,58 +55,13 @@ class Setup:
             }
             for h in HOOKS
         ]
-        self.hooks_path = folder / "hooks.yaml"
-        self.hooks_path.write_text(yaml.safe_dump({"hooks": hooks}), encoding="utf-8")
-
-    def config(self, first_node: int) -> Path:
-        """hookd.yaml listing the nodes starting with `first_node`, in that order."""
-        urls = self.cluster.urls[first_node:] + self.cluster.urls[:first_node]
-        doc = {
-            "broker": {
-                "url": urls,
-                "node_order": "listed",
-                "exchange": self.exchange,
-                "queue_prefix": self.prefix,
-                "reconnect_max_s": 1,
-                "connect_timeout_s": 3,
-                "heartbeat_s": 5,
-                "partitions": PARTITIONS,
-            },
-            "subscriptions": {"source": "yaml", "path": str(self.hooks_path)},
-            "delivery": {"allow_private_networks": True, "retry_delays_s": [1], "timeout_s": 5, "drain_timeout_s": 5},
-            "state": {"history": False, "url": f"sqlite:///{self.folder / 'state.sqlite3'}"},
-            "logging": {"format": "json", "level": "info"},
-        }
-        path = self.folder / f"hookd-{first_node}.yaml"
-        path.write_text(yaml.safe_dump(doc), encoding="utf-8")
-        path.chmod(0o600)
-        return path
+        super().__init__(cluster, folder, hooks, tag="cl", partitions=PARTITIONS, state={"history": False})
 
     def start_worker(self, first_node: int) -> int:
         """Start `hookd run` preferring node `first_node`; wait until it consumes; its index."""
-        log = self.folder / f"worker-{len(self.workers)}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                hookd_command("run", "--config", str(self.config(first_node))),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=subprocess_env(),
-            )
-        self.workers.append(process)
-        self.logs.append(log)
-        index = len(self.workers) - 1
+        index = super().start_worker(first_node)
         wait_until(lambda: self.connected_nodes(index), timeout_s=60, what=lambda: f"worker {index} to connect")
         return index
-
-    def log_entries(self, index: int) -> list[dict[str, Any]]:
-        entries = []
-        for line in self.logs[index].read_text(errors="replace").splitlines():
-            with contextlib.suppress(ValueError):
-                entry = json.loads(line)
-                if isinstance(entry, dict):
-                    entries.append(entry)
-        return entries
 
     def connected_nodes(self, index: int) -> list[str]:
         """The nodes worker `index` connected to, in order (`broker.connected`'s `node`)."""
@@ -124,11 +69,6 @@ class Setup:
 
     def delivered_by(self, index: int) -> int:
         return sum(1 for e in self.log_entries(index) if e.get("msg") == "delivery.attempt")
-
-    def publisher(self, first_node: int = 0) -> EventPublisher:
-        """A publisher declaring hookd's queues, on the nodes (its own order: shuffled)."""
-        settings = load_settings(self.config(first_node))
-        return EventPublisher(list(self.cluster.urls), self.exchange, topology=topology_for(settings))
 
     def received(self) -> Counter[str]:
         """X-Hook-Delivery -> how many times it arrived."""
@@ -161,15 +101,7 @@ class Setup:
         return "\n".join(line for line in listed.splitlines() if self.prefix in line)
 
     def close(self) -> None:
-        for process in self.workers:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.workers:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        super().close()
         self.receiver.close()
 
 
