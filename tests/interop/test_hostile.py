@@ -14,8 +14,6 @@ from support.helpers import Amqp, Names, Receiver, wait_until
 from interop import hostile
 from interop.harness import DELIVERY, Cases, assert_received_as_sent, peak_rss_kib
 
-pytestmark = pytest.mark.integration
-
 HEALTHY = "healthy"
 HEALTHY_EVENTS = 10
 #: How much hookd's peak resident set may grow over the whole storm: the budgets allow a few hundred

@@ -20,8 +20,6 @@ from support.helpers import Amqp, Names
 from interop.harness import DELIVERY, Cases, assert_received_as_sent
 from interop.servers import Server, running
 
-pytestmark = pytest.mark.integration
-
 SERVERS = ("nginx", "nginx-tls", "node", "uvicorn-h11", "uvicorn-httptools", "hypercorn", "gunicorn", "waitress",
            "http.server")  # fmt: skip
 #: Which answers each server can give (the table in servers.py says why the others cannot).

@@ -8,7 +8,6 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
 from support.factory import HookdFactory
 from support.helpers import (
     Amqp,
@@ -21,8 +20,6 @@ from support.helpers import (
     signature,
     wait_until,
 )
-
-pytestmark = pytest.mark.integration
 
 
 def test_publish_cli_round_trip(hookd: HookdFactory, receiver: Receiver, prefix: Names, tmp_path: Path) -> None:

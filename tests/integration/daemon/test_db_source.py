@@ -16,8 +16,6 @@ from support.factory import HookdFactory
 from support.helpers import Amqp, Receiver, config_document, signature, wait_until
 from support.tcpproxy import TcpProxy
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def pg_schema() -> Iterator[str]:

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import base64
 
-import pytest
 from support.factory import HookdFactory
 from support.helpers import Amqp, Names, Receiver, hook_entry, secret_of, signature
 
 from hookd import __version__
-
-pytestmark = pytest.mark.integration
 
 #: Odd whitespace, escapes, non-ASCII text and a float format JSON libraries would rewrite.
 ODD_BODY = (

@@ -9,8 +9,6 @@ import pytest
 from support.factory import HookdFactory
 from support.helpers import Amqp, Names, Receiver, hook_entry
 
-pytestmark = pytest.mark.integration
-
 MAX_MESSAGE_BYTES = 512
 
 

@@ -10,8 +10,6 @@ import pytest
 from support.factory import HookdFactory
 from support.helpers import Amqp, Names, Receiver, Reply, hook_entry, wait_until
 
-pytestmark = pytest.mark.integration
-
 
 def test_sighup_reload_adds_hook(hookd: HookdFactory, receiver: Receiver, amqp: Amqp, prefix: Names) -> None:
     """After SIGHUP a hook added to the hooks file receives the next events."""

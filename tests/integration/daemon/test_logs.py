@@ -6,11 +6,8 @@ import signal
 import uuid
 from pathlib import Path
 
-import pytest
 from support.factory import HookdFactory
 from support.helpers import Amqp, Names, Receiver, hook_entry
-
-pytestmark = pytest.mark.integration
 
 
 def test_no_secret_in_logs_after_full_cycle(

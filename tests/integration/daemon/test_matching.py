@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
 from support.factory import HookdFactory
 from support.helpers import Amqp, Names, Receiver, hook_entry, settle
-
-pytestmark = pytest.mark.integration
 
 
 def received(receiver: Receiver) -> set[tuple[str, str]]:

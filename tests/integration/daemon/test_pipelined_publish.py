@@ -13,8 +13,6 @@ from support.tcpproxy import TcpProxy
 from hookd.broker import BrokerConnection, Outgoing, Topology
 from hookd.errors import ConnectionLost, PublishFailed
 
-pytestmark = pytest.mark.integration
-
 
 def _open(broker_url: str, prefix: Names) -> BrokerConnection:
     conn = BrokerConnection(broker_url, Topology(exchange=prefix.exchange, prefix=prefix.prefix), name="pipeline test")

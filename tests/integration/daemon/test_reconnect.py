@@ -5,14 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from support.bootstrap.devbroker import PrivateBroker
 from support.factory import HookdFactory
 from support.helpers import Amqp, Names, Receiver, hook_entry, wait_until
 
 from hookd.messages import delivery_id
-
-pytestmark = pytest.mark.integration
 
 
 def test_daemon_reconnects_after_broker_restart_and_loses_nothing(

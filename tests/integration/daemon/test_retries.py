@@ -10,8 +10,6 @@ import pytest
 from support.factory import HookdFactory
 from support.helpers import Amqp, Got, Names, Receiver, Reply, free_port, hook_entry, settle
 
-pytestmark = pytest.mark.integration
-
 PERMANENT_STATUSES = (400, 401, 403, 404, 422, 301, 307)  # 410 disables the hook: tests/integration/faults
 RETRYABLE_STATUSES = (408, 429, 500, 502, 503, 504)
 

@@ -21,8 +21,6 @@ from support.services import require_pg_dump
 
 from hookd.cipher import key_id, new_key_file
 
-pytestmark = pytest.mark.integration
-
 PASSWORD = "basic-pw-7d1c9e0b4a"
 
 

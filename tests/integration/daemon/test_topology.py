@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
 from support.factory import HookdFactory
 from support.helpers import Amqp, Names, Receiver, hook_entry, settle, wait_until
-
-pytestmark = pytest.mark.integration
 
 
 def test_declares_quorum_queues_by_default(hookd: HookdFactory, amqp: Amqp, prefix: Names) -> None:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 from support.factory import HookdFactory
 from support.helpers import Amqp, Names, hook_entry, settle
 
 from .harness import dead_letters, delivery, pairs, publish_events, wait_accepted
 from .ledger import classify
 from .receiver import FaultReceiver, Script
-
-pytestmark = pytest.mark.integration
 
 THRESHOLD = 3
 COOLDOWN_S = 2.0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
 from support.bootstrap.devbroker import PrivateBroker
 from support.factory import HookdFactory
 from support.helpers import Amqp, Names, hook_entry, settle, wait_until
@@ -13,8 +12,6 @@ from support.helpers import Amqp, Names, hook_entry, settle, wait_until
 from .harness import dead_letters, declare_topology, delivery, pairs, publish_events, wait_accepted
 from .ledger import classify
 from .receiver import FaultReceiver, Reply, Script
-
-pytestmark = pytest.mark.integration
 
 BEFORE = 400
 AFTER = 100

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 from support.factory import HookdFactory
 from support.helpers import Amqp, Names, hook_entry, settle, wait_until
 
 from .harness import dead_letters, declare_topology, delivery, pairs, publish_events, wait_accepted
 from .ledger import classify
 from .receiver import FaultReceiver
-
-pytestmark = pytest.mark.integration
 
 EVENTS = 2000
 IN_FLIGHT = 8

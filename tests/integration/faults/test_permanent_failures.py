@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 from support.factory import HookdFactory
 from support.helpers import Amqp, Names, hook_entry, settle
 
 from .harness import dead_letters, delivery, publish_events, wait_accepted
 from .ledger import DeadLetter, classify
 from .receiver import FaultReceiver, Reply, Script
-
-pytestmark = pytest.mark.integration
 
 
 def test_gone_hook_is_disabled_and_dead_lettered(

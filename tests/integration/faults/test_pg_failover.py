@@ -30,8 +30,6 @@ from support.services import need, unavailable
 from hookd.state.db import CONNECT_TIMEOUT_S, TCP_USER_TIMEOUT_MS
 from integration.daemon.test_db_source import create_hook, reloads, write_db_config
 
-pytestmark = pytest.mark.integration
-
 VANISH = Path(__file__).with_name("vanish.py")
 TESTS = Path(__file__).resolve().parents[2]
 

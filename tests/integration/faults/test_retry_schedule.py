@@ -15,8 +15,6 @@ from .harness import dead_letters, delivery, publish_events, wait_accepted
 from .ledger import DeadLetter, classify
 from .receiver import FaultReceiver, Reply, Request, Script
 
-pytestmark = pytest.mark.integration
-
 RETRY_DELAYS_S = [1, 2]
 INLINE_ATTEMPTS = 2
 JITTER = 0.2

@@ -13,8 +13,6 @@ from .harness import dead_letters, declare_topology, delivery, pairs, publish_ev
 from .ledger import classify
 from .receiver import FaultReceiver, Flood, Reply, Script, Trickle
 
-pytestmark = pytest.mark.integration
-
 MB = 1_000_000
 TIMEOUT_S = 1.0
 #: An attempt "ends at the deadline" when it lasts at least nine tenths of delivery.timeout_s (it was

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 from support.factory import HookdFactory
 from support.helpers import Amqp, Names, hook_entry, partitions_spread, settle, wait_until
 
 from .harness import attempts, dead_letters, delivery, pairs, publish_events, wait_accepted
 from .ledger import classify
 from .receiver import FaultReceiver
-
-pytestmark = pytest.mark.integration
 
 EVENTS = 1500
 PROCESSES = 3

@@ -26,8 +26,6 @@ from support.services import unavailable
 
 from .conftest import OpsConfig, free_port
 
-pytestmark = pytest.mark.integration
-
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 

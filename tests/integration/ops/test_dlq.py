@@ -20,8 +20,6 @@ from hookd.messages import Delivery, dead_letter_headers, delivery_id
 
 from .conftest import Cli, OpsConfig
 
-pytestmark = pytest.mark.integration
-
 
 class DeadLetters:
     """Publishes dead letters the way the daemon does (hookd's own header builder) to `<prefix>.dead`."""

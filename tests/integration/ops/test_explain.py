@@ -134,7 +134,6 @@ def test_a_delivery_id_from_the_history_explains_its_hook(config: OpsConfig, cli
     assert result.out.splitlines() == ["5  would not receive: circuit open since 2026-11-29T02:54:25Z"]
 
 
-@pytest.mark.integration
 def test_a_dead_letter_id_is_found_in_the_queue_and_left_there(config: OpsConfig, cli: Cli) -> None:
     """A delivery id known only to the dead-letter queue is explained, and the dead letter stays."""
     conn = connect(load_settings(config.path), name="hookd ops test")
@@ -152,7 +151,6 @@ def test_a_dead_letter_id_is_found_in_the_queue_and_left_there(config: OpsConfig
         conn.close()
 
 
-@pytest.mark.integration
 def test_an_unknown_id_is_exit_2(config: OpsConfig, cli: Cli) -> None:
     """An id found neither in the history nor in the dead-letter queue is a usage error."""
     result = cli("explain", "--config", str(config.path), "0b4d6c1e-0000-5000-8000-000000000000")

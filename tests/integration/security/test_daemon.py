@@ -26,8 +26,6 @@ from support.netfakes import Tripwire, host_in_url
 
 from hookd.signing import whsec
 
-pytestmark = pytest.mark.integration
-
 #: Spellings of internal addresses that all land on the tripwire's loopback listeners. Other IPv4
 #: spellings (`2130706433`, `0x7f.1`, `127.1`...) never get this far: the URL rules refuse them in the
 #: hooks file, and a stored one at every attempt (tests/integration/security/test_delivery_guard.py).
