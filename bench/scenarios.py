@@ -197,7 +197,7 @@ def catalogue(s: Sizes, *, compare_rev: str | None = None, profile: bool = False
             "jobs",
             "hookd",
             jitter,
-            Load("backlog", s.jobs, jobs=True),
+            Load("burst", s.jobs, jobs=True),  # published with hookd running: publish-to-receipt p99
             ordered=True,
             capture_order=True,
             targets=(NoneOutOfOrder(), AllDelivered()),
@@ -207,7 +207,7 @@ def catalogue(s: Sizes, *, compare_rev: str | None = None, profile: bool = False
             "jobs",
             "hookd",
             jitter,
-            Load("backlog", s.jobs, jobs=True),
+            Load("burst", s.jobs, jobs=True),
             ordered=False,
             capture_order=True,
             targets=(Note("control: the count is real"),),
