@@ -30,6 +30,7 @@ from hookd.config import DeliverySettings, Settings
 from hookd.errors import BlockedDestination, UsageError
 from hookd.events import EVENTS, PING, normalize_account
 from hookd.netpolicy import NetworkPolicy, Resolver, system_resolver
+from hookd.outcomes import Circuit
 from hookd.state import ordered, queries
 from hookd.state.db import Database
 from hookd.subscriptions.model import Hook
@@ -123,7 +124,7 @@ def explain(
     health = health or queries.Health()
 
     def circuit() -> dispatch.Refusal | None:
-        return dispatch.circuit_open(since=health.opened_at) if health.breaker == "open" else None
+        return dispatch.circuit_open(since=health.opened_at) if health.breaker == Circuit.OPEN else None
 
     refusal = dispatch.decide(hook, event, targeted=False, disabled=health.disabled_reason, circuit=circuit)
     if refusal is not None:
@@ -247,7 +248,7 @@ def _public(explanation: Explanation, health: queries.Health | None) -> dict[str
         "code": explanation.code,
         "reason": explanation.reason,
         "warning": explanation.warning,
-        "breaker": health.breaker if health else "closed",
+        "breaker": health.breaker if health else Circuit.CLOSED.value,
         "opened_at": iso_time(health.opened_at) if health else None,
         "disabled_reason": health.disabled_reason if health else None,
         "disabled_at": iso_time(health.disabled_at) if health else None,

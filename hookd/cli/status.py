@@ -28,7 +28,7 @@ from hookd.cli.dlq import read_dead_letter
 from hookd.cli.output import human_time, iso_time, print_json, table
 from hookd.config import Settings
 from hookd.errors import BrokerError, StoreError
-from hookd.outcomes import Verdict
+from hookd.outcomes import Circuit, Verdict
 from hookd.retry import DELAY_BUCKETS_S
 from hookd.state import overview
 from hookd.state import workers as heartbeats
@@ -132,9 +132,9 @@ def _state_words(trouble: overview.Trouble) -> str:
         parts.append(f"disabled ({trouble.notice_reason or 'by hookd'})")
     elif trouble.notice == "failing":
         parts.append("failing")
-    if trouble.circuit == "open":
+    if trouble.circuit == Circuit.OPEN:
         parts.append("circuit open")
-    elif trouble.circuit == "half_open":
+    elif trouble.circuit == Circuit.HALF_OPEN:
         parts.append("circuit half-open (probing)")
     return ", ".join(parts)
 

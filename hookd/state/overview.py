@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from hookd.outcomes import Circuit
 from hookd.state.db import Database, Transaction, parse_utc
 
 #: Hook health breaker states that mean "in trouble" (`hookd_hook_health.breaker`).
-_TRIPPED = ("open", "half_open")
+_TRIPPED = (Circuit.OPEN.value, Circuit.HALF_OPEN.value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from hookd.outcomes import Circuit
 from hookd.state.db import Database, parse_utc
 
 _DELIVERY_COLUMNS = (
@@ -24,7 +25,7 @@ _DELIVERY_COLUMNS = (
 class Health:
     """A hook's row of `hookd_hook_health` (no row: healthy)."""
 
-    breaker: str = "closed"
+    breaker: str = Circuit.CLOSED.value
     opened_at: datetime | None = None
     disabled_reason: str | None = None
     disabled_at: datetime | None = None
