@@ -49,13 +49,14 @@ class ScriptedTransport:
     answer_for: Callable[[Hook, Delivery, int], Answer] | None = None
     hold: Callable[[Hook, Delivery], bool] | None = None  # these attempts wait for `released` once arrived
     released: threading.Event = field(default_factory=threading.Event)
+    closed_on: str | None = None  # the thread that closed it (the engine closes its transport on its loop)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def sweep(self) -> None:
         return None
 
     def close(self) -> None:
-        return None
+        self.closed_on = threading.current_thread().name
 
     async def attempt(self, hook: Hook, delivery: Delivery, number: int) -> Attempt:
         if self.gate is not None:

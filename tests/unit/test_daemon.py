@@ -56,6 +56,20 @@ def test_an_event_reaches_its_accounts_subscribed_hooks_and_is_acked(
     assert made["2"].body == b'{"id": 7}'
 
 
+def test_stopping_the_daemon_closes_the_transport_on_the_loop_and_ends_the_loops_thread(
+    daemons: list[InProcessDaemon], make_hook: HookFactory
+) -> None:
+    """The stop path reaches the engine: its transport (keep-alive pool, resolver threads) is closed on
+    the event loop, and the loop's thread is gone when the daemon's run returns (issue 18, defect 6)."""
+    d = _start(daemons, [make_hook(id="1", events=("job",))])
+    d.publish("job.failed", "acme")
+    assert d.settled()
+    assert any(t.name == "delivery-engine" for t in threading.enumerate())
+    d.stop()
+    assert d.transport.closed_on == "delivery-engine"
+    assert not any(t.name == "delivery-engine" for t in threading.enumerate())
+
+
 def test_a_retryable_failure_comes_back_through_the_delay_queue(
     daemons: list[InProcessDaemon], make_hook: HookFactory
 ) -> None:
