@@ -152,3 +152,18 @@ def test_status_exits_3_when_the_broker_is_unreachable_and_2_on_bad_arguments(op
     assert report["status"] == "unreachable" and report["unreachable"][0].startswith("broker ")
     assert cli("status").code == 2
     assert cli("status", "--config", str(ops_config.path.parent / "missing.yaml")).code == 2
+
+
+def test_status_before_any_worker_declared_the_queues_is_degraded_not_unreachable(
+    ops_config: OpsConfig, cli: Cli
+) -> None:
+    """A broker that answers but holds none of hookd's queues (no worker ever started on the prefix):
+    exit 1, every queue shown missing and the events queue's absence a problem; the broker is not
+    called unreachable."""
+    ops_config.write([])
+    result = cli("status", "--config", str(ops_config.path), "--json")
+    report = json.loads(result.out)
+    assert result.code == 1, report
+    assert report["status"] == "degraded" and report["unreachable"] == []
+    assert {q["messages"] for q in report["queues"]} == {None}
+    assert f"{ops_config.names.events} does not exist: no worker ever started on this prefix" in report["problems"]
