@@ -214,7 +214,8 @@ def _read_state(settings: Settings, report: Report) -> None:
             if version < LATEST_VERSION:
                 report.notes.append(f"`hookd run` or `hookd db upgrade` brings it to version {LATEST_VERSION}")
         except StoreError as exc:
-            report.unreachable.append(f"state database {db.describe()}: {exc}")
+            detail = str(exc).removeprefix(f"{db.describe()}: ")  # the database's own errors name it first
+            report.unreachable.append(f"state database {db.describe()}: {detail}")
 
 
 def _broker_death_time(headers: Any) -> datetime | None:
