@@ -178,6 +178,8 @@ def _read_broker(conn: BrokerConnection, settings: Settings, report: Report) -> 
         if state is None and role == "retry" and name not in configured:
             continue  # a delay bucket hookd declares only when a Retry-After asks for it
         report.queues.append(Queue(name, role, *(state or (None, None))))
+    if next(q.messages for q in report.queues if q.role == "dead") is None:
+        return  # no dead-letter queue to read (no worker declared it yet): a get would close the channel
     cutoff = report.checked_at - _HOUR
     reasons: Counter[str] = Counter()
     while report.dead_scanned < DEAD_SCAN_LIMIT and (msg := conn.get(topology.dead)) is not None:
@@ -212,7 +214,8 @@ def _read_state(settings: Settings, report: Report) -> None:
             if version < LATEST_VERSION:
                 report.notes.append(f"`hookd run` or `hookd db upgrade` brings it to version {LATEST_VERSION}")
         except StoreError as exc:
-            report.unreachable.append(f"state database {db.describe()}: {exc}")
+            detail = str(exc).removeprefix(f"{db.describe()}: ")  # the database's own errors name it first
+            report.unreachable.append(f"state database {db.describe()}: {detail}")
 
 
 def _broker_death_time(headers: Any) -> datetime | None:

@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from support.helpers import Amqp, HookdProcess, Names, Receiver, free_port, hook_entry, wait_until
+
+from hookd.broker import topology_for
+from hookd.config import load_settings
+from hookd.publisher import EventPublisher
 
 from .conftest import Cli, OpsConfig
 
@@ -152,3 +157,47 @@ def test_status_exits_3_when_the_broker_is_unreachable_and_2_on_bad_arguments(op
     assert report["status"] == "unreachable" and report["unreachable"][0].startswith("broker ")
     assert cli("status").code == 2
     assert cli("status", "--config", str(ops_config.path.parent / "missing.yaml")).code == 2
+
+
+def test_status_exits_3_when_the_state_database_is_unreachable_and_names_it(ops_config: OpsConfig, cli: Cli) -> None:
+    """The broker answers (hookd's queues declared), PostgreSQL refuses connections: exit 3, one line
+    naming the state database once, `unreachable` in --json naming it and not the broker, whose
+    queues are still shown."""
+    ops_config.write([])
+    state_url = f"postgresql://hookd@127.0.0.1:{free_port()}/test"
+    doc = yaml.safe_load(ops_config.path.read_text(encoding="utf-8"))
+    doc["state"] = {"url": state_url}
+    ops_config.path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    settings = load_settings(ops_config.path)
+    with EventPublisher(list(settings.broker.urls), settings.broker.exchange, topology=topology_for(settings)):
+        pass  # declares hookd's queues, as a first `hookd run` would: the broker's part is all there
+
+    result = cli("status", "--config", str(ops_config.path), "--json")
+    assert result.code == 3, result.out + result.err
+    report = json.loads(result.out)
+    assert report["status"] == "unreachable"
+    (line,) = report["unreachable"]
+    assert line.startswith(f"state database {state_url}: ") and line.count(state_url) == 1
+    assert "connect" in line and "\n" not in line
+    queues = {q["name"]: q for q in report["queues"]}
+    assert queues[ops_config.names.events]["messages"] == 0 and queues[ops_config.names.dead]["messages"] == 0
+
+    screen = cli("status", "--config", str(ops_config.path))
+    assert screen.code == 3
+    assert screen.out.startswith("hookd status: UNREACHABLE")
+    assert [row for row in screen.out.splitlines() if "state database" in row] == [f"  ! {line}"]
+
+
+def test_status_before_any_worker_declared_the_queues_is_degraded_not_unreachable(
+    ops_config: OpsConfig, cli: Cli
+) -> None:
+    """A broker that answers but holds none of hookd's queues (no worker ever started on the prefix):
+    exit 1, every queue shown missing and the events queue's absence a problem; the broker is not
+    called unreachable."""
+    ops_config.write([])
+    result = cli("status", "--config", str(ops_config.path), "--json")
+    report = json.loads(result.out)
+    assert result.code == 1, report
+    assert report["status"] == "degraded" and report["unreachable"] == []
+    assert {q["messages"] for q in report["queues"]} == {None}
+    assert f"{ops_config.names.events} does not exist: no worker ever started on this prefix" in report["problems"]
