@@ -353,3 +353,44 @@ def test_the_waiting_gauge_counts_the_deliveries_waiting_and_returns_to_zero(
     assert _wait(_drained(d, state))
     assert _wait(lambda: gauge() == 0), f"hookd_ordered_waiting is {gauge()} with nothing waiting"
     assert len({made.delivery_id for made in transport.to("1")}) == 6
+
+
+def test_a_head_cut_off_after_its_successors_were_stored_still_goes_first(
+    daemons: list[InProcessDaemon], make_hook: HookFactory, state: Database
+) -> None:
+    """Job 1's `job.submitted` hangs at the receiver long enough for `job.started` and `job.completed`
+    to be stored (their messages acked); the worker then dies, its head's message going back to the
+    partition. The next worker delivers `job.submitted` first, then the stored two, in order."""
+
+    def submitted(_hook: Hook, delivery: Delivery) -> bool:
+        return delivery.event == "job.submitted"
+
+    hook = make_hook(id="1", events=("job",))
+    broker = StubBroker()
+    first = InProcessDaemon(
+        [hook],
+        ScriptedTransport(hold=submitted),
+        state=state,
+        partitions=2,
+        delivery=_delivery(),
+        broker=broker,
+        token="t",
+    )
+    daemons.append(first)
+    _publish_jobs(first, range(1, 2))
+    assert _wait(lambda: len(ordered.places(state)) >= 2), "the successors were not stored"
+    first.crash()
+    daemons.remove(first)
+    transport = ScriptedTransport()
+    second = InProcessDaemon(
+        [hook],
+        transport,
+        state=state,
+        partitions=2,
+        delivery=_delivery(),
+        broker=broker,
+        token="t",
+    )
+    daemons.append(second)
+    assert _wait(_drained(second, state))
+    assert _first_arrivals(transport, "1")[1] == list(LIFECYCLE)
