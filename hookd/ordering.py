@@ -227,6 +227,11 @@ class Chains(Generic[T]):
         chain = self._chains.get(key)
         return chain is not None and chain.head_id == delivery_id and chain.away
 
+    def head_of(self, key: ChainKey) -> Stored | None:
+        """The place of the chain's head (running, queued in its lane, away or being read back)."""
+        chain = self._chains.get(key)
+        return chain.head if chain is not None else None
+
     def running(self, key: ChainKey) -> bool:
         """The chain's head is being delivered here (or read back to be): not away, not absent."""
         chain = self._chains.get(key)

@@ -12,7 +12,10 @@ they ended, marked away when they left). A partition claimed starts from its cha
 
 Crash safety follows from the order of writes: a row is committed before the message it replaces is
 acked, and a stored head's row is marked away only once its retry was confirmed; a crash at any point
-leaves either the message or the row (or both: a delivery repeated with the same delivery id).
+leaves either the message or the row (or both: a delivery repeated with the same delivery id). When a
+chain's successors are stored while its head runs from a message, the head gets a row too, marked away
+(its message, still unacked, is its copy): after a crash the next owner waits for that message to come
+back through the partition instead of starting the first stored successor before it.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ class Sequencer:
         self._conn: Connection | None = None
         self._rows: set[str] = set()  # delivery ids with a row in the database (written or taken over)
         self._partitions: dict[ChainKey, int] = {}
+        self._heads: dict[ChainKey, Task] = {}  # each chain's head while it runs (or waits in its lane)
         self._claims: dict[int, tuple[float, Callable[[], None]]] = {}  # partition -> (since, consume it)
         self._next_tick = 0.0
 
@@ -103,6 +107,7 @@ class Sequencer:
         self._chains = Chains()
         self._rows.clear()
         self._partitions.clear()
+        self._heads.clear()
         self._claims.clear()
 
     # -- arrivals --------------------------------------------------------------------------------
@@ -112,7 +117,7 @@ class Sequencer:
         assert key is not None
         step = self._chains.arrive(key, task.delivery.delivery_id, task, self._clock())
         if step is Step.RUN:
-            self._start(task)
+            self._run(task)
         elif step is Step.STORE:
             seq = self._chains.seq_of(key, task.delivery.delivery_id)
             self._store([(task, waits.Row(key, seq, task.delivery))])
@@ -148,6 +153,7 @@ class Sequencer:
         if key is None:
             return
         delivery_id = task.delivery.delivery_id
+        self._head_left(key, delivery_id)
         if task.held.release is None and delivery_id in self._rows:  # an away head back from a message
             self._delete(delivery_id)
         self._ended_id(key, delivery_id)
@@ -158,6 +164,7 @@ class Sequencer:
         is marked away on the confirm (`Held.release`). What was held behind it is stored."""
         key = task.chain
         assert key is not None
+        self._head_left(key, task.delivery.delivery_id)
         head, held = self._chains.away(key, task.delivery.delivery_id)
         behind = [(waiting, waits.Row(key, place.seq, waiting.delivery)) for place, waiting in held]
         if head is None or task.held.release is not None:  # not the head, or read back: its row exists
@@ -184,14 +191,41 @@ class Sequencer:
             return
         assert self._room is not None
         tasks = [task for task, _row in pairs]
-        self._rows.update(row.delivery.delivery_id for _task, row in pairs)
+        rows = [*self._head_rows({row.key for _task, row in pairs}), *(row for _task, row in pairs)]
+        self._rows.update(row.delivery.delivery_id for row in rows)
 
         def written(_result: object) -> None:
             for task in tasks:
                 if task.held.conn is self._conn:
                     self._settle(task)
 
-        self._room.submit(partial(waits.store, rows=[row for _task, row in pairs]), written)
+        self._room.submit(partial(waits.store, rows=rows), written)
+
+    def _head_rows(self, keys: set[ChainKey]) -> list[waits.Row]:
+        """Rows for the heads of these chains that run from a message and have no row yet, marked away:
+        written with their successors, so a next owner after a crash waits for the head's message (back
+        in the partition, being unacked) rather than start the first stored successor before it.
+        Without it, a worker stopped or killed while a head ran or waited in its lane, its successors
+        stored, had them delivered before it by the next owner (tests/unit/test_ordered_daemon.py)."""
+        rows: list[waits.Row] = []
+        for key in keys:
+            head, place = self._heads.get(key), self._chains.head_of(key)
+            if head is None or place is None or head.held.release is not None:
+                continue  # no head running here, or one read back from its own row
+            if place.delivery_id == head.delivery.delivery_id and place.delivery_id not in self._rows:
+                rows.append(waits.Row(key, place.seq, head.delivery, away=True))
+        return rows
+
+    def _run(self, task: Task) -> None:
+        """Start a chain's head, remembered until it ends or goes away (see `_head_rows`)."""
+        assert task.chain is not None
+        self._heads[task.chain] = task
+        self._start(task)
+
+    def _head_left(self, key: ChainKey, delivery_id: str) -> None:
+        head = self._heads.get(key)
+        if head is not None and head.delivery.delivery_id == delivery_id:
+            del self._heads[key]
 
     def _load(self, key: ChainKey, place: Stored) -> None:
         """Read a stored delivery back, then start it (unless its chain moved on meanwhile)."""
@@ -207,14 +241,14 @@ class Sequencer:
                 return
             if not self._chains.loaded(key, place.delivery_id):
                 return
-            self._start(self._stored_task(conn, key, row))
+            self._run(self._stored_task(conn, key, row))
 
         self._room.submit(partial(waits.fetch, delivery_id=place.delivery_id), loaded)
 
     def _ended_id(self, key: ChainKey, delivery_id: str) -> None:
         following = self._chains.ended(key, delivery_id)
         if following is not None and following.held is not None:
-            self._start(following.held)
+            self._run(following.held)
         elif following is not None and following.stored is not None:
             self._load(key, following.stored)
 
@@ -283,6 +317,8 @@ class Sequencer:
         if any(self._chains.running(key) for key in keys):
             return False
         self._chains.forget(keys)
+        for key in keys:
+            self._heads.pop(key, None)
         return True
 
     def waiting(self) -> dict[str, int]:

@@ -459,6 +459,10 @@ class Amqp:
             raise
         return True
 
+    def declare(self, queue: str, arguments: Mapping[str, Any]) -> None:
+        """Declare a durable queue with these arguments, as another version or configuration might have."""
+        self._ch().queue_declare(queue, durable=True, arguments=dict(arguments))
+
     def delete(self, names: Names) -> None:
         """Delete a test's queues and its exchange (idempotent)."""
         ch = self._ch()

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from hookd.broker import Outgoing, Topology, topology_for
-from hookd.config import BrokerSettings, DeliverySettings, Settings, SubscriptionSettings
+from hookd.config import BrokerSettings, DeliverySettings, MetricsSettings, Settings, SubscriptionSettings
 from hookd.daemon.daemon import Daemon
 from hookd.daemon.notices import Notifier
 from hookd.messages import Delivery
@@ -98,6 +98,7 @@ class InProcessDaemon:
         partitions: int = 0,
         broker: StubBroker | None = None,
         token: str | None = None,
+        metrics: bool = False,
     ) -> None:
         token = token or uuid.uuid4().hex[:8]  # daemons given the same token and broker are one installation's
         self.settings = Settings(
@@ -106,6 +107,9 @@ class InProcessDaemon:
             ),
             subscriptions=SubscriptionSettings(poll_interval_s=0.05),
             delivery=delivery or DeliverySettings(inline_backoff_s=0, retry_delays_s=(0.2,)),
+            # with `metrics`, the daemon records them (read `daemon.metrics.registry`); its endpoint
+            # listens on a port of the system's choosing on loopback
+            metrics=MetricsSettings(listen="127.0.0.1:0" if metrics else ""),
         )
         self.topology: Topology = topology_for(self.settings)
         self.broker = broker or StubBroker()

@@ -1,12 +1,14 @@
-"""A receiver for the ordering tests: it answers after a random 0-40 ms, fails a share of attempts,
-and records when it *handled* each request, which is the order a receiver keeping the latest body it
-got would act in. `order_receiver` is the factory fixture (the ordering and cluster suites use it)."""
+"""A receiver for the ordering tests: it answers after a random 0-40 ms, fails a share of attempts
+(a 429 with `Retry-After` when asked), and records when it *handled* each request, which is the order
+a receiver keeping the latest body it got would act in. `order_receiver` is the factory fixture (the
+ordering and cluster suites use it)."""
 
 from __future__ import annotations
 
 import json
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +29,7 @@ class Handled:
     event: str
     delivery: str
     status: int
+    at: float  # time.monotonic() when it was handled, just before the answer went out
 
 
 @dataclass
@@ -37,6 +40,7 @@ class OrderReceiver:
     failure_rate: float = 0.0
     seed: int = 1
     answer: Callable[[str, object, int], int | None] | None = None  # (event, job, nth arrival) -> status
+    retry_after_s: int | None = None  # sent as `Retry-After` with every 429
     handled: list[Handled] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -54,6 +58,8 @@ class OrderReceiver:
                 delivery = self.headers.get("X-Hook-Delivery", "")
                 status = receiver.status(event, json.loads(body).get("id"), delivery)
                 self.send_response(status)
+                if status == 429 and receiver.retry_after_s is not None:
+                    self.send_header("Retry-After", str(receiver.retry_after_s))
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -77,7 +83,7 @@ class OrderReceiver:
         if status is None:
             status = 503 if roll < self.failure_rate else 200
         with self._lock:
-            self.handled.append(Handled(job, event, delivery, status))
+            self.handled.append(Handled(job, event, delivery, status, time.monotonic()))
         return status
 
     def url(self, path: str = "/hook") -> str:
@@ -109,6 +115,34 @@ class OrderReceiver:
         """Jobs whose events did not first reach the receiver in publish order (or not all of them)."""
         first = self.first_handled()
         return [job for job in jobs if first.get(job) != list(LIFECYCLE)]
+
+    def overtaken(self, jobs: range) -> list[object]:
+        """Jobs where an event first reached the receiver before the event published before it had been
+        answered 2xx: stricter than `out_of_order`, which a next event arriving between its head's
+        failed attempts would pass. (A head dead-lettered by hookd also releases the next event: only
+        for tests where nothing is dead-lettered.)"""
+        with self._lock:
+            handled = list(self.handled)
+        ended: dict[object, set[str]] = {}
+        seen: dict[object, set[str]] = {}
+        early: list[object] = []
+        for request in handled:
+            if request.job not in jobs or request.event not in LIFECYCLE:
+                continue
+            done, arrived = ended.setdefault(request.job, set()), seen.setdefault(request.job, set())
+            if request.event not in arrived:
+                arrived.add(request.event)
+                earlier = LIFECYCLE[: LIFECYCLE.index(request.event)]
+                if not done.issuperset(earlier) and request.job not in early:
+                    early.append(request.job)
+            if 200 <= request.status < 300:
+                done.add(request.event)
+        return early
+
+    def attempts(self, event: str, job: object) -> list[Handled]:
+        """Every request for `event` of `job`, in the order handled."""
+        with self._lock:
+            return [h for h in self.handled if (h.event, h.job) == (event, job)]
 
     def close(self) -> None:
         self._server.shutdown()

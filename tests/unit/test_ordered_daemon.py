@@ -1,6 +1,7 @@
 """Ordered delivery end to end on the in-memory broker: one entity's events reach a hook in the order
 they were published, through failures, durable retries, dead letters and a worker that dies, while
-unordered hooks and other entities are not held."""
+unordered hooks, other entities, pings and redeliveries are not held; an event without an entity is
+delivered unordered (logged once per process); the waiting gauge counts what waits."""
 
 from __future__ import annotations
 
@@ -11,14 +12,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 from support.inprocess import DELIVERED, Answer, InProcessDaemon, ScriptedTransport
 
 from hookd.config import DeliverySettings
 from hookd.messages import Delivery
+from hookd.metrics import Metrics
 from hookd.outcomes import Verdict
+from hookd.publisher import delivery_message, ping_message
 from hookd.state import ordered
 from hookd.state.db import Database
 from hookd.subscriptions.model import Hook
+from hookd.targeted import redelivery
 from hookd.testing.stub_broker import StubBroker
 
 HookFactory = Callable[..., Hook]
@@ -242,3 +247,150 @@ def test_past_the_bound_a_waiting_delivery_is_dead_lettered_not_lost(
     transport.released.set()
     assert _wait(_drained(d, state))
     assert [m.event for m in transport.to("1")] == ["job.submitted", "job.started", "job.completed"]
+
+
+def _fails_until(release: threading.Event, event: str) -> Callable[[Hook, Delivery, int], Answer]:
+    """Answers: 503 to `event` until `release` is set, 200 to everything else."""
+
+    def answer(_hook: Hook, delivery: Delivery, _number: int) -> Answer:
+        return (Verdict.RETRYABLE, 503) if delivery.event == event and not release.is_set() else DELIVERED
+
+    return answer
+
+
+def test_an_event_without_an_entity_is_logged_unordered_once_per_process(
+    daemons: list[InProcessDaemon], make_hook: HookFactory, state: Database
+) -> None:
+    """Three events without an entity (no `id`, no `ordering_key`) are all delivered, unordered, and
+    `event.unordered` is logged once for the process (naming the first), not once per event."""
+    transport = ScriptedTransport()
+    d = InProcessDaemon(
+        [make_hook(id="1", events=("job",))], transport, state=state, partitions=2, delivery=_delivery()
+    )
+    daemons.append(d)
+    with capture_logs() as logged:
+        first = d.publish("job.submitted", "acme", b'{"status": "queued"}')
+        d.publish("job.started", "acme", b'{"status": "running"}')
+        d.publish("job.completed", "acme", b'{"status": "done"}')
+        assert _wait(lambda: len(transport.to("1")) == 3), "the events without an entity were not delivered"
+        assert _wait(_drained(d, state))
+    unordered = [entry for entry in logged if entry["event"] == "event.unordered"]
+    assert [(entry["event_id"], entry["log_level"]) for entry in unordered] == [(first, "warning")]
+
+
+def test_a_ping_and_a_redelivery_are_not_held_behind_a_head_in_a_durable_retry(
+    daemons: list[InProcessDaemon], make_hook: HookFactory, state: Database
+) -> None:
+    """While job 1's `job.started` waits in a durable retry with `job.completed` behind it, a ping of
+    the hook and an admin's redelivery of job 1's `job.submitted` (same hook, same job) are delivered
+    at once; the chain then goes on in order once its head is delivered."""
+    release = threading.Event()
+    transport = ScriptedTransport(answer_for=_fails_until(release, "job.started"))
+    hook = make_hook(id="1", events=("job",))
+    d = InProcessDaemon([hook], transport, state=state, partitions=2, delivery=_delivery(retry_delays_s=(0.3,) * 100))
+    daemons.append(d)
+    body = json.dumps({"id": 1}).encode()
+    submitted = d.publish("job.submitted", "acme", body, event_id="evt-1-submitted")
+    d.publish("job.started", "acme", body, event_id="evt-1-started")
+    d.publish("job.completed", "acme", body, event_id="evt-1-completed")
+    # the head away in its retry (its row marked away), `job.completed` stored behind it
+    assert _wait(lambda: [place.away for place in ordered.places(state)] == [True, False])
+    [first] = [made for made in transport.to("1") if made.event == "job.submitted"]
+
+    row = {"hook_id": "1", "event": "job.submitted", "event_id": submitted, "account_id": "acme"}
+    again = redelivery({**row, "delivery_id": first.delivery_id, "body": first.body, "attempts": 1})
+    d.broker.publish(delivery_message(again, d.topology))
+    ping, ping_id = ping_message(hook, d.topology)
+    d.broker.publish(ping)
+
+    def both_delivered() -> bool:
+        ids = [made.delivery_id for made in transport.to("1")]
+        return ping_id in ids and ids.count(first.delivery_id) == 2
+
+    assert _wait(both_delivered, timeout_s=10), "the ping or the redelivery waited behind the chain"
+    assert "job.completed" not in {made.event for made in transport.to("1")}  # the chain still waits
+    assert [place.away for place in ordered.places(state)] == [True, False]
+    release.set()
+    assert _wait(_drained(d, state))
+    assert _first_arrivals(transport, "1")[1] == list(LIFECYCLE)
+
+
+def test_the_waiting_gauge_counts_the_deliveries_waiting_and_returns_to_zero(
+    daemons: list[InProcessDaemon], make_hook: HookFactory, state: Database
+) -> None:
+    """With job 1's head failing into durable retries and three more of its events behind it, and job
+    2's head failing with one behind it, `hookd_ordered_waiting{hook_id}` shows 4 (the rows waiting in
+    the state database, heads not counted); once the heads are delivered, it returns to 0."""
+    release = threading.Event()
+    transport = ScriptedTransport(answer_for=_fails_until(release, "job.submitted"))
+    d = InProcessDaemon(
+        [make_hook(id="1", events=("job",))],
+        transport,
+        state=state,
+        partitions=2,
+        delivery=_delivery(retry_delays_s=(0.3,) * 100),
+        metrics=True,
+    )
+    daemons.append(d)
+    assert isinstance(d.daemon.metrics, Metrics)
+    registry = d.daemon.metrics.registry
+
+    def gauge() -> float | None:
+        return registry.get_sample_value("hookd_ordered_waiting", {"hook_id": "1"})
+
+    for event in ("job.submitted", "job.started", "job.completed", "job.failed"):
+        d.publish(event, "acme", b'{"id": 1}')
+    for event in ("job.submitted", "job.started"):
+        d.publish(event, "acme", b'{"id": 2}')
+
+    def stored() -> int:
+        return sum(not place.away for place in ordered.places(state))
+
+    assert _wait(lambda: stored() == 4), "the four successors are not stored"
+    assert _wait(lambda: gauge() == 4), f"hookd_ordered_waiting is {gauge()}, 4 deliveries wait"
+    assert stored() == 4 and {made.event for made in transport.made} == {"job.submitted"}
+    release.set()
+    assert _wait(_drained(d, state))
+    assert _wait(lambda: gauge() == 0), f"hookd_ordered_waiting is {gauge()} with nothing waiting"
+    assert len({made.delivery_id for made in transport.to("1")}) == 6
+
+
+def test_a_head_cut_off_after_its_successors_were_stored_still_goes_first(
+    daemons: list[InProcessDaemon], make_hook: HookFactory, state: Database
+) -> None:
+    """Job 1's `job.submitted` hangs at the receiver long enough for `job.started` and `job.completed`
+    to be stored (their messages acked); the worker then dies, its head's message going back to the
+    partition. The next worker delivers `job.submitted` first, then the stored two, in order."""
+
+    def submitted(_hook: Hook, delivery: Delivery) -> bool:
+        return delivery.event == "job.submitted"
+
+    hook = make_hook(id="1", events=("job",))
+    broker = StubBroker()
+    first = InProcessDaemon(
+        [hook],
+        ScriptedTransport(hold=submitted),
+        state=state,
+        partitions=2,
+        delivery=_delivery(),
+        broker=broker,
+        token="t",
+    )
+    daemons.append(first)
+    _publish_jobs(first, range(1, 2))
+    assert _wait(lambda: len(ordered.places(state)) >= 2), "the successors were not stored"
+    first.crash()
+    daemons.remove(first)
+    transport = ScriptedTransport()
+    second = InProcessDaemon(
+        [hook],
+        transport,
+        state=state,
+        partitions=2,
+        delivery=_delivery(),
+        broker=broker,
+        token="t",
+    )
+    daemons.append(second)
+    assert _wait(_drained(second, state))
+    assert _first_arrivals(transport, "1")[1] == list(LIFECYCLE)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from support.factory import HookdFactory
-from support.helpers import Amqp, Names, Receiver, hook_entry, settle, wait_until
+from support.helpers import Amqp, HookdProcess, Names, Receiver, hook_entry, settle, wait_until
 
 
 def test_declares_quorum_queues_by_default(hookd: HookdFactory, amqp: Amqp, prefix: Names) -> None:
@@ -14,6 +16,23 @@ def test_declares_quorum_queues_by_default(hookd: HookdFactory, amqp: Amqp, pref
         assert amqp.has_queue_type(queue, "quorum"), queue
     assert amqp.exists(prefix.retry(1))
     assert amqp.exists(prefix.retry(2))
+
+
+def test_an_events_queue_declared_with_other_arguments_stops_hookd_with_exit_2(
+    hookd: HookdFactory, amqp: Amqp, prefix: Names
+) -> None:
+    """`<prefix>.events` left by a hookd without ordering (no single active consumer): `hookd run`
+    with ordering configured exits with code 2 (`TopologyMismatch`) and one line naming the queue, the
+    argument and where the docs say how to move over, instead of reconnecting forever."""
+    before = dataclasses.replace(prefix.topology, queue_type="quorum", partitions=0)
+    amqp.declare(prefix.events, before.arguments(prefix.events))
+    hookd.write_config([])
+    process = HookdProcess(hookd.config_path, hookd.workdir)
+    hookd.processes.append(process)
+    assert process.wait_exit(timeout_s=30) == 2, process.tail()
+    [line] = [line for line in process.stderr_path.read_text().splitlines() if prefix.events in line]
+    assert "x-single-active-consumer" in line and "Upgrading: queues declared differently" in line, line
+    assert not process.find("broker.connected")
 
 
 def test_classic_queue_type(hookd: HookdFactory, amqp: Amqp, prefix: Names) -> None:
