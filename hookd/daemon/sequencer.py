@@ -147,15 +147,23 @@ class Sequencer:
             self._store([(task, waits.Row(key, place.seq, task.delivery)) for key, place, task in spilled])
 
     # -- what settlement reports -----------------------------------------------------------------
-    def ended(self, task: Task) -> None:
-        """The task's delivery ended (delivered, or dead-lettered): the next one of its chain starts."""
+    def ended(self, task: Task, settle: Callable[[], None]) -> None:
+        """The task's delivery ended (delivered, or dead-lettered): the next one of its chain starts, and
+        `settle` (its share of its message) runs. A head with a row that came from a message settles
+        only once the row is deleted: a crash between the two then leaves the message (the head is
+        delivered again, same delivery id), never a row marked away whose message is gone, which the
+        next owner would wait for while the job's next events wait behind it for good."""
         key = task.chain
         if key is None:
+            settle()
             return
         delivery_id = task.delivery.delivery_id
         self._head_left(key, delivery_id)
         if task.held.release is None and delivery_id in self._rows:  # an away head back from a message
-            self._delete(delivery_id)
+            conn = task.held.conn
+            self._delete(delivery_id, then=lambda: settle() if conn is self._conn else None)
+        else:
+            settle()
         self._ended_id(key, delivery_id)
 
     def away(self, task: Task, publish: Callable[[], None]) -> None:
@@ -269,10 +277,11 @@ class Sequencer:
         else:
             self._delete(delivery.delivery_id)
 
-    def _delete(self, delivery_id: str) -> None:
+    def _delete(self, delivery_id: str, *, then: Callable[[], None] | None = None) -> None:
         assert self._room is not None
         self._rows.discard(delivery_id)
-        self._room.submit(partial(waits.delete, delivery_ids=[delivery_id]), _nothing)
+        done = _nothing if then is None else (lambda _result: then())
+        self._room.submit(partial(waits.delete, delivery_ids=[delivery_id]), done)
 
     # -- partitions ------------------------------------------------------------------------------
     def claim(self, index: int, then: Callable[[], None]) -> None:

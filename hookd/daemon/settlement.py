@@ -9,6 +9,7 @@ the logs, the metrics and the history.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -94,8 +95,7 @@ class Settler:
             self._retry(task, last)
         elif last.verdict is Verdict.DELIVERED:
             self._metrics.delivered(task.delivery.event)
-            self._ended(task)
-            self.done_with(task)
+            self._ended(task, partial(self.done_with, task))
         else:
             self.dead_letter(task, last, dead_letter_reason(last.verdict))
 
@@ -136,10 +136,13 @@ class Settler:
             held.conn.ack(held.tag)
             self._held[held.queue] -= 1
 
-    def _ended(self, task: Task) -> None:
-        """An ordered delivery ended (delivered or dead-lettered): the next one of its chain may start."""
+    def _ended(self, task: Task, settle: Callable[[], None]) -> None:
+        """The delivery ended (delivered or dead-lettered): `settle` its share of the message; an ordered
+        one's chain goes on, and it settles once its chain's row, if it had one, is gone."""
         if task.chain is not None and self.sequencer is not None:
-            self.sequencer.ended(task)
+            self.sequencer.ended(task, settle)
+        else:
+            settle()
 
     def _publish_delayed(self, task: Task, delivery: Delivery, delay: float, expiration_ms: int | None) -> None:
         """Hand the delivery to a delay queue; its share of the message is settled on the broker's
@@ -206,8 +209,7 @@ class Settler:
             replace(delivery, attempts=attempts), reason=reason, last_status=status, error=last.error if last else None
         )
         message = Outgoing(self.topology.dead, delivery.body, headers, delivery.event_id)
-        self._ended(task)
-        task.held.conn.publish_pipelined(message, partial(self.done_with, task))
+        self._ended(task, partial(task.held.conn.publish_pipelined, message, partial(self.done_with, task)))
         self._metrics.dead_lettered(delivery.event, reason)
         self._record.settlement(delivery, DeliveryState.FAILED, attempts, status)
         log.error(

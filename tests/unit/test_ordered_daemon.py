@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -394,3 +395,41 @@ def test_a_head_cut_off_after_its_successors_were_stored_still_goes_first(
     daemons.append(second)
     assert _wait(_drained(second, state))
     assert _first_arrivals(transport, "1")[1] == list(LIFECYCLE)
+
+
+def test_a_head_back_from_a_retry_is_acked_only_once_its_row_is_deleted(
+    daemons: list[InProcessDaemon], make_hook: HookFactory, state: Database, tmp_path: Path
+) -> None:
+    """`job.submitted` comes back from its durable retry as a message and has a row (away). Delivered,
+    its message stays unacked until the row is deleted: with the database locked, the delete waits,
+    and so does the ack. (Acked first, a crash before the delete left a row marked away whose message
+    was gone: the next owner waited for it, and the job's next events behind it, for good.)"""
+    release = threading.Event()
+
+    def first_fails_until_released(_hook: Hook, _number: int) -> Answer:
+        return DELIVERED if release.is_set() else (Verdict.RETRYABLE, 503)
+
+    transport = ScriptedTransport(first_fails_until_released)
+    d = InProcessDaemon(
+        [make_hook(id="1", events=("job",))],
+        transport,
+        state=state,
+        partitions=2,
+        delivery=_delivery(retry_delays_s=(0.3,) * 40),
+    )
+    daemons.append(d)
+    _publish_jobs(d, range(1))
+    assert _wait(lambda: len(ordered.places(state)) == 3), "the head and two successors are not stored"
+    locker = sqlite3.connect(tmp_path / "state.sqlite3", isolation_level=None)
+    try:
+        with capture_logs() as logged:
+            locker.execute("BEGIN EXCLUSIVE")
+            release.set()
+            assert _wait(lambda: any(m.event == "job.submitted" for m in transport.to("1")[1:])), "no retry came"
+            assert _wait(lambda: any(e["event"] == "ordering.store_unavailable" for e in logged)), "no delete tried"
+            assert d.broker.held() == 1, "the head's message was acked before its row was deleted"
+    finally:
+        locker.rollback()
+        locker.close()
+    assert _wait(_drained(d, state))
+    assert _first_arrivals(transport, "1")[0] == list(LIFECYCLE)
