@@ -9,7 +9,6 @@ import itertools
 import signal
 from collections.abc import Callable
 
-import pytest
 from support.factory import HookdFactory
 from support.helpers import Amqp, hook_entry
 from support.order_receiver import LIFECYCLE, OrderReceiver
@@ -51,11 +50,6 @@ def test_a_retry_after_on_a_jobs_first_event_holds_its_next_events_until_it_is_d
     assert amqp.message_count(hookd.names.dead) == 0
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 19, open: about one run in three, a job published before the SIGTERM reaches the"
-    " receiver out of order after the restart (e.g. completed, submitted, started) by a path not found yet",
-)
 def test_a_worker_stopped_mid_stream_and_started_again_keeps_every_job_in_order(
     hookd: HookdFactory, amqp: Amqp, order_receiver: ReceiverFactory
 ) -> None:
