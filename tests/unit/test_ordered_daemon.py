@@ -103,6 +103,31 @@ def _wait(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
     return condition()
 
 
+def _a_head_in_a_durable_retry(
+    daemons: list[InProcessDaemon], make_hook: HookFactory, state: Database
+) -> tuple[InProcessDaemon, ScriptedTransport, threading.Event]:
+    """Job 0 published to an ordered hook whose attempts fail until the event returned is set: its
+    `job.submitted` goes round the durable retry path (every 0.3 s) with a row marked away, and
+    `job.started` and `job.completed` wait in the state database behind it."""
+    release = threading.Event()
+
+    def first_fails_until_released(_hook: Hook, _number: int) -> Answer:
+        return DELIVERED if release.is_set() else (Verdict.RETRYABLE, 503)
+
+    transport = ScriptedTransport(first_fails_until_released)
+    d = InProcessDaemon(
+        [make_hook(id="1", events=("job",))],
+        transport,
+        state=state,
+        partitions=2,
+        delivery=_delivery(retry_delays_s=(0.3,) * 40),
+    )
+    daemons.append(d)
+    _publish_jobs(d, range(1))
+    assert _wait(lambda: len(ordered.places(state)) == 3), "the head and two successors are not stored"
+    return d, transport, release
+
+
 def test_a_jobs_events_reach_an_ordered_hook_in_publish_order(
     daemons: list[InProcessDaemon], make_hook: HookFactory, state: Database
 ) -> None:
@@ -135,22 +160,7 @@ def test_a_head_in_a_durable_retry_holds_its_successors_in_the_database(
 ) -> None:
     """While `job.submitted` waits in a retry queue, `job.started` and `job.completed` wait in the state
     database (not in the prefetch window), and follow it once it is delivered."""
-    release = threading.Event()
-
-    def first_fails_until_released(_hook: Hook, number: int) -> Answer:
-        return DELIVERED if release.is_set() else (Verdict.RETRYABLE, 503)
-
-    transport = ScriptedTransport(first_fails_until_released)
-    d = InProcessDaemon(
-        [make_hook(id="1", events=("job",))],
-        transport,
-        state=state,
-        partitions=2,
-        delivery=_delivery(retry_delays_s=(0.3,) * 20),
-    )
-    daemons.append(d)
-    _publish_jobs(d, range(1))
-    assert _wait(lambda: len(ordered.places(state)) == 3), "the head and two successors are not stored"
+    d, transport, release = _a_head_in_a_durable_retry(daemons, make_hook, state)
     assert not d.broker.held()  # nothing held unacked while the head waits
     assert {m.event for m in transport.made} == {"job.submitted"}
     release.set()
@@ -404,22 +414,7 @@ def test_a_head_back_from_a_retry_is_acked_only_once_its_row_is_deleted(
     its message stays unacked until the row is deleted: with the database locked, the delete waits,
     and so does the ack. (Acked first, a crash before the delete left a row marked away whose message
     was gone: the next owner waited for it, and the job's next events behind it, for good.)"""
-    release = threading.Event()
-
-    def first_fails_until_released(_hook: Hook, _number: int) -> Answer:
-        return DELIVERED if release.is_set() else (Verdict.RETRYABLE, 503)
-
-    transport = ScriptedTransport(first_fails_until_released)
-    d = InProcessDaemon(
-        [make_hook(id="1", events=("job",))],
-        transport,
-        state=state,
-        partitions=2,
-        delivery=_delivery(retry_delays_s=(0.3,) * 40),
-    )
-    daemons.append(d)
-    _publish_jobs(d, range(1))
-    assert _wait(lambda: len(ordered.places(state)) == 3), "the head and two successors are not stored"
+    d, transport, release = _a_head_in_a_durable_retry(daemons, make_hook, state)
     locker = sqlite3.connect(tmp_path / "state.sqlite3", isolation_level=None)
     try:
         with capture_logs() as logged:
