@@ -32,7 +32,9 @@ from hookd.errors import BrokerError
 from hookd.messages import delivery_id
 from hookd.publisher import EventPublisher
 
-pytestmark = pytest.mark.cluster
+# A node's stop and its quorum queues' leader elections take minutes on a busy 2-core machine; the
+# waits inside say what they wait for, each with its own deadline, within this one.
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 
 ACCOUNT = "acme"
 #: Ordered delivery's partitions (quorum queues on every node): two per worker when three share them.

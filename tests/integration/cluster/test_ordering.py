@@ -13,7 +13,9 @@ from support.cluster_workers import ClusterWorkers
 from support.helpers import wait_until
 from support.order_receiver import LIFECYCLE, OrderReceiver, order_receiver
 
-pytestmark = pytest.mark.cluster
+# A node's stop and its quorum queues' leader elections take minutes on a busy 2-core machine; the
+# waits inside say what they wait for, each with its own deadline, within this one.
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 __all__ = ["order_receiver"]  # the fixture, used below
 
 ACCOUNT = "acme"

@@ -8,11 +8,16 @@ import json
 import signal
 from collections.abc import Callable
 
+import pytest
 from support.factory import HookdFactory
 from support.helpers import Amqp, HookdProcess, hook_entry, wait_until
 from support.order_receiver import LIFECYCLE, OrderReceiver
 
 ReceiverFactory = Callable[..., OrderReceiver]
+
+# The waits inside (each with its deadline, up to 270 s in all for three workers and a kill) outlast
+# the suite's 120 s hang guard on a busy 2-core machine.
+pytestmark = pytest.mark.timeout(600)
 
 
 def _publish_jobs(amqp: Amqp, hookd: HookdFactory, jobs: range) -> None:
